@@ -1,0 +1,76 @@
+# Konak: one way in.  make setup  ->  make test  ->  make run
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# Models for development and tests live in the work tree (a device uses /var/lib/konak/models).
+export KONAK_MODELS_DIR ?= $(CURDIR)/.models
+# The openWakeWord models are CC BY-NC-SA 4.0 (non-commercial). Running `make setup` for
+# development accepts that licence explicitly here; a product install decides for itself.
+ACCEPT_LICENSES ?= CC-BY-NC-SA-4.0
+MODEL_SET ?= default
+
+APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-config \
+	python3-venv python3-dev build-essential espeak-ng sox
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help setup apt venv npm models test test-fast lint format run bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: apt venv npm models  ## install everything: apt packages, .venv, npm packages, models
+
+apt:  ## Debian packages (only the missing ones; needs root or sudo)
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "apt: installing$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "apt: all packages present"; fi
+
+venv: $(VENV)/.installed  ## the virtualenv with Konak installed editable (device, hub, dev extras)
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q -e '.[device,hub,audio,systemd,dev]'
+	@touch $@
+
+npm: node_modules/.installed  ## npm packages the integration tests use (real MCP servers)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+models: venv  ## fetch and verify the default model set into $(KONAK_MODELS_DIR)
+	$(BIN)/konak models pull $(MODEL_SET) $(foreach l,$(ACCEPT_LICENSES),--accept-license $(l))
+
+test: venv  ## the whole test suite (real broker, real models)
+	$(BIN)/pytest
+
+test-fast: venv  ## unit tests only
+	$(BIN)/pytest -m 'not integration'
+
+lint: venv  ## ruff and mypy
+	$(BIN)/ruff check konak tests
+	$(BIN)/ruff format --check konak tests
+	$(BIN)/mypy
+
+format: venv  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix konak tests
+	$(BIN)/ruff format konak tests
+
+run: venv  ## the local demo: a broker, the hub side and a device side, a reply as a WAV
+	$(BIN)/konak demo --out out/reply.wav
+
+bench: venv  ## per-model benchmarks of the default set (table + JSON)
+	$(BIN)/konak models bench $(MODEL_SET)
+
+clean:  ## remove the virtualenv, npm packages and caches (keeps downloaded models)
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info out

@@ -1,0 +1,1 @@
+"""Development and test tooling that ships with Konak: a local Mosquitto, the demo."""

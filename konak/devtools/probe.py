@@ -1,0 +1,133 @@
+"""A small blocking MQTT client that records what it receives, for tests and the demo."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Final, Self
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from konak.devtools.mosquitto import Credentials
+from konak.errors import KonakError
+
+CONNECT_TIMEOUT_SECONDS: Final = 5.0
+
+
+class ProbeError(KonakError):
+    """The probe could not connect, subscribe or publish."""
+
+    code = "probe_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message as the probe received it."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class MqttProbe:
+    """Connects with MQTT 5, subscribes on request and queues every message received."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        credentials: Credentials | None,
+        client_id: str = "",
+        *,
+        clean_start: bool = True,
+        session_expiry_seconds: int = 0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.messages: queue.Queue[Received] = queue.Queue()
+        self._connected = threading.Event()
+        self._connect_result: ReasonCode | None = None
+        self._clean_start = clean_start
+        self._session_expiry_seconds = session_expiry_seconds
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        if credentials is not None:
+            self.client.username_pw_set(credentials.username, credentials.password)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: object
+    ) -> None:
+        self._connect_result = rc
+        self._connected.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.messages.put(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain)))
+
+    def connect(self) -> Self:
+        """Connect and wait for the broker's answer; raises ProbeError when refused."""
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._session_expiry_seconds
+        self.client.connect(
+            self.host, self.port, clean_start=self._clean_start, properties=props, keepalive=30
+        )
+        self.client.loop_start()
+        if not self._connected.wait(CONNECT_TIMEOUT_SECONDS):
+            self.close()
+            raise ProbeError("no CONNACK from the broker")
+        if self._connect_result is None or self._connect_result.is_failure:
+            reason = str(self._connect_result)
+            self.close()
+            raise ProbeError(f"broker refused the connection: {reason}", code="refused")
+        return self
+
+    def subscribe(self, topic: str, qos: int = 1) -> list[ReasonCode]:
+        """Subscribe and wait for the SUBACK; returns the granted reason codes."""
+        done = threading.Event()
+        granted: list[ReasonCode] = []
+
+        def on_subscribe(
+            client: mqtt.Client, userdata: object, mid: int, codes: list[ReasonCode], p: object
+        ) -> None:
+            if mid == sub_mid:
+                granted.extend(codes)
+                done.set()
+
+        self.client.on_subscribe = on_subscribe
+        _, sub_mid = self.client.subscribe(topic, qos)
+        if not done.wait(CONNECT_TIMEOUT_SECONDS):
+            raise ProbeError(f"no SUBACK for {topic}")
+        return granted
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Publish and, for QoS > 0, wait until the broker acknowledged it."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(CONNECT_TIMEOUT_SECONDS)
+        if not info.is_published():
+            raise ProbeError(f"publish to {topic} was not acknowledged")
+
+    def next(self, timeout: float = 5.0) -> Received:
+        """The next message received, waiting at most ``timeout`` seconds."""
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise ProbeError(f"no message within {timeout}s", code="timeout") from None
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __enter__(self) -> Self:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

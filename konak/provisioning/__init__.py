@@ -1,0 +1,1 @@
+"""Device enrolment: claim tokens, per-device broker credentials and ACLs, revocation."""
