@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 TENANT: Final = "demo"
 DEVICE: Final = "kitchen-pi"
-VOICE_MODEL: Final = "piper-en_US-joe-medium"
+VOICE_MODEL: Final = "piper-en-us-joe-medium"
 ANSWERS: Final = {
     "HassTurnOn": "Turned on the {name}.",
     "HassTurnOff": "Turned off the {name}.",
@@ -110,9 +110,15 @@ def run(args: argparse.Namespace) -> int:
 
 def speak(text: str, out: Path) -> float:
     """Synthesise ``text`` with the installed piper voice into ``out``; returns seconds."""
+    import os
+
+    from konak.edge_models.settings import ModelSettings
     from konak.edge_models.store import ModelStore
 
-    voice_dir = ModelStore.default().path(VOICE_MODEL)
+    settings = ModelSettings.resolve(
+        models_dir=None, accept_licenses=(), environ=os.environ, config={}
+    )
+    voice_dir = ModelStore(settings.models_dir).path(VOICE_MODEL)
     onnx = next(voice_dir.glob("*.onnx"), None) if voice_dir.is_dir() else voice_dir
     if onnx is None:
         raise KonakError(f"no .onnx file in {voice_dir}", code="model_missing")

@@ -59,6 +59,9 @@ class MqttProbe:
             self.client.username_pw_set(credentials.username, credentials.password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._subacks: dict[int, list[ReasonCode]] = {}
+        self._subacks_changed = threading.Condition()
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: ReasonCode, props: object
@@ -89,23 +92,24 @@ class MqttProbe:
             raise ProbeError(f"broker refused the connection: {reason}", code="refused")
         return self
 
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, codes: list[ReasonCode], p: object
+    ) -> None:
+        with self._subacks_changed:
+            self._subacks[mid] = codes
+            self._subacks_changed.notify_all()
+
     def subscribe(self, topic: str, qos: int = 1) -> list[ReasonCode]:
         """Subscribe and wait for the SUBACK; returns the granted reason codes."""
-        done = threading.Event()
-        granted: list[ReasonCode] = []
-
-        def on_subscribe(
-            client: mqtt.Client, userdata: object, mid: int, codes: list[ReasonCode], p: object
-        ) -> None:
-            if mid == sub_mid:
-                granted.extend(codes)
-                done.set()
-
-        self.client.on_subscribe = on_subscribe
-        _, sub_mid = self.client.subscribe(topic, qos)
-        if not done.wait(CONNECT_TIMEOUT_SECONDS):
-            raise ProbeError(f"no SUBACK for {topic}")
-        return granted
+        # The SUBACK may arrive before subscribe() returns its mid: callbacks record every
+        # SUBACK by mid and we wait for ours.
+        _, mid = self.client.subscribe(topic, qos)
+        with self._subacks_changed:
+            if not self._subacks_changed.wait_for(
+                lambda: mid in self._subacks, CONNECT_TIMEOUT_SECONDS
+            ):
+                raise ProbeError(f"no SUBACK for {topic}")
+            return self._subacks.pop(mid)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Publish and, for QoS > 0, wait until the broker acknowledged it."""
