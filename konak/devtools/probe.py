@@ -103,7 +103,9 @@ class MqttProbe:
         """Subscribe and wait for the SUBACK; returns the granted reason codes."""
         # The SUBACK may arrive before subscribe() returns its mid: callbacks record every
         # SUBACK by mid and we wait for ours.
-        _, mid = self.client.subscribe(topic, qos)
+        result, mid = self.client.subscribe(topic, qos)
+        if mid is None:
+            raise ProbeError(f"subscribe to {topic} failed: {mqtt.error_string(result)}")
         with self._subacks_changed:
             if not self._subacks_changed.wait_for(
                 lambda: mid in self._subacks, CONNECT_TIMEOUT_SECONDS
