@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from konak.devtools.mosquitto import Credentials, Mosquitto
 from konak.devtools.probe import MqttProbe
+
+# The models `make setup` fetched into the work tree (the Makefile exports the same path).
+os.environ.setdefault("KONAK_MODELS_DIR", str(Path(__file__).resolve().parents[1] / ".models"))
 
 # Shared, noisy machines: no per-example deadline; timing belongs in `make bench`.
 settings.register_profile(
