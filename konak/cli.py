@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "daemon": ("konak.daemon.cli", "the device daemon: run, transcribe, say, enroll"),
     "hub": ("konak.hub.cli", "the hub: run"),
-    "models": ("konak.edge_models.cli", "models: pull, list, verify, remove, path, bench"),
+    "models": ("konak.edge_models.cli", "models: pull, list, verify, path, quantize, bench"),
     "protocol": ("konak.protocol.cli", "the wire contract: JSON Schemas, decode a payload"),
     "broker": ("konak.devtools.cli", "run a local Mosquitto for development"),
     "demo": ("konak.devtools.demo", "run the local demo of a whole voice turn"),
