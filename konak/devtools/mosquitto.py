@@ -8,7 +8,10 @@ load) and a packet size limit. :meth:`Mosquitto.stop` leaves nothing behind.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import glob
+import json
 import logging
 import os
 import pwd
@@ -19,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +63,16 @@ class Credentials:
     password: str = field(repr=False)
 
 
+_live: weakref.WeakSet[Mosquitto] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """A broker is a child of this process: never leave one running after it exits."""
+    for broker in list(_live):
+        broker.stop()
+
+
 def free_port() -> int:
     """An ephemeral loopback port that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -87,6 +101,7 @@ class Mosquitto:
         *,
         persistence: bool = False,
         host: str = "127.0.0.1",
+        dynsec: bool = False,
     ) -> None:
         self.admin = Credentials("konak-admin", secrets.token_urlsafe(16))
         self._users: dict[str, str] = {self.admin.username: self.admin.password}
@@ -94,6 +109,9 @@ class Mosquitto:
         self._acl: dict[str, list[AclRule]] = {u: list(r) for u, r in (acl or {}).items()}
         self.persistence = persistence
         self.host = host
+        # With the dynamic security plugin, only the admin is configured here; every other
+        # identity is managed at run time over $CONTROL (konak.provisioning.dynsec).
+        self.dynsec = dynsec
         self.port = 0
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -111,6 +129,7 @@ class Mosquitto:
                 self.port = free_port()
             self._write_files()
             if self._launch():
+                _live.add(self)
                 logger.info("mosquitto listening on %s:%d", self.host, self.port)
                 return self
         raise BrokerError(f"mosquitto did not start; its log says: {self.log_tail()}")
@@ -118,6 +137,7 @@ class Mosquitto:
     def stop(self) -> None:
         """Stop the broker and remove its directory."""
         self._terminate()
+        _live.discard(self)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -150,6 +170,7 @@ class Mosquitto:
         self, username: str, password: str | None = None, acl: Iterable[AclRule] | None = None
     ) -> Credentials:
         """Add (or replace) a user and reload the broker if it is running."""
+        self._refuse_with_dynsec()
         creds = Credentials(username, password or secrets.token_urlsafe(16))
         self._users[username] = creds.password
         if acl is not None:
@@ -159,9 +180,14 @@ class Mosquitto:
 
     def remove_user(self, username: str) -> None:
         """Remove a user; the reloaded broker refuses its new connections."""
+        self._refuse_with_dynsec()
         self._users.pop(username, None)
         self._acl.pop(username, None)
         self._apply()
+
+    def _refuse_with_dynsec(self) -> None:
+        if self.dynsec:
+            raise BrokerError("with dynsec=True, manage users through konak.provisioning.dynsec")
 
     def credentials(self, username: str) -> Credentials:
         """The credentials of a configured user."""
@@ -199,6 +225,9 @@ class Mosquitto:
     def _write_files(self) -> None:
         assert self._dir is not None
         d = self._dir
+        if self.dynsec:
+            self._write_dynsec_files(d)
+            return
         passwd = d / "passwd"
         passwd.write_text("".join(f"{u}:{p}\n" for u, p in self._users.items()))
         passwd.chmod(0o600)
@@ -217,12 +246,40 @@ class Mosquitto:
             acl_lines.extend(f"topic {r.access} {r.topic}" for r in rules or [])
             acl_lines.append("")
         (d / "acl").write_text("\n".join(acl_lines))
+        self._write_conf(d, [f"password_file {passwd}", f"acl_file {d / 'acl'}"])
+
+    def _write_dynsec_files(self, d: Path) -> None:
+        state = d / "dynamic-security.json"
+        if not state.exists():
+            subprocess.run(  # noqa: S603 - fixed argv, no shell
+                [
+                    shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl",
+                    "dynsec",
+                    "init",
+                    str(state),
+                    self.admin.username,
+                    self.admin.password,
+                ],
+                check=True,
+                capture_output=True,
+            )
+            # A development broker: let the admin (the hub, tests) publish anywhere too.
+            data = json.loads(state.read_text())
+            for role in data["roles"]:
+                if role["rolename"] == "admin":
+                    role["acls"].append(
+                        {"acltype": "publishClientSend", "topic": "#", "allow": True}
+                    )
+            state.write_text(json.dumps(data, indent=2))
+            state.chmod(0o600)
+        self._write_conf(d, [f"plugin {_dynsec_plugin()}", f"plugin_opt_config_file {state}"])
+
+    def _write_conf(self, d: Path, auth_lines: list[str]) -> None:
         conf = [
             "per_listener_settings false",
             f"listener {self.port} {self.host}",
             "allow_anonymous false",
-            f"password_file {passwd}",
-            f"acl_file {d / 'acl'}",
+            *auth_lines,
             f"max_queued_messages {MAX_QUEUED_MESSAGES}",
             f"max_packet_size {MAX_PACKET_BYTES}",
             f"persistence {'true' if self.persistence else 'false'}",
@@ -283,6 +340,13 @@ class Mosquitto:
             logger.warning("mosquitto ignored SIGTERM; killing it")
             proc.kill()
             proc.wait()
+
+
+def _dynsec_plugin() -> str:
+    found = sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))
+    if not found:
+        raise BrokerError("mosquitto's dynamic security plugin is not installed")
+    return found[0]
 
 
 def _user_exists(name: str) -> bool:

@@ -74,6 +74,8 @@ class MqttProbe:
 
     def connect(self) -> Self:
         """Connect and wait for the broker's answer; raises ProbeError when refused."""
+        if self._connected.is_set():
+            raise ProbeError("already connected (use the probe, or `with`, not both)")
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
@@ -131,6 +133,9 @@ class MqttProbe:
         """Disconnect and stop the network thread."""
         self.client.disconnect()
         self.client.loop_stop()
+        # paho keeps its socket (after a refusal) and a wake-up socket pair until the client
+        # is garbage-collected; close them now so nothing leaks into later tests.
+        self.client._reset_sockets()
 
     def __enter__(self) -> Self:
         return self.connect()
