@@ -290,6 +290,8 @@ class Mosquitto:
             "log_type notice",
             "log_type information",
             "connection_messages true",
+            # Low latency over throughput: a voice turn is a few small QoS 1 messages.
+            "set_tcp_nodelay true",
         ]
         if os.geteuid() == 0:
             # As root, mosquitto drops to its own user; its files must be readable by it.

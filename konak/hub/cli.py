@@ -1,0 +1,120 @@
+"""``konak hub``: run the hub, or check a configuration file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Final
+
+from konak.hub.settings import HubSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG: Final = Path("/etc/konak/hub.toml")
+BROKER_WAIT_SECONDS: Final = 10.0
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add ``run`` and ``check-config`` under ``konak hub``."""
+    sub = parser.add_subparsers(dest="hub_command", metavar="ACTION", required=True)
+    run = sub.add_parser("run", help="run the hub (MQTT ingest, MCP host, metrics, konak-fleet)")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="hub TOML file")
+    run.set_defaults(handler=_run)
+    check = sub.add_parser("check-config", help="validate a hub TOML file and exit")
+    check.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="hub TOML file")
+    check.set_defaults(handler=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    servers = sum(len(t.mcp_servers) for t in settings.tenants.values())
+    print(f"{args.config}: ok ({len(settings.tenants)} tenant(s), {servers} MCP server(s))")
+    return 0
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd about our state when run as a Type=notify service; no-op otherwise."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with (
+        contextlib.suppress(OSError),
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.connect(address)
+        sock.sendall(state.encode())
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    from konak.hub.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_file)
+    asyncio.run(serve(settings, args.config))
+    return 0
+
+
+async def serve(settings: HubSettings, config_path: Path | None = None) -> None:
+    """Run the hub until SIGTERM/SIGINT; SIGHUP re-reads the configuration."""
+    from aiohttp import web
+
+    from konak.hub.app import HUB, create_app
+    from konak.hub.errors import ConfigError
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+    except BaseException:
+        await runner.cleanup()  # stop whatever did start
+        raise
+    hub = app[HUB]
+    logger.info("hub listening on http://%s:%d", settings.http_host, settings.http_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def reload() -> None:
+        if config_path is None:
+            return
+        try:
+            await hub.reconfigure(load_settings(config_path))
+        except ConfigError as exc:
+            logger.error("configuration not reloaded: %s", exc.message)
+        else:
+            logger.info("configuration reloaded from %s", config_path)
+        sd_notify("READY=1")
+
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        sd_notify("RELOADING=1")
+        task = loop.create_task(reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    assert hub.ingest is not None
+    try:
+        await asyncio.wait_for(hub.ingest.connected.wait(), BROKER_WAIT_SECONDS)
+        sd_notify("READY=1\nSTATUS=serving")
+    except TimeoutError:
+        # Ready anyway: the hub serves /metrics and keeps reconnecting to the broker.
+        sd_notify("READY=1\nSTATUS=serving; waiting for the MQTT broker")
+    try:
+        await stop.wait()
+    finally:
+        sd_notify("STOPPING=1")
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()

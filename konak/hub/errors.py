@@ -1,0 +1,23 @@
+"""Errors of the hub, each with a stable code."""
+
+from __future__ import annotations
+
+from konak.errors import KonakError
+
+
+class HubError(KonakError):
+    """Base of the hub's deliberate errors."""
+
+    code = "hub_error"
+
+
+class ConfigError(HubError):
+    """The hub's configuration file is missing or invalid."""
+
+    code = "hub_config"
+
+
+class ToolError(HubError):
+    """An MCP tool call failed; ``code`` says how (timeout, circuit_open, ...)."""
+
+    code = "tool_error"

@@ -1,0 +1,142 @@
+"""Fleet monitoring: the device registry from status and telemetry, and alerts.
+
+An alert is a log line plus a POST of Slack-compatible JSON (``{"text": ...}``) to the
+configured webhook, raised when a device reports an error or stays offline longer than
+``offline_alert_seconds``. Each alert is sent once per state change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from konak.hub.metrics import HubMetrics
+from konak.hub.settings import FleetSettings
+from konak.hub.store import Device, Store
+from konak.protocol import Message, Status, Telemetry
+
+if TYPE_CHECKING:
+    import aiohttp
+
+logger = logging.getLogger(__name__)
+
+
+class FleetMonitor:
+    """Keeps the registry current and raises alerts."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: FleetSettings,
+        metrics: HubMetrics,
+        http: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.http = http
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def on_status(self, status: Status, now: float | None = None) -> None:
+        """Record a status (also the broker's last will) and alert on a new error."""
+        before, after = self.store.upsert_status(status, time.time() if now is None else now)
+        self.refresh_gauge()
+        if after.state == "error" and (
+            before is None or before.state != "error" or before.error != after.error
+        ):
+            self.alert(after, "device_error", f"reported error {after.error or 'unknown'}")
+            self.store.mark_alerted(after.tenant_id, after.device_id)
+        elif before is not None and before.state != after.state:
+            logger.info("device %s/%s is now %s", after.tenant_id, after.device_id, after.state)
+
+    def on_seen(self, msg: Message, now: float | None = None) -> None:
+        """Note that a device was heard from (any message but status, which sets it)."""
+        self.store.touch(msg.tenant, msg.device, time.time() if now is None else now)
+
+    def on_telemetry(self, telemetry: Telemetry, now: float | None = None) -> None:
+        """Store a telemetry sample within the retention bounds."""
+        now = time.time() if now is None else now
+        self.store.add_telemetry(
+            telemetry,
+            now,
+            retention_seconds=self.settings.telemetry_retention_seconds,
+            max_rows=self.settings.telemetry_max_rows_per_device,
+        )
+
+    def refresh_gauge(self) -> None:
+        """Set the devices-online gauge for every tenant."""
+        counts = self.store.count_online()
+        for tenant in self.store.tenants_with_devices():
+            self.metrics.devices_online.labels(tenant).set(counts.get(tenant, 0))
+
+    def sweep(self, now: float | None = None) -> list[Device]:
+        """Alert for devices offline longer than the threshold; returns them."""
+        now = time.time() if now is None else now
+        alerted = []
+        for tenant in self.store.tenants_with_devices():
+            for device in self.store.devices(tenant):
+                overdue = now - device.state_since >= self.settings.offline_alert_seconds
+                if device.state == "offline" and overdue and not device.alerted:
+                    minutes = (now - device.state_since) / 60
+                    self.alert(device, "device_offline", f"offline for {minutes:.1f} min")
+                    self.store.mark_alerted(tenant, device.device_id)
+                    alerted.append(device)
+        return alerted
+
+    async def run(self) -> None:
+        """Sweep periodically until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.check_interval_seconds)  # periodic sweep
+            try:
+                self.sweep()
+            except Exception:  # supervisor: a failed sweep must not end monitoring
+                logger.exception("fleet sweep failed")
+
+    def alert(self, device: Device, kind: str, detail: str) -> None:
+        """Log an alert and post it to the webhook (in the background)."""
+        label = device.name or device.device_id
+        text = f"Konak alert [{device.tenant_id}]: device {label} ({device.device_id}) {detail}"
+        logger.warning(
+            "alert %s tenant=%s device=%s: %s", kind, device.tenant_id, device.device_id, detail
+        )
+        self.metrics.alerts.labels(kind).inc()
+        if self.settings.webhook_url is None or self.http is None:
+            return
+        body = {
+            "text": text,
+            "kind": kind,
+            "tenant": device.tenant_id,
+            "device": device.device_id,
+            "area": device.area,
+        }
+        task = asyncio.get_running_loop().create_task(self._post(body))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _post(self, body: dict[str, Any]) -> None:
+        import aiohttp
+
+        assert self.http is not None
+        assert self.settings.webhook_url is not None
+        try:
+            async with self.http.post(
+                self.settings.webhook_url,
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds),
+            ) as resp:
+                if resp.status >= 300:
+                    logger.warning("alert webhook answered HTTP %d", resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("alert webhook failed: %s", type(exc).__name__)
+
+    async def close(self) -> None:
+        """Wait briefly for alerts still being posted."""
+        if self._pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*self._pending, return_exceptions=True),
+                    self.settings.webhook_timeout_seconds,
+                )

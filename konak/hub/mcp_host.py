@@ -1,0 +1,278 @@
+"""The MCP host: one supervised connection per configured server of each tenant.
+
+Connections use the official ``mcp`` SDK (``mcp.Client`` over stdio or Streamable HTTP).
+Each one lists its tools, pings to notice a dead peer, and reconnects with exponential
+backoff. Calls carry a timeout; only read-only tools are retried; a circuit breaker per
+server turns a hanging or crashing server into fast failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from konak.hub.breaker import CircuitBreaker, CircuitState
+from konak.hub.errors import ToolError
+from konak.hub.metrics import HubMetrics
+from konak.hub.settings import McpServerSettings, TenantSettings
+
+if TYPE_CHECKING:
+    from mcp import Client
+    from mcp.types import CallToolResult, Tool
+
+logger = logging.getLogger(__name__)
+
+PING_INTERVAL_SECONDS: Final = 10.0
+MAX_TOOL_PAGES: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRef:
+    """Where a tool lives and whether it is safe to retry."""
+
+    server: str
+    name: str
+    read_only: bool
+
+
+class McpConnection:
+    """A supervised connection to one MCP server of one tenant."""
+
+    def __init__(self, tenant_id: str, settings: McpServerSettings, metrics: HubMetrics) -> None:
+        self.tenant_id = tenant_id
+        self.settings = settings
+        self.metrics = metrics
+        self.breaker = CircuitBreaker(settings.failure_threshold, settings.circuit_reset_seconds)
+        self.tools: dict[str, Tool] = {}
+        self.ready = asyncio.Event()
+        self._client: Client | None = None
+        self._broken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.connects = 0
+        self._connects_changed = asyncio.Condition()
+
+    @property
+    def name(self) -> str:
+        """The server's configured name."""
+        return self.settings.name
+
+    def start(self) -> None:
+        """Start the supervisor task."""
+        self._task = asyncio.create_task(
+            self._supervise(), name=f"mcp-{self.tenant_id}-{self.name}"
+        )
+
+    async def stop(self) -> None:
+        """Disconnect and stop reconnecting."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _make_client(self) -> Client:
+        from mcp import Client, StdioServerParameters
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        s = self.settings
+        if s.command is not None:
+            params = StdioServerParameters(
+                command=s.command, args=list(s.args), env=dict(s.env) or None, cwd=s.cwd
+            )
+            return Client(params, mode="legacy", cache=None)
+        assert s.url is not None
+        http = create_mcp_http_client(headers=dict(s.headers))
+        return Client(streamable_http_client(s.url, http_client=http), mode="legacy", cache=None)
+
+    async def _supervise(self) -> None:
+        s = self.settings
+        backoff = s.backoff_initial_seconds
+        while True:
+            self._broken.clear()
+            try:
+                async with self._make_client() as client:
+                    self.tools = await asyncio.wait_for(self._list_tools(client), s.timeout_seconds)
+                    self._client = client
+                    self.ready.set()
+                    async with self._connects_changed:
+                        self.connects += 1
+                        self._connects_changed.notify_all()
+                    backoff = s.backoff_initial_seconds
+                    logger.info(
+                        "mcp %s/%s connected over %s: %d tools",
+                        self.tenant_id,
+                        self.name,
+                        s.transport,
+                        len(self.tools),
+                    )
+                    await self._watch(client)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # supervisor: any failure of the peer means reconnect
+                logger.warning(
+                    "mcp %s/%s: connection failed (%s); retrying in %.1fs",
+                    self.tenant_id,
+                    self.name,
+                    type(exc).__name__,
+                    backoff,
+                )
+            finally:
+                self._client = None
+                self.ready.clear()
+            await asyncio.sleep(backoff)  # reconnect backoff, not coordination
+            backoff = min(backoff * 2, s.backoff_max_seconds)
+
+    async def _list_tools(self, client: Client) -> dict[str, Tool]:
+        tools: dict[str, Tool] = {}
+        cursor: str | None = None
+        for _ in range(MAX_TOOL_PAGES):
+            page = await client.list_tools(cursor=cursor)
+            tools.update((t.name, t) for t in page.tools)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return tools
+
+    async def _watch(self, client: Client) -> None:
+        """Return when the peer is found dead (a failed ping or a failed call)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._broken.wait(), PING_INTERVAL_SECONDS)
+                logger.info("mcp %s/%s: reconnecting after a failure", self.tenant_id, self.name)
+                return
+            await asyncio.wait_for(client.send_ping(), self.settings.timeout_seconds)
+
+    async def wait_connects(self, count: int, timeout_seconds: float) -> None:
+        """Wait until the server has been connected ``count`` times in all (reconnects)."""
+        async with asyncio.timeout(timeout_seconds), self._connects_changed:
+            await self._connects_changed.wait_for(lambda: self.connects >= count)
+
+    def is_read_only(self, tool: str) -> bool:
+        """Read-only by the server's annotation or by configuration."""
+        if tool in self.settings.read_only_tools:
+            return True
+        found = self.tools.get(tool)
+        return bool(found and found.annotations and found.annotations.read_only_hint)
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+        """Call a tool with the timeout, retries (read-only only) and circuit breaker."""
+        s = self.settings
+        attempts = 1 + (s.retries if self.is_read_only(tool) else 0)
+        last: ToolError | None = None
+        for attempt in range(attempts):
+            if not self.breaker.allow():
+                self._publish_circuit()
+                raise ToolError(f"circuit of mcp server {self.name!r} is open", code="circuit_open")
+            started = time.monotonic()
+            try:
+                result = await asyncio.wait_for(self._call_once(tool, arguments), s.timeout_seconds)
+            except TimeoutError as exc:
+                last = ToolError(
+                    f"{self.name}.{tool} timed out after {s.timeout_seconds}s", code="timeout"
+                )
+                last.__cause__ = exc
+            except ToolError as exc:
+                last = exc
+            except Exception as exc:  # the SDK raises several types for a dead peer
+                last = ToolError(f"{self.name}.{tool} failed: {type(exc).__name__}: {exc}")
+                last.__cause__ = exc
+                self._broken.set()
+            else:
+                self.breaker.record_success()
+                self._publish_circuit()
+                self.metrics.tool_seconds.labels(self.name, "ok").observe(
+                    time.monotonic() - started
+                )
+                return result
+            self.breaker.record_failure()
+            self._publish_circuit()
+            self.metrics.tool_seconds.labels(self.name, last.code).observe(
+                time.monotonic() - started
+            )
+            logger.warning(
+                "mcp %s/%s: call %s failed (attempt %d/%d): %s",
+                self.tenant_id,
+                self.name,
+                tool,
+                attempt + 1,
+                attempts,
+                last.message,
+            )
+        assert last is not None
+        raise last
+
+    async def _call_once(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+        await self.ready.wait()
+        client = self._client
+        if client is None:
+            raise ToolError(f"mcp server {self.name!r} is not connected", code="not_connected")
+        return await client.call_tool(tool, arguments)
+
+    def _publish_circuit(self) -> None:
+        is_open = self.breaker.state is CircuitState.OPEN
+        self.metrics.circuit_open.labels(self.tenant_id, self.name).set(1 if is_open else 0)
+
+
+class McpHost:
+    """All tenants' MCP connections; reconfigurable while running."""
+
+    def __init__(self, metrics: HubMetrics) -> None:
+        self.metrics = metrics
+        self._connections: dict[tuple[str, str], McpConnection] = {}
+
+    async def configure(self, tenants: Mapping[str, TenantSettings]) -> None:
+        """Connect new servers, reconnect changed ones, drop removed ones."""
+        wanted = {
+            (tid, server.name): server
+            for tid, tenant in tenants.items()
+            for server in tenant.mcp_servers
+        }
+        for key, conn in list(self._connections.items()):
+            if wanted.get(key) != conn.settings:
+                await conn.stop()
+                del self._connections[key]
+        for key, server in wanted.items():
+            if key not in self._connections:
+                conn = McpConnection(key[0], server, self.metrics)
+                conn.start()
+                self._connections[key] = conn
+
+    async def close(self) -> None:
+        """Disconnect everything."""
+        await self.configure({})
+
+    def connections(self, tenant_id: str) -> list[McpConnection]:
+        """The tenant's connections in configuration order."""
+        return [c for (tid, _), c in self._connections.items() if tid == tenant_id]
+
+    def connection(self, tenant_id: str, server: str) -> McpConnection | None:
+        """One connection of a tenant."""
+        return self._connections.get((tenant_id, server))
+
+    async def wait_ready(self, tenant_id: str, timeout_seconds: float) -> None:
+        """Wait until every server of a tenant is connected (start-up, tests)."""
+        async with asyncio.timeout(timeout_seconds):
+            for conn in self.connections(tenant_id):
+                await conn.ready.wait()
+
+    def find_tool(self, tenant_id: str, tool: str, server: str | None = None) -> ToolRef | None:
+        """The first server of the tenant (or the named one) that offers ``tool``."""
+        for conn in self.connections(tenant_id):
+            if (server is None or conn.name == server) and tool in conn.tools:
+                return ToolRef(conn.name, tool, conn.is_read_only(tool))
+        return None
+
+    async def call(
+        self, tenant_id: str, server: str, tool: str, arguments: dict[str, Any]
+    ) -> CallToolResult:
+        """Call a tool on one of the tenant's servers."""
+        conn = self.connection(tenant_id, server)
+        if conn is None:
+            raise ToolError(f"tenant has no mcp server {server!r}", code="unknown_server")
+        return await conn.call(tool, arguments)

@@ -1,0 +1,54 @@
+"""Prometheus metrics of one hub instance (its own registry, so several hubs can coexist)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class HubMetrics:
+    """The hub's counters, gauges and histograms."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.messages_in = Counter(
+            "konak_hub_messages_in", "MQTT messages received", ["kind"], registry=r
+        )
+        self.messages_out = Counter(
+            "konak_hub_messages_out", "MQTT messages published", ["kind"], registry=r
+        )
+        self.drops = Counter(
+            "konak_hub_messages_dropped", "MQTT messages dropped, by reason", ["reason"], registry=r
+        )
+        self.intents = Counter(
+            "konak_hub_intents", "Intents handled, by outcome", ["outcome"], registry=r
+        )
+        self.tool_seconds = Histogram(
+            "konak_hub_tool_call_seconds",
+            "MCP tool call latency",
+            ["server", "result"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.devices_online = Gauge(
+            "konak_hub_devices_online",
+            "Devices whose last status was online",
+            ["tenant"],
+            registry=r,
+        )
+        self.alerts = Counter("konak_hub_alerts", "Fleet alerts raised", ["kind"], registry=r)
+        self.circuit_open = Gauge(
+            "konak_hub_mcp_circuit_open",
+            "1 while an MCP server's circuit is open",
+            ["tenant", "server"],
+            registry=r,
+        )
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """A sample's current value (0 when absent); for tests and the console."""
+        got = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if got is None else got

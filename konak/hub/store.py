@@ -1,0 +1,295 @@
+"""The hub's SQLite store (WAL): devices, telemetry and processed turns, all tenant-scoped.
+
+Every table has ``tenant_id`` and every query filters by it; a caller cannot ask for
+another tenant's rows without naming that tenant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from konak.hub.errors import HubError
+from konak.protocol import Status, Telemetry
+
+logger = logging.getLogger(__name__)
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS devices (
+    tenant_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    name TEXT, area TEXT, language TEXT,
+    versions TEXT NOT NULL DEFAULT '{}',
+    models TEXT NOT NULL DEFAULT '[]',
+    capabilities TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL,
+    error TEXT,
+    last_seen REAL NOT NULL,
+    state_since REAL NOT NULL,
+    alerted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS telemetry (
+    tenant_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS telemetry_device
+    ON telemetry (tenant_id, device_id, received_at);
+CREATE TABLE IF NOT EXISTS turns (
+    tenant_id TEXT NOT NULL,
+    turn_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    outcome TEXT,
+    reply_text TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (tenant_id, turn_id)
+);
+"""
+
+TurnState = Literal["claimed", "done"]
+
+
+class StoreError(HubError):
+    """The database could not be opened or written."""
+
+    code = "store_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One device as the registry knows it."""
+
+    tenant_id: str
+    device_id: str
+    state: str
+    last_seen: float
+    state_since: float
+    name: str | None = None
+    area: str | None = None
+    language: str | None = None
+    error: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    models: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)
+    alerted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view."""
+        return {
+            "device": self.device_id,
+            "tenant": self.tenant_id,
+            "state": self.state,
+            "name": self.name,
+            "area": self.area,
+            "language": self.language,
+            "error": self.error,
+            "versions": self.versions,
+            "models": self.models,
+            "capabilities": self.capabilities,
+            "last_seen": self.last_seen,
+            "state_since": self.state_since,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A turn the hub has seen."""
+
+    tenant_id: str
+    turn_id: str
+    device_id: str
+    state: TurnState
+    outcome: str | None
+    reply_text: str | None
+
+
+class Store:
+    """Synchronous access to the hub database; used from the event loop (calls are short)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the hub database {path}: {exc}") from exc
+        self._db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    # -- devices -------------------------------------------------------------------
+    def upsert_status(self, status: Status, now: float) -> tuple[Device | None, Device]:
+        """Record a status message; returns the device before (None if new) and after."""
+        before = self.device(status.tenant, status.device)
+        since = now if before is None or before.state != status.state else before.state_since
+        self._db.execute(
+            """INSERT INTO devices (tenant_id, device_id, name, area, language, versions,
+                   models, capabilities, state, error, last_seen, state_since, alerted)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+               ON CONFLICT (tenant_id, device_id) DO UPDATE SET
+                   name = coalesce(excluded.name, name),
+                   area = coalesce(excluded.area, area),
+                   language = coalesce(excluded.language, language),
+                   versions = CASE WHEN excluded.versions = '{}' THEN versions
+                                   ELSE excluded.versions END,
+                   models = CASE WHEN excluded.models = '[]' THEN models
+                                 ELSE excluded.models END,
+                   capabilities = CASE WHEN excluded.capabilities = '[]' THEN capabilities
+                                       ELSE excluded.capabilities END,
+                   state = excluded.state, error = excluded.error,
+                   last_seen = excluded.last_seen, state_since = excluded.state_since,
+                   alerted = CASE WHEN excluded.state = state THEN alerted ELSE 0 END""",
+            (
+                status.tenant,
+                status.device,
+                status.name,
+                status.area,
+                status.language,
+                json.dumps(status.versions),
+                json.dumps(status.models),
+                json.dumps(status.capabilities),
+                status.state,
+                status.error,
+                now,
+                since,
+            ),
+        )
+        after = self.device(status.tenant, status.device)
+        assert after is not None
+        return before, after
+
+    def touch(self, tenant_id: str, device_id: str, now: float) -> None:
+        """Note that a device was heard from (any message)."""
+        self._db.execute(
+            "UPDATE devices SET last_seen = ? WHERE tenant_id = ? AND device_id = ?",
+            (now, tenant_id, device_id),
+        )
+
+    def device(self, tenant_id: str, device_id: str) -> Device | None:
+        """One device of a tenant, or None."""
+        row = self._db.execute(
+            "SELECT * FROM devices WHERE tenant_id = ? AND device_id = ?", (tenant_id, device_id)
+        ).fetchone()
+        return _device(row) if row is not None else None
+
+    def devices(self, tenant_id: str, *, area: str | None = None) -> list[Device]:
+        """The devices of a tenant (optionally of one area), by id."""
+        if area is None:
+            rows = self._db.execute(
+                "SELECT * FROM devices WHERE tenant_id = ? ORDER BY device_id", (tenant_id,)
+            )
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM devices WHERE tenant_id = ? AND area = ? ORDER BY device_id",
+                (tenant_id, area),
+            )
+        return [_device(row) for row in rows]
+
+    def tenants_with_devices(self) -> list[str]:
+        """Tenant ids that have at least one device (for the fleet monitor's sweep)."""
+        return [r[0] for r in self._db.execute("SELECT DISTINCT tenant_id FROM devices")]
+
+    def mark_alerted(self, tenant_id: str, device_id: str) -> None:
+        """Remember that the current state's alert was sent."""
+        self._db.execute(
+            "UPDATE devices SET alerted = 1 WHERE tenant_id = ? AND device_id = ?",
+            (tenant_id, device_id),
+        )
+
+    def count_online(self) -> dict[str, int]:
+        """Online devices per tenant."""
+        rows = self._db.execute(
+            "SELECT tenant_id, count(*) FROM devices WHERE state = 'online' GROUP BY tenant_id"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    # -- telemetry -----------------------------------------------------------------
+    def add_telemetry(
+        self, telemetry: Telemetry, now: float, *, retention_seconds: float, max_rows: int
+    ) -> None:
+        """Store one telemetry sample and trim the device's history to its bounds."""
+        body = telemetry.model_dump_json(exclude={"v", "type", "tenant", "device"})
+        t, d = telemetry.tenant, telemetry.device
+        self._db.execute(
+            "INSERT INTO telemetry (tenant_id, device_id, received_at, body) VALUES (?, ?, ?, ?)",
+            (t, d, now, body),
+        )
+        self._db.execute(
+            "DELETE FROM telemetry WHERE tenant_id = ? AND device_id = ? AND received_at < ?",
+            (t, d, now - retention_seconds),
+        )
+        self._db.execute(
+            """DELETE FROM telemetry WHERE tenant_id = ? AND device_id = ? AND rowid NOT IN (
+                   SELECT rowid FROM telemetry WHERE tenant_id = ? AND device_id = ?
+                   ORDER BY received_at DESC, rowid DESC LIMIT ?)""",
+            (t, d, t, d, max_rows),
+        )
+
+    def telemetry(self, tenant_id: str, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest telemetry samples of a device, newest first."""
+        rows = self._db.execute(
+            """SELECT received_at, body FROM telemetry WHERE tenant_id = ? AND device_id = ?
+               ORDER BY received_at DESC, rowid DESC LIMIT ?""",
+            (tenant_id, device_id, limit),
+        )
+        return [{"received_at": r[0], **json.loads(r[1])} for r in rows]
+
+    # -- turns ---------------------------------------------------------------------
+    def claim_turn(self, tenant_id: str, turn_id: str, device_id: str) -> Turn | None:
+        """Claim a turn for processing; returns None when claimed now, else the earlier turn."""
+        cur = self._db.execute(
+            """INSERT INTO turns (tenant_id, turn_id, device_id, state, created_at)
+               VALUES (?, ?, ?, 'claimed', ?) ON CONFLICT DO NOTHING""",
+            (tenant_id, turn_id, device_id, time.time()),
+        )
+        if cur.rowcount == 1:
+            return None
+        row = self._db.execute(
+            "SELECT * FROM turns WHERE tenant_id = ? AND turn_id = ?", (tenant_id, turn_id)
+        ).fetchone()
+        return Turn(
+            row["tenant_id"],
+            row["turn_id"],
+            row["device_id"],
+            row["state"],
+            row["outcome"],
+            row["reply_text"],
+        )
+
+    def finish_turn(self, tenant_id: str, turn_id: str, outcome: str, reply_text: str) -> None:
+        """Record the outcome and reply of a claimed turn."""
+        self._db.execute(
+            """UPDATE turns SET state = 'done', outcome = ?, reply_text = ?
+               WHERE tenant_id = ? AND turn_id = ?""",
+            (outcome, reply_text, tenant_id, turn_id),
+        )
+
+
+def _device(row: sqlite3.Row) -> Device:
+    return Device(
+        tenant_id=row["tenant_id"],
+        device_id=row["device_id"],
+        state=row["state"],
+        last_seen=row["last_seen"],
+        state_since=row["state_since"],
+        name=row["name"],
+        area=row["area"],
+        language=row["language"],
+        error=row["error"],
+        versions=json.loads(row["versions"]),
+        models=json.loads(row["models"]),
+        capabilities=json.loads(row["capabilities"]),
+        alerted=bool(row["alerted"]),
+    )

@@ -1,0 +1,209 @@
+"""Intents to replies: exactly once per turn id, arbitrated per area, routed to MCP tools."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import string
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from konak.hub.arbitration import Arbiter
+from konak.hub.errors import ToolError
+from konak.hub.mcp_host import ToolRef
+from konak.hub.metrics import HubMetrics
+from konak.hub.settings import TenantSettings, ToolCall
+from konak.hub.speakable import DONE, result_text
+from konak.hub.store import Store
+from konak.protocol import Intent, Reply
+
+if TYPE_CHECKING:
+    from mcp.types import CallToolResult
+
+logger = logging.getLogger(__name__)
+
+NO_ROUTE_TEXT: Final = "I can't do that yet."
+NOT_UNDERSTOOD_TEXT: Final = "Sorry, I didn't understand that."
+FAILED_TEXT: Final = "Sorry, that didn't work. Please try again later."
+PARTLY_FAILED_TEXT: Final = "Sorry, part of that didn't work."
+MISSING_TEXT: Final = "Sorry, I need more details to do that."
+INTERRUPTED_TEXT: Final = ""
+
+Publish = Callable[[Reply], Awaitable[None]]
+
+
+class ToolHost(Protocol):
+    """Where tools are found and called (the MCP host; a fake in unit tests)."""
+
+    def find_tool(self, tenant_id: str, tool: str, server: str | None = None) -> ToolRef | None:
+        """The server offering ``tool`` to the tenant, if any."""
+        ...
+
+    async def call(
+        self, tenant_id: str, server: str, tool: str, arguments: dict[str, Any]
+    ) -> CallToolResult:
+        """Call a tool; raises ToolError when it fails."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a turn came to."""
+
+    outcome: str
+    text: str
+
+
+class _MissingSlot(KeyError):
+    pass
+
+
+class _Slots(dict[str, Any]):
+    def __missing__(self, key: str) -> Any:
+        raise _MissingSlot(key)
+
+
+def render_arguments(templates: Mapping[str, str], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill a binding's argument templates; a lone ``{slot}`` keeps the slot's type."""
+    slots = _Slots(context)
+    out: dict[str, Any] = {}
+    for key, template in templates.items():
+        parsed = list(string.Formatter().parse(template))
+        if len(parsed) == 1 and parsed[0][0] == "" and parsed[0][1] and not parsed[0][2]:
+            out[key] = slots[parsed[0][1]]
+        else:
+            out[key] = template.format_map(slots)
+    return out
+
+
+class TurnProcessor:
+    """Handles each intent once: dedupe, arbitrate, route, reply."""
+
+    def __init__(
+        self,
+        store: Store,
+        host: ToolHost,
+        arbiter: Arbiter,
+        metrics: HubMetrics,
+        publish: Publish,
+        tenants: Callable[[], Mapping[str, TenantSettings]],
+    ) -> None:
+        self.store = store
+        self.host = host
+        self.arbiter = arbiter
+        self.metrics = metrics
+        self.publish = publish
+        self.tenants = tenants
+
+    async def handle(self, intent: Intent) -> None:
+        """Process one intent message (possibly a redelivery) and publish its reply."""
+        earlier = self.store.claim_turn(intent.tenant, intent.turn_id, intent.device)
+        if earlier is not None:
+            # Acknowledge, never execute again; the device does not speak a duplicate.
+            logger.info(
+                "turn %s/%s is a redelivery; not executed again", intent.tenant, intent.turn_id
+            )
+            await self._reply(intent, Outcome("duplicate", earlier.reply_text or INTERRUPTED_TEXT))
+            return
+        # A turn cancelled here (shutdown) stays claimed: executing at most once beats twice.
+        area = self._area(intent)
+        if area is not None and not await self.arbiter.wins(intent, area):
+            result = Outcome("stand_down", "")
+        else:
+            result = await self.route(intent)
+        self.store.finish_turn(intent.tenant, intent.turn_id, result.outcome, result.text)
+        await self._reply(intent, result)
+
+    def _area(self, intent: Intent) -> str | None:
+        """The area to arbitrate in, or None when no other device there could compete."""
+        if intent.continued:
+            return None
+        device = self.store.device(intent.tenant, intent.device)
+        area = intent.area or (device.area if device else None)
+        if area is None:
+            return None
+        others = [
+            d
+            for d in self.store.devices(intent.tenant, area=area)
+            if d.device_id != intent.device and d.state == "online"
+        ]
+        return area if others else None
+
+    async def route(self, intent: Intent) -> Outcome:
+        """Find the tool call(s) for an intent and run them in parallel."""
+        if intent.intent is None:
+            return Outcome("no_route", NOT_UNDERSTOOD_TEXT)
+        tenant = self.tenants().get(intent.tenant)
+        binding = tenant.bindings.get(intent.intent) if tenant else None
+        if binding is not None:
+            context: dict[str, Any] = {
+                "device": intent.device,
+                "area": intent.area or "",
+                "text": intent.text,
+                "language": intent.language,
+                **intent.slots,
+            }
+            try:
+                calls = [(c, render_arguments(c.arguments, context)) for c in binding.calls]
+            except _MissingSlot as exc:
+                logger.info("turn %s: binding needs slot %s", intent.turn_id, exc)
+                return Outcome("error", MISSING_TEXT)
+        else:
+            calls = [(ToolCall(tool=intent.intent), dict(intent.slots))]
+        resolved = []
+        for call, arguments in calls:
+            ref = self.host.find_tool(intent.tenant, call.tool, call.server)
+            if ref is None:
+                logger.info("turn %s: no tool for intent %s", intent.turn_id, intent.intent)
+                return Outcome("no_route", NO_ROUTE_TEXT)
+            resolved.append((ref.server, ref.name, arguments))
+        results = await asyncio.gather(
+            *(self._call(intent, server, tool, args) for server, tool, args in resolved)
+        )
+        texts = [text for text in results if text is not None]
+        if not texts:
+            return Outcome("error", FAILED_TEXT)
+        if len(texts) < len(results):
+            return Outcome("error", PARTLY_FAILED_TEXT)
+        spoken = " ".join(t for t in texts if t != DONE) or DONE
+        return Outcome("ok", spoken)
+
+    async def _call(
+        self, intent: Intent, server: str, tool: str, arguments: dict[str, Any]
+    ) -> str | None:
+        try:
+            result = await self.host.call(intent.tenant, server, tool, arguments)
+        except ToolError as exc:
+            logger.warning(
+                "tool_error tenant=%s device=%s turn=%s server=%s tool=%s code=%s: %s",
+                intent.tenant,
+                intent.device,
+                intent.turn_id,
+                server,
+                tool,
+                exc.code,
+                exc.message,
+            )
+            return None
+        if result.is_error:
+            logger.warning(
+                "tool_error tenant=%s turn=%s server=%s tool=%s code=tool_reported_error",
+                intent.tenant,
+                intent.turn_id,
+                server,
+                tool,
+            )
+            return None
+        return result_text(result)
+
+    async def _reply(self, intent: Intent, result: Outcome) -> None:
+        self.metrics.intents.labels(result.outcome).inc()
+        reply = Reply(
+            tenant=intent.tenant,
+            device=intent.device,
+            turn_id=intent.turn_id,
+            text=result.text,
+            outcome=result.outcome,  # type: ignore[arg-type]
+        )
+        await self.publish(reply)

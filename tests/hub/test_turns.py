@@ -1,0 +1,129 @@
+"""The turn processor with a fake MCP host at its seam and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.types import CallToolResult, TextContent
+
+from konak.hub.arbitration import Arbiter
+from konak.hub.errors import ToolError
+from konak.hub.mcp_host import ToolRef
+from konak.hub.metrics import HubMetrics
+from konak.hub.settings import Binding, TenantSettings, ToolCall
+from konak.hub.store import Store
+from konak.hub.turns import TurnProcessor
+from konak.protocol import Intent, Reply
+
+
+class FakeHost:
+    """Offers tools ``a`` and ``b``; ``a`` waits until ``b`` has started (so only parallel
+    calls can finish) and ``broken`` always fails."""
+
+    def __init__(self) -> None:
+        self.b_started = asyncio.Event()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def find_tool(self, tenant: str, tool: str, server: str | None = None) -> ToolRef | None:
+        known = tenant == "acme" and tool in ("a", "b", "broken")
+        return ToolRef("fake", tool, False) if known else None
+
+    async def call(
+        self, tenant: str, server: str, tool: str, arguments: dict[str, Any]
+    ) -> CallToolResult:
+        self.calls.append((tool, arguments))
+        if tool == "broken":
+            raise ToolError("it broke", code="timeout")
+        if tool == "a":
+            await asyncio.wait_for(self.b_started.wait(), 5)
+        else:
+            self.b_started.set()
+        return CallToolResult(content=[TextContent(type="text", text=f"{tool} done.")])
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Any:
+    store = Store(tmp_path / "hub.sqlite3")
+    host = FakeHost()
+    replies: list[Reply] = []
+
+    async def publish(reply: Reply) -> None:
+        replies.append(reply)
+
+    tenant = TenantSettings(
+        "acme",
+        bindings={
+            "Both": Binding("Both", (ToolCall("a"), ToolCall("b", arguments={"n": "{room}"}))),
+            "Half": Binding("Half", (ToolCall("b"), ToolCall("broken"))),
+        },
+    )
+    processor = TurnProcessor(
+        store,
+        host,
+        Arbiter(0.01),
+        HubMetrics(),
+        publish,
+        lambda: {"acme": tenant},
+    )
+    yield processor, host, replies
+    store.close()
+
+
+def _intent(name: str | None, turn: str = "t-1234567890", **slots: Any) -> Intent:
+    return Intent(tenant="acme", device="pi", turn_id=turn, text="x", intent=name, slots=slots)
+
+
+async def test_independent_calls_of_one_turn_run_in_parallel(setup: Any) -> None:
+    processor, host, replies = setup
+
+    await processor.handle(_intent("Both", room="hall"))
+
+    assert [(r.outcome, r.text) for r in replies] == [("ok", "a done. b done.")]
+    assert sorted(host.calls) == [("a", {}), ("b", {"n": "hall"})]
+
+
+async def test_a_failed_call_among_several_gives_a_partial_failure_reply(setup: Any) -> None:
+    processor, _, replies = setup
+
+    await processor.handle(_intent("Half"))
+
+    assert [(r.outcome, r.text) for r in replies] == [("error", "Sorry, part of that didn't work.")]
+
+
+async def test_a_binding_missing_its_slot_asks_for_details(setup: Any) -> None:
+    processor, host, replies = setup
+
+    await processor.handle(_intent("Both"))
+
+    assert [(r.outcome, r.text) for r in replies] == [
+        ("error", "Sorry, I need more details to do that.")
+    ]
+    assert host.calls == []
+
+
+async def test_a_transcript_without_an_intent_is_not_understood(setup: Any) -> None:
+    processor, _, replies = setup
+
+    await processor.handle(_intent(None))
+
+    assert [(r.outcome, r.text) for r in replies] == [
+        ("no_route", "Sorry, I didn't understand that.")
+    ]
+
+
+async def test_a_redelivery_is_acknowledged_with_the_first_reply_and_not_executed(
+    setup: Any,
+) -> None:
+    processor, host, replies = setup
+
+    await processor.handle(_intent("b"))
+    await processor.handle(_intent("b"))
+
+    assert [(r.outcome, r.text, r.speak) for r in replies] == [
+        ("ok", "b done.", True),
+        ("duplicate", "b done.", False),
+    ]
+    assert host.calls == [("b", {})]
