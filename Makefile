@@ -16,7 +16,7 @@ APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-c
 	python3-venv python3-dev build-essential espeak-ng sox
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup apt venv npm models test test-fast lint format run bench clean
+.PHONY: help setup apt venv npm models test test-fast lint format run bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,8 +69,11 @@ format: venv  ## apply ruff's fixes and formatting
 run: venv  ## the local demo: a broker, the hub side and a device side, a reply as a WAV
 	$(BIN)/konak demo --out out/reply.wav
 
-bench: venv  ## per-model benchmarks of the default set (table + JSON)
-	$(BIN)/konak models bench $(MODEL_SET)
+bench: venv  ## measure models and the hub at scale; writes bench/results.json and .md
+	$(BIN)/konak bench --out bench
+
+bench-quick: venv  ## a smoke run of the benchmarks (under 2 minutes)
+	$(BIN)/konak bench --quick --out bench/quick
 
 clean:  ## remove the virtualenv, npm packages and caches (keeps downloaded models)
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info out

@@ -22,6 +22,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "models": ("konak.edge_models.cli", "models: pull, list, verify, path, quantize, bench"),
     "protocol": ("konak.protocol.cli", "the wire contract: JSON Schemas, decode a payload"),
     "broker": ("konak.devtools.cli", "run a local Mosquitto for development"),
+    "bench": ("konak.bench.cli", "measure models and the hub; write bench/results.*"),
     "demo": ("konak.devtools.demo", "run the local demo of a whole voice turn"),
 }
 

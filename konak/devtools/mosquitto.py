@@ -178,6 +178,14 @@ class Mosquitto:
         self._apply()
         return creds
 
+    def add_users(self, users: Iterable[tuple[str, str, Iterable[AclRule]]]) -> None:
+        """Add many ``(username, password, acl)`` users with a single reload."""
+        self._refuse_with_dynsec()
+        for username, password, acl in users:
+            self._users[username] = password
+            self._acl[username] = list(acl)
+        self._apply()
+
     def remove_user(self, username: str) -> None:
         """Remove a user; the reloaded broker refuses its new connections."""
         self._refuse_with_dynsec()

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import pytest
+
+from konak.bench import hub_scale
+from konak.bench.cli import register
+from konak.bench.report import render_markdown
+from konak.bench.stats import machine, percentiles_ms
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser)
+    return parser.parse_args(argv)
+
+
+def test_percentiles_are_reported_in_milliseconds() -> None:
+    figures = percentiles_ms([0.001 * i for i in range(1, 101)])
+    assert figures["n"] == 100
+    assert figures["p50_ms"] == pytest.approx(50.5)
+    assert figures["max_ms"] == pytest.approx(100)
+    assert percentiles_ms([]) == {"n": 0}
+
+
+def test_the_machine_description_names_cpu_and_cores() -> None:
+    facts = machine()
+    assert facts["cores"] >= 1
+    assert facts["cpu"]
+
+
+@pytest.mark.parametrize(
+    "argv", [("--rates", "fast"), ("--rates", "0,10"), ("--devices", "0"), ("--skip", "daemon")]
+)
+def test_bad_arguments_are_refused(
+    argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(*argv)
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_bad_scale_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        hub_scale.HubScaleSettings(devices=0)
+
+
+def test_the_markdown_report_has_the_machine_and_each_section() -> None:
+    results = {
+        "machine": machine(),
+        "mode": "quick",
+        "started_at": "2026-01-01T00:00:00Z",
+        "duration_seconds": 1.0,
+        "models": [
+            {
+                "model_id": "m",
+                "role": "vad",
+                "load_seconds": 0.1,
+                "steady": 150.0,
+                "steady_unit": "us/32ms frame",
+                "first_audio_seconds": None,
+                "peak_rss_mb": 80.0,
+            },
+            {"model_id": "x", "role": "tts", "error": "not installed"},
+        ],
+        "hub_scale": [
+            {
+                "devices": 10,
+                "offered_intents_per_second": 5.0,
+                "sustained_intents_per_second": 5.0,
+                "intent_to_reply": {"p50_ms": 3.0, "p99_ms": 9.0, "max_ms": 10.0},
+                "lost": 0,
+                "duplicated": 0,
+            },
+        ],
+    }
+    text = render_markdown(results)
+    assert f"{results['machine']['cores']} cores" in text
+    assert "| m | vad | 0.100 | 150 us/32ms frame |" in text
+    assert "error: not installed" in text
+    assert "| 10 | 5.0 | 5.0 | 3.0 | 9.0 | 10.0 | 0 | 0 |" in text
+
+
+@pytest.mark.integration
+def test_a_small_hub_scale_run_loses_and_duplicates_nothing() -> None:
+    figures = asyncio.run(
+        hub_scale.run(
+            hub_scale.HubScaleSettings(devices=20, rate_per_second=20, duration_seconds=1)
+        )
+    )
+    assert figures["intents_sent"] == 20
+    assert figures["lost"] == 0
+    assert figures["duplicated"] == 0
+    assert figures["outcomes"] == {"ok": 20}
+    assert figures["hub_exit_status"] == 0
