@@ -10,13 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -26,7 +22,8 @@ from typing import Any, Final
 import aiomqtt
 
 from konak.bench.stats import percentiles_ms
-from konak.devtools.mosquitto import AclRule, Mosquitto, free_port
+from konak.devtools.localhub import READY_TIMEOUT_SECONDS, local_hub
+from konak.devtools.mosquitto import AclRule, Mosquitto
 from konak.protocol import Intent, Kind, Reply, decode_as, device_acl, subscription
 
 logger = logging.getLogger(__name__)
@@ -34,7 +31,6 @@ logger = logging.getLogger(__name__)
 TENANT: Final = "bench"
 LIGHTS: Final = tuple(f"light {i}" for i in range(8))
 CONNECT_CONCURRENCY: Final = 64
-READY_TIMEOUT_SECONDS: Final = 60.0
 DRAIN_SECONDS: Final = 15.0
 
 
@@ -56,66 +52,6 @@ def _raise_fd_limit(needed: int) -> None:
     want = min(hard, max(soft, needed))
     if want > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-def _write_configs(work: Path, broker: Mosquitto) -> Path:
-    home = work / "home.toml"
-    home.write_text(
-        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-        f'username = "{broker.admin.username}"\npassword_env = "KONAK_HOME_MQTT_PASSWORD"\n'
-        + "".join(f'\n[[entities]]\nname = "{name}"\n' for name in LIGHTS)
-    )
-    hub = work / "hub.toml"
-    hub.write_text(
-        f"""
-[hub]
-database_path = "{work / "hub.sqlite3"}"
-http_host = "127.0.0.1"
-http_port = {free_port()}
-log_level = "WARNING"
-
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-username = "{broker.admin.username}"
-password_env = "KONAK_HUB_MQTT_PASSWORD"
-client_id = "konak-hub-bench"
-
-[fleet_mcp]
-enabled = false
-
-[tenants.{TENANT}]
-
-[[tenants.{TENANT}.mcp_servers]]
-name = "home"
-command = "{sys.executable}"
-args = ["-m", "konak.hub.mcp_servers.home", "--config", "{home}"]
-pass_env = ["KONAK_HOME_MQTT_PASSWORD"]
-timeout_seconds = 10.0
-"""
-    )
-    return hub
-
-
-def _http_port(hub_config: Path) -> int:
-    for line in hub_config.read_text().splitlines():
-        if line.startswith("http_port"):
-            return int(line.split("=")[1])
-    raise ValueError("no http_port")
-
-
-async def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the hub exited with status {proc.returncode}; see its stderr")
-        with contextlib.suppress(OSError):
-            url = f"http://127.0.0.1:{port}/healthz"
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the hub did not become healthy")
 
 
 class Fleet:
@@ -202,83 +138,70 @@ async def run(settings: HubScaleSettings) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="konak-bench-") as tmp,
         Mosquitto() as broker,
-        (Path(tmp) / "hub.err").open("wb") as hub_err,
     ):
-        work = Path(tmp)
-        hub_config = _write_configs(work, broker)
-        env = {
-            **os.environ,
-            "KONAK_HUB_MQTT_PASSWORD": broker.admin.password,
-            "KONAK_HOME_MQTT_PASSWORD": broker.admin.password,
-        }
         started = time.perf_counter()
-        proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "konak.cli", "hub", "run", "--config", str(hub_config)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=hub_err,
-        )
-        fleet = Fleet(broker, settings.devices)
-        try:
-            await _wait_healthy(_http_port(hub_config), proc)
+        with local_hub(Path(tmp), broker, TENANT, [(name, None) for name in LIGHTS]) as hub:
             hub_ready_seconds = time.perf_counter() - started
             logger.info("hub healthy after %.2f s", hub_ready_seconds)
-            t0 = time.perf_counter()
-            await fleet.connect()
-            connect_seconds = time.perf_counter() - t0
-            logger.info("%d devices connected in %.2f s", settings.devices, connect_seconds)
-            # Warm up until konak-home answers: until its MCP session is up, the hub has no
-            # route for the intent.
-            deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-            while fleet.outcomes["ok"] == 0:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("konak-home never answered a warm-up intent")
-                await fleet.send(0, warmup=True)
-                await asyncio.sleep(0.2)
-            logger.info("warm-up done: %s", dict(fleet.outcomes))
-            fleet.sent_at.clear()
-            fleet.latencies.clear()
-            fleet.replies.clear()
-            fleet.outcomes.clear()
-
-            total = int(settings.rate_per_second * settings.duration_seconds)
-            interval = 1.0 / settings.rate_per_second
-            t0 = time.perf_counter()
-            for i in range(total):
-                target = t0 + i * interval
-                delay = target - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await fleet.send(i)
-            send_seconds = time.perf_counter() - t0
-            drain_deadline = time.monotonic() + DRAIN_SECONDS
-            while len(fleet.replies) < total and time.monotonic() < drain_deadline:
-                await asyncio.sleep(0.05)
-            done_seconds = time.perf_counter() - t0
-            logger.info("%d of %d replies after %.2f s", len(fleet.replies), total, done_seconds)
-        finally:
-            await fleet.close()
-            proc.terminate()
-            logger.info("stopping the hub")
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        answered = len(fleet.replies)
+            figures = await _drive(broker, settings)
         return {
-            "devices": settings.devices,
-            "target_rate_per_second": settings.rate_per_second,
-            "intents_sent": total,
-            "replies_received": answered,
-            "lost": total - answered,
-            "duplicated": sum(n - 1 for n in fleet.replies.values() if n > 1),
-            "bad_replies": fleet.bad_replies,
-            "outcomes": dict(fleet.outcomes),
-            "sustained_intents_per_second": round(answered / done_seconds, 1),
-            "offered_intents_per_second": round(total / send_seconds, 1),
-            "intent_to_reply": percentiles_ms(fleet.latencies),
-            "connect_all_devices_seconds": round(connect_seconds, 2),
+            **figures,
             "hub_start_to_healthy_seconds": round(hub_ready_seconds, 2),
-            "hub_exit_status": proc.returncode,
+            "hub_exit_status": hub.process.returncode,
         }
+
+
+async def _drive(broker: Mosquitto, settings: HubScaleSettings) -> dict[str, Any]:
+    fleet = Fleet(broker, settings.devices)
+    try:
+        t0 = time.perf_counter()
+        await fleet.connect()
+        connect_seconds = time.perf_counter() - t0
+        logger.info("%d devices connected in %.2f s", settings.devices, connect_seconds)
+        await _warm_up(fleet)
+        total = int(settings.rate_per_second * settings.duration_seconds)
+        interval = 1.0 / settings.rate_per_second
+        t0 = time.perf_counter()
+        for i in range(total):
+            delay = t0 + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await fleet.send(i)
+        send_seconds = time.perf_counter() - t0
+        drain_deadline = time.monotonic() + DRAIN_SECONDS
+        while len(fleet.replies) < total and time.monotonic() < drain_deadline:
+            await asyncio.sleep(0.05)
+        done_seconds = time.perf_counter() - t0
+        logger.info("%d of %d replies after %.2f s", len(fleet.replies), total, done_seconds)
+    finally:
+        await fleet.close()
+    answered = len(fleet.replies)
+    return {
+        "devices": settings.devices,
+        "target_rate_per_second": settings.rate_per_second,
+        "intents_sent": total,
+        "replies_received": answered,
+        "lost": total - answered,
+        "duplicated": sum(n - 1 for n in fleet.replies.values() if n > 1),
+        "bad_replies": fleet.bad_replies,
+        "outcomes": dict(fleet.outcomes),
+        "sustained_intents_per_second": round(answered / done_seconds, 1),
+        "offered_intents_per_second": round(total / send_seconds, 1),
+        "intent_to_reply": percentiles_ms(fleet.latencies),
+        "connect_all_devices_seconds": round(connect_seconds, 2),
+    }
+
+
+async def _warm_up(fleet: Fleet) -> None:
+    """Wait until konak-home answers: until its MCP session is up, intents have no route."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while fleet.outcomes["ok"] == 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("konak-home never answered a warm-up intent")
+        await fleet.send(0, warmup=True)
+        await asyncio.sleep(0.2)
+    logger.info("warm-up done: %s", dict(fleet.outcomes))
+    fleet.sent_at.clear()
+    fleet.latencies.clear()
+    fleet.replies.clear()
+    fleet.outcomes.clear()
