@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from aiohttp import ClientSession, web
 
 from konak.hub.arbitration import Arbiter
+from konak.hub.auth.rbac import Action, declare
+from konak.hub.auth.routes import setup_auth
 from konak.hub.fleet import FleetMonitor
 from konak.hub.ingest import Ingest
 from konak.hub.mcp_host import McpHost
@@ -135,6 +137,7 @@ async def _fleet_mcp_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+@declare(Action.PUBLIC)
 async def metrics_view(request: web.Request) -> web.Response:
     """Prometheus exposition of this hub's metrics."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -146,6 +149,7 @@ async def metrics_view(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+@declare(Action.PUBLIC)
 async def health_view(request: web.Request) -> web.Response:
     """Liveness and whether the broker link is up."""
     hub = request.app[HUB]
@@ -160,4 +164,5 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> web.Application
     app.cleanup_ctx.extend([_store_ctx, _mcp_ctx, _voice_ctx, _fleet_mcp_ctx])
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/healthz", health_view)
+    setup_auth(app, app[HUB].settings)
     return app

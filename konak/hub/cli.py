@@ -29,6 +29,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check-config", help="validate a hub TOML file and exit")
     check.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="hub TOML file")
     check.set_defaults(handler=_check)
+    from konak.hub.auth import admin_cli
+
+    admin_cli.register(sub, str(DEFAULT_CONFIG))
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from konak.hub.auth.settings import (
+    AuthSettings,
+    ProvisioningSettings,
+    parse_auth,
+    parse_provisioning,
+)
 from konak.hub.errors import ConfigError
 from konak.protocol.topics import is_identifier
 
@@ -190,6 +196,8 @@ class HubSettings:
     fleet: FleetSettings = field(default_factory=FleetSettings)
     fleet_mcp: FleetMcpSettings = field(default_factory=FleetMcpSettings)
     tenants: Mapping[str, TenantSettings] = field(default_factory=dict)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
 
     def __post_init__(self) -> None:
         _check(0 <= self.http_port < 65536, f"hub.http_port {self.http_port} is not a TCP port")
@@ -332,7 +340,8 @@ def _tenant(tenant_id: str, raw: Any) -> TenantSettings:
 
 def parse_settings(data: Mapping[str, Any]) -> HubSettings:
     """Build settings from a parsed TOML document; raises ConfigError with the reason."""
-    unknown = sorted(set(data) - {"hub", "mqtt", "fleet", "fleet_mcp", "arbitration", "tenants"})
+    sections = {"hub", "mqtt", "fleet", "fleet_mcp", "arbitration", "tenants", "auth"}
+    unknown = sorted(set(data) - sections - {"provisioning"})
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)}")
     hub = _table(data, "hub")
@@ -370,6 +379,8 @@ def parse_settings(data: Mapping[str, Any]) -> HubSettings:
         fleet=_build(FleetSettings, _table(data, "fleet"), "fleet"),
         fleet_mcp=_build(FleetMcpSettings, _table(data, "fleet_mcp"), "fleet_mcp"),
         tenants=tenants,
+        auth=parse_auth(_table(data, "auth"), _secret),
+        provisioning=parse_provisioning(_table(data, "provisioning"), _secret),
     )
     return settings
 
