@@ -1,0 +1,119 @@
+"""The append-only audit log: who did what, in which tenant, to what, from where, and how
+it ended. SQLite triggers refuse UPDATE and DELETE on the table."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+PLATFORM_TENANT: Final = ""  # platform events (tenant creation, failed logins of unknown users)
+MAX_PAGE: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit record."""
+
+    id: int
+    at: float
+    tenant_id: str
+    actor: str
+    action: str
+    target: str
+    ip: str
+    outcome: str
+    status: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Filters over one tenant's log; ``before_id`` pages backwards from the newest."""
+
+    tenant_id: str
+    actor: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: float | None = None
+    until: float | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+class AuditLog:
+    """Appends and reads audit records."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def record(
+        self,
+        *,
+        tenant_id: str,
+        actor: str,
+        action: str,
+        target: str,
+        ip: str,
+        outcome: str,
+        status: int,
+    ) -> None:
+        """Append one record."""
+        self._db.execute(
+            """INSERT INTO audit_log (at, tenant_id, actor, action, target, ip, outcome, status)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            (time.time(), tenant_id, actor, action, target, ip, outcome, status),
+        )
+
+    def _select(self, query: AuditQuery) -> tuple[str, list[Any]]:
+        sql = "SELECT * FROM audit_log WHERE tenant_id = ?"
+        params: list[Any] = [query.tenant_id]
+        for column in ("actor", "action", "outcome"):
+            value = getattr(query, column)
+            if value is not None:
+                sql += f" AND {column} = ?"  # column names are fixed above, values bound
+                params.append(value)
+        if query.since is not None:
+            sql += " AND at >= ?"
+            params.append(query.since)
+        if query.until is not None:
+            sql += " AND at < ?"
+            params.append(query.until)
+        if query.before_id is not None:
+            sql += " AND id < ?"
+            params.append(query.before_id)
+        return sql + " ORDER BY id DESC", params
+
+    def page(self, query: AuditQuery) -> tuple[list[AuditEntry], int | None]:
+        """The newest matching records (at most ``limit``) and the cursor of the next page."""
+        limit = max(1, min(query.limit, MAX_PAGE))
+        sql, params = self._select(query)
+        rows = self._db.execute(sql + " LIMIT ?", [*params, limit + 1]).fetchall()
+        entries = [_entry(r) for r in rows[:limit]]
+        return entries, (entries[-1].id if len(rows) > limit else None)
+
+    def export(self, query: AuditQuery) -> Iterator[str]:
+        """Every matching record as JSON lines, newest first."""
+        sql, params = self._select(query)
+        for row in self._db.execute(sql, params):
+            yield json.dumps(_entry(row).as_dict()) + "\n"
+
+
+def _entry(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at=row["at"],
+        tenant_id=row["tenant_id"],
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"],
+        ip=row["ip"],
+        outcome=row["outcome"],
+        status=row["status"],
+    )

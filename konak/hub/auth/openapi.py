@@ -1,0 +1,124 @@
+"""The OpenAPI 3.1 document of the JSON API, built from the route table and the pydantic
+request models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from konak.hub.auth.http import Handler
+from konak.hub.auth.rbac import ANONYMOUS, Action, declared
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRoute:
+    """One route: method, path, handler, the body it takes and the statuses it answers."""
+
+    method: str
+    path: str
+    handler: Handler
+    name: str
+    body: type[BaseModel] | None = None
+    ok_status: int = 200
+    query: tuple[str, ...] = ()
+
+
+_ERRORS = {
+    "400": "invalid body or parameters",
+    "401": "not signed in, or the token is expired, invalid or revoked",
+    "403": "the role does not allow this",
+    "404": "no such resource in this tenant",
+    "413": "body too large",
+    "415": "body is not JSON",
+    "429": "rate limited (see Retry-After)",
+}
+_QUERY_TYPES = {"since": "number", "until": "number", "before_id": "integer", "limit": "integer"}
+
+
+def build_openapi(routes: Sequence[ApiRoute], title: str = "Konak hub API") -> dict[str, Any]:
+    """The document served at /api/openapi.json."""
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            },
+        }
+    }
+    paths: dict[str, Any] = {}
+    for route in routes:
+        action = declared(route.handler)
+        assert action is not None, f"{route.name} declares no action"
+        operation: dict[str, Any] = {
+            "operationId": route.name,
+            "summary": (route.handler.__doc__ or "").strip().splitlines()[0],
+            "x-konak-action": action.value,
+            "responses": {
+                str(route.ok_status): {"description": "success"},
+                **{
+                    status: {
+                        "description": text,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    }
+                    for status, text in _ERRORS.items()
+                },
+            },
+        }
+        if action not in ANONYMOUS:
+            operation["security"] = [{"bearer": []}]
+        elif action is Action.PUBLIC:
+            operation["security"] = []
+        params = [
+            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            for part in route.path.split("/")
+            if part.startswith("{")
+        ]
+        params += [
+            {
+                "name": q,
+                "in": "query",
+                "required": False,
+                "schema": {"type": _QUERY_TYPES.get(q, "string")},
+            }
+            for q in route.query
+        ]
+        if params:
+            operation["parameters"] = params
+        if route.body is not None:
+            name = route.body.__name__
+            schema = route.body.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[name] = schema
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                },
+            }
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+        "security": [],
+    }

@@ -1,0 +1,121 @@
+"""In-process token buckets per client IP, per user and per route, and the progressive
+lock-out after failed logins."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from konak.hub.auth.errors import RateLimited
+from konak.hub.auth.settings import AuthSettings, RateLimit
+
+MAX_KEYS: Final = 100_000  # bound on remembered clients; the least recently seen go first
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class TokenBuckets:
+    """One bucket per key; ``take`` spends a token or says how long until one is back."""
+
+    def __init__(self, limit: RateLimit, clock: Clock = time.monotonic) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def take(self, key: str) -> float:
+        """0.0 when allowed, else the seconds to wait."""
+        now = self._clock()
+        bucket = self._buckets.pop(key, None) or _Bucket(float(self._limit.burst), now)
+        bucket.tokens = min(
+            float(self._limit.burst),
+            bucket.tokens + (now - bucket.updated) * self._limit.per_second,
+        )
+        bucket.updated = now
+        self._buckets[key] = bucket
+        if len(self._buckets) > MAX_KEYS:
+            self._buckets.popitem(last=False)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self._limit.per_second
+
+
+class RateLimiter:
+    """The limits of the API: per IP, per user, and per named route on top."""
+
+    def __init__(self, settings: AuthSettings, clock: Clock = time.monotonic) -> None:
+        self._ip = TokenBuckets(settings.ip_limit, clock)
+        self._user = TokenBuckets(settings.user_limit, clock)
+        self._routes = {
+            name: TokenBuckets(limit, clock) for name, limit in settings.route_limits.items()
+        }
+
+    def check_ip(self, ip: str, route: str | None) -> None:
+        """Raise RateLimited when this IP is over its limit (or the route's)."""
+        wait = self._ip.take(ip)
+        if not wait and route in self._routes:
+            wait = self._routes[route].take(ip)
+        if wait:
+            raise RateLimited("too many requests", retry_after_seconds=wait)
+
+    def check_user(self, user_id: str) -> None:
+        """Raise RateLimited when this user is over its limit."""
+        wait = self._user.take(user_id)
+        if wait:
+            raise RateLimited("too many requests", retry_after_seconds=wait)
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int
+    locked_until: float
+
+
+class Lockout:
+    """After ``lockout_after_failures`` failed logins for an account (or from an IP), refuse
+    logins for an interval that doubles with each further failure, up to a maximum."""
+
+    def __init__(self, settings: AuthSettings, clock: Clock = time.monotonic) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._failures: OrderedDict[str, _Failures] = OrderedDict()
+
+    def check(self, *keys: str) -> None:
+        """Raise RateLimited (code ``locked_out``) while any of ``keys`` is locked."""
+        now = self._clock()
+        wait = max((f.locked_until - now for k in keys if (f := self._failures.get(k))), default=0)
+        if wait > 0:
+            raise RateLimited(
+                "too many failed logins; try again later",
+                retry_after_seconds=wait,
+                code="locked_out",
+            )
+
+    def failed(self, *keys: str) -> None:
+        """Count a failed login against each key."""
+        s = self._settings
+        now = self._clock()
+        for key in keys:
+            entry = self._failures.pop(key, None) or _Failures(0, 0.0)
+            entry.count += 1
+            over = entry.count - s.lockout_after_failures
+            if over >= 0:
+                seconds = min(s.lockout_initial_seconds * 2.0**over, s.lockout_max_seconds)
+                entry.locked_until = now + seconds
+            self._failures[key] = entry
+            if len(self._failures) > MAX_KEYS:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, *keys: str) -> None:
+        """Forget the failures of an account after a successful login."""
+        for key in keys:
+            self._failures.pop(key, None)

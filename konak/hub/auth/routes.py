@@ -1,0 +1,112 @@
+"""Wires the JSON API into the hub app: the guard middleware, the auth database as a
+cleanup context behind ``AUTH``, the routes and /api/openapi.json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import web
+
+from konak.hub.auth import api, devices
+from konak.hub.auth.audit import AuditLog
+from konak.hub.auth.db import connect
+from konak.hub.auth.http import AUTH, AuthState, guard
+from konak.hub.auth.openapi import ApiRoute, build_openapi
+from konak.hub.auth.passwords import Hasher, PasswordPolicy
+from konak.hub.auth.ratelimit import Lockout, RateLimiter
+from konak.hub.auth.rbac import Action, declare
+from konak.hub.auth.schemas import (
+    ClaimBody,
+    EnrollBody,
+    LoginBody,
+    MemberBody,
+    PasswordChangeBody,
+    RefreshBody,
+    RoleBody,
+    TenantBody,
+)
+from konak.hub.auth.tokens import Tokens
+from konak.hub.auth.users import Users
+from konak.hub.settings import HubSettings
+from konak.provisioning import claims
+from konak.provisioning.claims import Claims, DynsecProvisioner, Provisioner
+
+logger = logging.getLogger(__name__)
+
+AUDIT_FILTERS: Final = ("actor", "action", "outcome", "since", "until", "before_id", "limit")
+T: Final = "/api/tenants/{tenant}"
+ROUTES: Final = (
+    ApiRoute("POST", "/api/auth/login", api.login, "login", LoginBody),
+    ApiRoute("POST", "/api/auth/refresh", api.refresh, "refresh", RefreshBody),
+    ApiRoute("POST", "/api/auth/logout", api.logout, "logout", ok_status=204),
+    ApiRoute("GET", "/api/auth/me", api.me, "me"),
+    ApiRoute(
+        "POST", "/api/auth/password", api.change_password, "password", PasswordChangeBody, 204
+    ),
+    ApiRoute("GET", "/api/tenants", api.list_tenants, "tenants"),
+    ApiRoute("POST", "/api/tenants", api.create_tenant, "create_tenant", TenantBody, 201),
+    ApiRoute("GET", f"{T}/users", api.list_members, "members"),
+    ApiRoute("POST", f"{T}/users", api.add_member, "add_member", MemberBody, 201),
+    ApiRoute("PUT", f"{T}/users/{{user_id}}/role", api.set_role, "set_role", RoleBody),
+    ApiRoute("DELETE", f"{T}/users/{{user_id}}", api.remove_member, "remove_member", None, 204),
+    ApiRoute("GET", f"{T}/audit", api.audit_page, "audit", query=AUDIT_FILTERS),
+    ApiRoute("GET", f"{T}/audit.jsonl", api.audit_export, "audit_export", query=AUDIT_FILTERS),
+    ApiRoute("POST", f"{T}/claims", devices.create_claim, "create_claim", ClaimBody, 201),
+    ApiRoute("GET", f"{T}/devices", devices.list_devices, "devices"),
+    ApiRoute("DELETE", f"{T}/devices/{{device}}", devices.revoke_device, "revoke", None, 204),
+    ApiRoute("POST", "/api/enroll", devices.enroll, "enroll", EnrollBody, 201),
+)
+
+
+@declare(Action.PUBLIC)
+async def openapi_view(request: web.Request) -> web.Response:
+    """The OpenAPI document of this API."""
+    return web.json_response(build_openapi(ROUTES))
+
+
+def setup_auth(
+    app: web.Application, settings: HubSettings, provisioner: Provisioner | None = None
+) -> None:
+    """Add the guard to ``app`` (always: deny by default) and, when signing keys are
+    configured, the API itself. ``provisioner`` replaces the dynamic-security one."""
+    app.middlewares.append(guard)
+    if not settings.auth.enabled:
+        return
+    auth = settings.auth
+    prov = settings.provisioning
+    if provisioner is None and prov.enabled:
+        provisioner = DynsecProvisioner(
+            settings.mqtt.host, settings.mqtt.port, prov.username, prov.password
+        )
+    broker = (prov.broker_host or settings.mqtt.host, prov.broker_port or settings.mqtt.port)
+
+    # Built now (app state may not change once the app runs); the context closes it.
+    db = connect(settings.database_path, claims.SCHEMA)
+    hasher = Hasher(time_cost=auth.argon2_time_cost, memory_cost_kib=auth.argon2_memory_kib)
+    policy = PasswordPolicy.load(auth.password_min_length, auth.common_passwords_file)
+    users = Users(db, hasher, policy)
+    for tenant_id in settings.tenants:
+        users.ensure_tenant(tenant_id)
+    app[AUTH] = AuthState(
+        settings=auth,
+        db=db,
+        users=users,
+        tokens=Tokens(auth, db),
+        audit=AuditLog(db),
+        claims=Claims(db),
+        limiter=RateLimiter(auth),
+        lockout=Lockout(auth),
+        provisioner=provisioner,
+        broker_address=broker,
+    )
+
+    async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        db.close()
+
+    app.cleanup_ctx.append(auth_ctx)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+    app.router.add_get("/api/openapi.json", openapi_view, name="openapi")

@@ -1,0 +1,76 @@
+"""Request bodies of the JSON API (pydantic; unknown fields are refused)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from konak.hub.auth.rbac import Role
+
+Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Secret = Annotated[str, Field(min_length=1, max_length=1024)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Body(BaseModel):
+    """Base of every request body."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LoginBody(Body):
+    """Sign in with e-mail and password."""
+
+    email: Email
+    password: Secret
+
+
+class RefreshBody(Body):
+    """Exchange a refresh token for a new pair."""
+
+    refresh_token: Secret
+
+
+class PasswordChangeBody(Body):
+    """Change one's own password (signs out every session)."""
+
+    current_password: Secret
+    new_password: Secret
+
+
+class TenantBody(Body):
+    """Create a tenant (superadmin)."""
+
+    tenant_id: Identifier
+    name: Text
+
+
+class MemberBody(Body):
+    """Add a user to a tenant with a role; ``password`` creates the account when new."""
+
+    email: Email
+    role: Role
+    password: Secret | None = None
+
+
+class RoleBody(Body):
+    """Change a member's role."""
+
+    role: Role
+
+
+class ClaimBody(Body):
+    """Mint a one-time claim token for enrolling a device."""
+
+    expires_in_seconds: Annotated[int, Field(ge=60, le=30 * 24 * 3600)] | None = None
+
+
+class EnrollBody(Body):
+    """What a device sends to enrol."""
+
+    token: Secret
+    name: Text
+    area: Text | None = None
+    device: Identifier | None = None

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import pytest
+
+from konak.hub.auth.errors import RateLimited
+from konak.hub.auth.ratelimit import Lockout, TokenBuckets
+from konak.hub.auth.settings import RateLimit
+from tests.hub.auth.conftest import Api, ApiFactory, auth_settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_bucket_allows_its_burst_then_refills_at_its_rate() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(RateLimit(3, 0.5), clock)
+    assert [buckets.take("ip") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("ip") == pytest.approx(2.0)
+    assert buckets.take("other-ip") == 0.0
+    clock.now += 2.0
+    assert buckets.take("ip") == 0.0
+    assert buckets.take("ip") > 0
+
+
+def test_the_lockout_starts_after_the_threshold_and_doubles_with_each_failure() -> None:
+    clock = Clock()
+    lockout = Lockout(auth_settings(lockout_after_failures=3, lockout_initial_seconds=10.0), clock)
+    for _ in range(2):
+        lockout.failed("user:a")
+        lockout.check("user:a")
+    waits = []
+    for _ in range(3):
+        lockout.failed("user:a")
+        with pytest.raises(RateLimited) as info:
+            lockout.check("user:a", "ip:1")
+        assert info.value.code == "locked_out"
+        waits.append(info.value.retry_after_seconds)
+    assert waits == [10.0, 20.0, 40.0]
+    clock.now += 41.0
+    lockout.check("user:a")
+    lockout.succeeded("user:a")
+    lockout.failed("user:a")
+    lockout.check("user:a")
+
+
+def test_the_lockout_is_capped_at_its_maximum() -> None:
+    clock = Clock()
+    lockout = Lockout(
+        auth_settings(
+            lockout_after_failures=1, lockout_initial_seconds=10.0, lockout_max_seconds=30.0
+        ),
+        clock,
+    )
+    for _ in range(10):
+        lockout.failed("user:a")
+    with pytest.raises(RateLimited) as info:
+        lockout.check("user:a")
+    assert info.value.retry_after_seconds == 30.0
+
+
+async def test_brute_force_logins_lock_the_account_out_even_with_the_right_password(
+    make_api: ApiFactory,
+) -> None:
+    api: Api = await make_api(lockout_after_failures=3, lockout_initial_seconds=60.0)
+    api.user("target@acme.test", {})
+    for _ in range(3):
+        resp = await api.client.post(
+            "/api/auth/login", json={"email": "target@acme.test", "password": "guess-123456"}
+        )
+        assert resp.status == 401
+    resp = await api.client.post(
+        "/api/auth/login", json={"email": "target@acme.test", "password": "a-long-passphrase-1"}
+    )
+    assert resp.status == 429
+    assert (await resp.json())["error"]["code"] == "locked_out"
+    assert int(resp.headers["Retry-After"]) == 60
+
+
+async def test_a_route_limit_answers_429_with_retry_after(make_api: ApiFactory) -> None:
+    api: Api = await make_api(route_limits={"login": RateLimit(2, 0.1)})
+    statuses = []
+    for _ in range(3):
+        resp = await api.client.post("/api/auth/login", json={"email": "a@b.cd", "password": "x"})
+        statuses.append(resp.status)
+    assert statuses == [401, 401, 429]
+    assert int(resp.headers["Retry-After"]) == 10
+    assert (await api.client.get("/api/openapi.json")).status == 200, "other routes still work"
+
+
+async def test_a_user_over_the_per_user_limit_gets_429_until_the_bucket_refills(
+    make_api: ApiFactory,
+) -> None:
+    api: Api = await make_api(user_limit=RateLimit(3, 0.01))
+    api.user("busy@acme.test", {})
+    headers = await api.token("busy@acme.test")
+    statuses = [(await api.client.get("/api/auth/me", headers=headers)).status for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+
+
+async def test_a_client_ip_over_its_limit_gets_429(make_api: ApiFactory) -> None:
+    api: Api = await make_api(ip_limit=RateLimit(2, 0.01))
+    statuses = [(await api.client.get("/api/auth/me")).status for _ in range(3)]
+    assert statuses == [401, 401, 429]

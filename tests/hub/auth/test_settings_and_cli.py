@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from konak.cli import main
+from konak.hub.auth.db import connect
+from konak.hub.errors import ConfigError
+from konak.hub.settings import load_settings, parse_settings
+
+SECRET = "x" * 40
+
+
+def document(tmp_path: Path, **auth: Any) -> dict[str, Any]:
+    return {
+        "hub": {"database_path": str(tmp_path / "hub.sqlite3")},
+        "auth": {"active_kid": "k1", "keys": {"k1": {"secret_env": "JWT"}}, **auth},
+    }
+
+
+def test_the_auth_table_parses_with_the_secret_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JWT", SECRET)
+    settings = parse_settings(
+        document(tmp_path, route_limits={"login": {"burst": 3, "per_second": 0.1}})
+    )
+    assert settings.auth.enabled
+    assert settings.auth.keys[0].secret == SECRET
+    assert SECRET not in repr(settings)
+    assert settings.auth.route_limits["login"].burst == 3
+    assert not settings.provisioning.enabled
+
+
+@pytest.mark.parametrize(
+    ("auth", "reason"),
+    [
+        ({"colour": 1}, "unknown key(s) colour"),
+        ({"access_token_seconds": "5m"}, "expected a number"),
+        ({"active_kid": "nope"}, "active_kid must name"),
+        ({"keys": {"k1": {"secret": "inline"}}}, "secret_env or secret_file"),
+        ({"keys": {"k1": {"algorithm": "RS256", "secret_env": "JWT"}}}, "algorithm must be"),
+        ({"keys": {"k1": {"algorithm": "EdDSA"}}}, "needs private_key_file"),
+        ({"ip_limit": {"burst": 1}}, "expected { burst"),
+        ({"password_min_length": 4}, "password_min_length must be >= 8"),
+        ({"keys": {"k1": {"secret_env": "UNSET_VARIABLE"}}}, "is not set"),
+    ],
+)
+def test_a_bad_auth_table_is_refused_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: dict[str, Any], reason: str
+) -> None:
+    monkeypatch.setenv("JWT", SECRET)
+    with pytest.raises(ConfigError) as info:
+        parse_settings(document(tmp_path, **auth))
+    assert reason in info.value.message
+
+
+def test_an_unreadable_pem_key_is_a_config_error_when_the_api_starts(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from konak.hub.auth.routes import setup_auth
+
+    (tmp_path / "key.pem").write_text("not a key")
+    data = {
+        "hub": {"database_path": str(tmp_path / "hub.sqlite3")},
+        "auth": {
+            "active_kid": "k1",
+            "keys": {"k1": {"algorithm": "EdDSA", "private_key_file": str(tmp_path / "key.pem")}},
+        },
+    }
+    with pytest.raises(ConfigError, match="not a usable PEM key"):
+        setup_auth(web.Application(), parse_settings(data))
+
+
+def test_the_provisioning_table_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROV", "pw")
+    settings = parse_settings(
+        {
+            "hub": {"database_path": str(tmp_path / "db")},
+            "provisioning": {"enabled": True, "password_env": "PROV", "broker_port": 8883},
+        }
+    )
+    assert settings.provisioning.password == "pw"
+    assert settings.provisioning.broker_port == 8883
+    with pytest.raises(ConfigError, match="enabled"):
+        parse_settings({"hub": {"database_path": "x"}, "provisioning": {"enabled": "yes"}})
+
+
+def write_config(tmp_path: Path) -> Path:
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[hub]\ndatabase_path = "{tmp_path / "hub.sqlite3"}"\n'
+        '[auth]\nactive_kid = "k1"\nargon2_time_cost = 1\nargon2_memory_kib = 64\n'
+        '[auth.keys.k1]\nsecret_env = "JWT"\n'
+        "[tenants.acme]\n"
+    )
+    return config
+
+
+def test_add_user_creates_the_superadmin_and_a_tenant_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JWT", SECRET)
+    monkeypatch.setenv("KONAK_NEW_PASSWORD", "violet-harbour-engine-42")
+    config = write_config(tmp_path)
+    assert (
+        main(["hub", "add-user", "--config", str(config), "--email", "r@x.io", "--superadmin"]) == 0
+    )
+    args = ["--email", "a@x.io", "--tenant", "acme", "--role", "admin"]
+    assert main(["hub", "add-user", "--config", str(config), *args]) == 0
+    assert "violet" not in capsys.readouterr().out
+    db = connect(load_settings(config).database_path)
+    rows = db.execute(
+        "SELECT u.email, u.superadmin, m.role FROM users u "
+        "LEFT JOIN memberships m ON m.user_id = u.user_id ORDER BY u.email"
+    ).fetchall()
+    db.close()
+    assert [tuple(r) for r in rows] == [("a@x.io", 0, "admin"), ("r@x.io", 1, None)]
+
+
+@pytest.mark.parametrize(
+    ("extra", "password", "reason"),
+    [
+        (["--superadmin"], "short", "weak_password"),
+        (["--tenant", "nope"], "violet-harbour-engine-42", "not_found"),
+        ([], "violet-harbour-engine-42", "usage"),
+    ],
+)
+def test_add_user_refuses_bad_input_with_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    password: str,
+    reason: str,
+) -> None:
+    monkeypatch.setenv("JWT", SECRET)
+    monkeypatch.setenv("KONAK_NEW_PASSWORD", password)
+    config = write_config(tmp_path)
+    assert main(["hub", "add-user", "--config", str(config), "--email", "a@x.io", *extra]) == 1
+    assert f"[{reason}]" in capsys.readouterr().err
