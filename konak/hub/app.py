@@ -17,6 +17,7 @@ from konak.hub.fleet import FleetMonitor
 from konak.hub.ingest import Ingest
 from konak.hub.mcp_host import McpHost
 from konak.hub.metrics import HubMetrics
+from konak.hub.quotas import Quotas
 from konak.hub.settings import HubSettings, TenantSettings
 from konak.hub.store import Store
 from konak.hub.turns import TurnProcessor
@@ -94,6 +95,7 @@ async def _voice_ctx(app: web.Application) -> AsyncIterator[None]:
             hub.metrics,
             publish,
             hub.tenants,
+            Quotas(lambda: hub.settings.quotas, hub.metrics),
         )
         hub.ingest = Ingest(
             hub.settings.mqtt,

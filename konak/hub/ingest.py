@@ -15,6 +15,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
+from konak.hub.auth.errors import ApiError
+from konak.hub.auth.rbac import Action, Identity, Resource, authorize
 from konak.hub.metrics import HubMetrics
 from konak.hub.settings import MqttSettings
 from konak.protocol import (
@@ -38,6 +40,13 @@ logger = logging.getLogger(__name__)
 SESSION_EXPIRY_SECONDS: Final = 3600
 PUBLISH_WAIT_SECONDS: Final = 10.0
 INGEST_KINDS: Final = tuple(spec.kind for spec in SPECS.values() if spec.device_publishes)
+# The action each message kind takes; a kind missing here is refused (deny by default).
+KIND_ACTIONS: Final = {
+    Kind.STATUS: Action.STATUS_SEND,
+    Kind.TELEMETRY: Action.TELEMETRY_SEND,
+    Kind.WAKE: Action.WAKE_SEND,
+    Kind.INTENT: Action.INTENT_SEND,
+}
 
 
 class Ingest:
@@ -133,6 +142,18 @@ class Ingest:
         if not SPECS[kind].device_publishes:
             self.metrics.drops.labels("wrong_direction").inc()
             logger.warning("dropped %s message on %.200s: not a device->hub kind", kind, topic)
+            return
+        try:
+            # The topic is the sender's identity: the broker ACL lets a device publish only
+            # on its own topics, and decode() refused payloads naming another device.
+            action = KIND_ACTIONS.get(kind)
+            if action is None:
+                raise ApiError(f"no action for {kind} messages", code="forbidden")
+            identity = Identity.device(msg.tenant, msg.device)
+            authorize(identity, action, Resource(msg.tenant, kind.value, msg.device))
+        except ApiError as exc:
+            self.metrics.drops.labels("forbidden").inc()
+            logger.warning("dropped %s message on %.200s: %s", kind, topic, exc.message)
             return
         try:
             self._handle(msg)

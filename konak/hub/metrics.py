@@ -40,6 +40,12 @@ class HubMetrics:
             ["tenant"],
             registry=r,
         )
+        self.quota_rejections = Counter(
+            "konak_hub_quota_rejections",
+            "Turns and enrolments refused by a tenant quota",
+            ["tenant", "quota"],
+            registry=r,
+        )
         self.alerts = Counter("konak_hub_alerts", "Fleet alerts raised", ["kind"], registry=r)
         self.circuit_open = Gauge(
             "konak_hub_mcp_circuit_open",

@@ -18,6 +18,7 @@ from konak.hub.auth.settings import (
     parse_provisioning,
 )
 from konak.hub.errors import ConfigError
+from konak.hub.quotas import QuotaSettings, parse_quotas
 from konak.protocol.topics import is_identifier
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -198,6 +199,7 @@ class HubSettings:
     tenants: Mapping[str, TenantSettings] = field(default_factory=dict)
     auth: AuthSettings = field(default_factory=AuthSettings)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
 
     def __post_init__(self) -> None:
         _check(0 <= self.http_port < 65536, f"hub.http_port {self.http_port} is not a TCP port")
@@ -341,7 +343,7 @@ def _tenant(tenant_id: str, raw: Any) -> TenantSettings:
 def parse_settings(data: Mapping[str, Any]) -> HubSettings:
     """Build settings from a parsed TOML document; raises ConfigError with the reason."""
     sections = {"hub", "mqtt", "fleet", "fleet_mcp", "arbitration", "tenants", "auth"}
-    unknown = sorted(set(data) - sections - {"provisioning"})
+    unknown = sorted(set(data) - sections - {"provisioning", "quotas"})
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)}")
     hub = _table(data, "hub")
@@ -381,6 +383,7 @@ def parse_settings(data: Mapping[str, Any]) -> HubSettings:
         tenants=tenants,
         auth=parse_auth(_table(data, "auth"), _secret),
         provisioning=parse_provisioning(_table(data, "provisioning"), _secret),
+        quotas=parse_quotas(_table(data, "quotas")),
     )
     return settings
 

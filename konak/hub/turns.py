@@ -13,6 +13,7 @@ from konak.hub.arbitration import Arbiter
 from konak.hub.errors import ToolError
 from konak.hub.mcp_host import ToolRef
 from konak.hub.metrics import HubMetrics
+from konak.hub.quotas import LIMIT_TEXT, Quotas
 from konak.hub.settings import TenantSettings, ToolCall
 from konak.hub.speakable import DONE, result_text
 from konak.hub.store import Store
@@ -88,6 +89,7 @@ class TurnProcessor:
         metrics: HubMetrics,
         publish: Publish,
         tenants: Callable[[], Mapping[str, TenantSettings]],
+        quotas: Quotas | None = None,
     ) -> None:
         self.store = store
         self.host = host
@@ -95,6 +97,7 @@ class TurnProcessor:
         self.metrics = metrics
         self.publish = publish
         self.tenants = tenants
+        self.quotas = quotas
 
     async def handle(self, intent: Intent) -> None:
         """Process one intent message (possibly a redelivery) and publish its reply."""
@@ -108,7 +111,10 @@ class TurnProcessor:
             return
         # A turn cancelled here (shutdown) stays claimed: executing at most once beats twice.
         area = self._area(intent)
-        if area is not None and not await self.arbiter.wins(intent, area):
+        if self.quotas is not None and not self.quotas.admit_intent(intent.tenant):
+            logger.info("turn %s/%s: intents_per_minute reached", intent.tenant, intent.turn_id)
+            result = Outcome("limit", LIMIT_TEXT)
+        elif area is not None and not await self.arbiter.wins(intent, area):
             result = Outcome("stand_down", "")
         else:
             result = await self.route(intent)
@@ -158,9 +164,19 @@ class TurnProcessor:
                 logger.info("turn %s: no tool for intent %s", intent.turn_id, intent.intent)
                 return Outcome("no_route", NO_ROUTE_TEXT)
             resolved.append((ref.server, ref.name, arguments))
-        results = await asyncio.gather(
-            *(self._call(intent, server, tool, args) for server, tool, args in resolved)
-        )
+        quotas = self.quotas
+        if quotas is not None and not quotas.start_calls(intent.tenant, len(resolved)):
+            logger.info(
+                "turn %s/%s: max_concurrent_tool_calls reached", intent.tenant, intent.turn_id
+            )
+            return Outcome("limit", LIMIT_TEXT)
+        try:
+            results = await asyncio.gather(
+                *(self._call(intent, server, tool, args) for server, tool, args in resolved)
+            )
+        finally:
+            if quotas is not None:
+                quotas.end_calls(intent.tenant, len(resolved))
         texts = [text for text in results if text is not None]
         if not texts:
             return Outcome("error", FAILED_TEXT)

@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     expires_at REAL NOT NULL,
     used_at REAL
 );
+CREATE TABLE IF NOT EXISTS password_resets (
+    token_sha256 TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (user_id),
+    issued_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at REAL
+);
 CREATE TABLE IF NOT EXISTS audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,

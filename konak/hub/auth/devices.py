@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from konak.hub.auth.errors import NotFound, Unauthenticated, Unavailable
+from konak.hub.auth.errors import NotFound, QuotaExceeded, Unauthenticated, Unavailable
 from konak.hub.auth.http import AUTH, AuthState, identity_of, note, read_json
 from konak.hub.auth.rbac import Action, declare
 from konak.hub.auth.schemas import ClaimBody, EnrollBody
@@ -38,6 +38,18 @@ async def create_claim(request: web.Request) -> web.Response:
     )
 
 
+def _check_device_quota(state: AuthState, tenant: str, device: str, token: str) -> None:
+    max_devices = state.quotas.of(tenant).max_devices
+    if (
+        max_devices is not None
+        and not state.claims.is_active(tenant, device)  # re-enrolment replaces, not adds
+        and state.claims.count_active(tenant) >= max_devices
+    ):
+        state.claims.release(token)  # usable once a device is revoked
+        logger.info("enrolment of %s/%s refused: max_devices %d", tenant, device, max_devices)
+        raise QuotaExceeded(f"this tenant may enrol at most {max_devices} devices")
+
+
 @declare(Action.ENROLL)
 async def enroll(request: web.Request) -> web.Response:
     """A device redeems a claim token and receives its own broker login."""
@@ -50,13 +62,15 @@ async def enroll(request: web.Request) -> web.Response:
     except ClaimError as exc:
         raise Unauthenticated(exc.message, code=exc.code) from exc
     note(request, tenant=tenant, actor=f"device:{device}", target=f"device:{device}")
-    try:
-        login = await provisioner.create_device(tenant, device)
-    except DynsecError as exc:
-        state.claims.release(body.token)  # the token stays usable for a retry
-        logger.warning("enrolment of %s/%s failed at the broker: %s", tenant, device, exc.code)
-        raise Unavailable("the broker could not create the device's login") from exc
-    state.claims.record(tenant, device, body.name, body.area, login.username)
+    async with state.enrol_lock:  # the device count is checked and raised atomically
+        _check_device_quota(state, tenant, device, body.token)
+        try:
+            login = await provisioner.create_device(tenant, device)
+        except DynsecError as exc:
+            state.claims.release(body.token)  # the token stays usable for a retry
+            logger.warning("enrolment of %s/%s failed at the broker: %s", tenant, device, exc.code)
+            raise Unavailable("the broker could not create the device's login") from exc
+        state.claims.record(tenant, device, body.name, body.area, login.username)
     logger.info("device %s/%s enrolled", tenant, device)
     host, port = state.broker_address
     return web.json_response(

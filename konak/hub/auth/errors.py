@@ -35,6 +35,13 @@ class NotFound(ApiError):
     status = 404
 
 
+class QuotaExceeded(ApiError):
+    """The tenant's quota (devices) is used up."""
+
+    code = "quota_exceeded"
+    status = 403
+
+
 class Conflict(ApiError):
     """The resource exists already."""
 

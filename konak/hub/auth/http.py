@@ -4,6 +4,7 @@ error responses."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import sqlite3
@@ -25,9 +26,11 @@ from konak.hub.auth.errors import (
 )
 from konak.hub.auth.ratelimit import Lockout, RateLimiter
 from konak.hub.auth.rbac import ANONYMOUS, Action, Identity, Resource, authorize, declared
+from konak.hub.auth.reset import Mailer, PasswordResets
 from konak.hub.auth.settings import AuthSettings
 from konak.hub.auth.tokens import Tokens
 from konak.hub.auth.users import Users
+from konak.hub.quotas import QuotaSettings
 from konak.provisioning.claims import Claims, Provisioner
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,11 @@ class AuthState:
     lockout: Lockout
     provisioner: Provisioner | None = None
     broker_address: tuple[str, int] = ("127.0.0.1", 1883)
+    resets: PasswordResets | None = None
+    mailer: Mailer | None = None
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    enrol_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def authenticate(self, request: web.Request) -> Identity:

@@ -29,6 +29,7 @@ class Action(StrEnum):
     PUBLIC = "public"  # health, metrics, the OpenAPI document
     LOGIN = "auth.login"
     REFRESH = "auth.refresh"
+    RESET = "auth.reset"  # password reset: authenticated by the mailed token
     ENROLL = "devices.enroll"  # authenticated by the claim token in the body
     SELF = "auth.self"  # me, logout, password change: any signed-in user
     TENANTS_LIST = "tenants.list"
@@ -40,11 +41,17 @@ class Action(StrEnum):
     DEVICES_CLAIM = "devices.claim"
     DEVICES_REVOKE = "devices.revoke"
     AUDIT_READ = "audit.read"
-    INTENT_SEND = "intent.send"  # MQTT ingest: a device sends intents for its tenant
+    # MQTT ingest: what a device may publish for its own tenant, one action per kind.
+    STATUS_SEND = "status.send"
+    TELEMETRY_SEND = "telemetry.send"
+    WAKE_SEND = "wake.send"
+    INTENT_SEND = "intent.send"
 
 
 # Actions a request may take without an access token.
-ANONYMOUS: Final = frozenset({Action.PUBLIC, Action.LOGIN, Action.REFRESH, Action.ENROLL})
+ANONYMOUS: Final = frozenset(
+    {Action.PUBLIC, Action.LOGIN, Action.REFRESH, Action.RESET, Action.ENROLL}
+)
 # Actions any signed-in user may take on platform level.
 SIGNED_IN: Final = frozenset({Action.SELF, Action.TENANTS_LIST})
 # Platform actions only the superadmin may take.
@@ -61,7 +68,9 @@ ROLE_ACTIONS: Final[Mapping[Role, frozenset[Action]]] = {
     Role.MEMBER: _MEMBER,
     Role.READONLY: _READONLY,
 }
-DEVICE_ACTIONS: Final = frozenset({Action.INTENT_SEND})
+DEVICE_ACTIONS: Final = frozenset(
+    {Action.STATUS_SEND, Action.TELEMETRY_SEND, Action.WAKE_SEND, Action.INTENT_SEND}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +110,7 @@ def authorize(identity: Identity | None, action: Action, resource: Resource) -> 
     if identity.device_tenant is not None:
         if action in DEVICE_ACTIONS and resource.tenant == identity.device_tenant:
             return
-        raise Forbidden("devices may only send their own intents")
+        raise Forbidden("devices may only send their own status, telemetry, wakes and intents")
     if action in SIGNED_IN:
         return
     if identity.superadmin:

@@ -3,13 +3,14 @@ cleanup context behind ``AUTH``, the routes and /api/openapi.json."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Final
 
 from aiohttp import web
 
-from konak.hub.auth import api, devices
+from konak.hub.auth import api, devices, reset_api
 from konak.hub.auth.audit import AuditLog
 from konak.hub.auth.db import connect
 from konak.hub.auth.http import AUTH, AuthState, guard
@@ -17,6 +18,7 @@ from konak.hub.auth.openapi import ApiRoute, build_openapi
 from konak.hub.auth.passwords import Hasher, PasswordPolicy
 from konak.hub.auth.ratelimit import Lockout, RateLimiter
 from konak.hub.auth.rbac import Action, declare
+from konak.hub.auth.reset import CONFIRM_PATH, Mailer, PasswordResets
 from konak.hub.auth.schemas import (
     ClaimBody,
     EnrollBody,
@@ -24,6 +26,8 @@ from konak.hub.auth.schemas import (
     MemberBody,
     PasswordChangeBody,
     RefreshBody,
+    ResetConfirmBody,
+    ResetRequestBody,
     RoleBody,
     TenantBody,
 )
@@ -58,12 +62,34 @@ ROUTES: Final = (
     ApiRoute("DELETE", f"{T}/devices/{{device}}", devices.revoke_device, "revoke", None, 204),
     ApiRoute("POST", "/api/enroll", devices.enroll, "enroll", EnrollBody, 201),
 )
+# Served only when [auth.smtp] is configured.
+RESET_ROUTES: Final = (
+    ApiRoute(
+        "POST",
+        "/api/auth/password-reset",
+        reset_api.request_reset,
+        "password_reset",
+        ResetRequestBody,
+        202,
+    ),
+    ApiRoute("GET", CONFIRM_PATH, reset_api.check_reset, "password_reset_check", query=("token",)),
+    ApiRoute(
+        "POST",
+        CONFIRM_PATH,
+        reset_api.confirm_reset,
+        "password_reset_confirm",
+        ResetConfirmBody,
+        204,
+    ),
+)
+SERVED: Final = web.AppKey("konak_api_routes", tuple[ApiRoute, ...])
 
 
 @declare(Action.PUBLIC)
 async def openapi_view(request: web.Request) -> web.Response:
     """The OpenAPI document of this API."""
-    return web.json_response(build_openapi(ROUTES))
+    served = request.app[SERVED]
+    return web.json_response(build_openapi(served))
 
 
 def setup_auth(
@@ -100,13 +126,22 @@ def setup_auth(
         lockout=Lockout(auth),
         provisioner=provisioner,
         broker_address=broker,
+        resets=PasswordResets(db, auth.reset_token_seconds) if auth.smtp else None,
+        mailer=Mailer(auth.smtp) if auth.smtp else None,
+        quotas=settings.quotas,
     )
+    state = app[AUTH]
 
     async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
+        for task in list(state.background):
+            task.cancel()
+        await asyncio.gather(*state.background, return_exceptions=True)
         db.close()
 
     app.cleanup_ctx.append(auth_ctx)
-    for route in ROUTES:
+    served: tuple[ApiRoute, ...] = ROUTES + (RESET_ROUTES if auth.smtp else ())
+    app[SERVED] = served
+    for route in served:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     app.router.add_get("/api/openapi.json", openapi_view, name="openapi")

@@ -40,6 +40,19 @@ class PasswordChangeBody(Body):
     new_password: Secret
 
 
+class ResetRequestBody(Body):
+    """Ask for a password-reset link by e-mail."""
+
+    email: Email
+
+
+class ResetConfirmBody(Body):
+    """Set a new password with the token of a reset link."""
+
+    token: Secret
+    new_password: Secret
+
+
 class TenantBody(Body):
     """Create a tenant (superadmin)."""
 

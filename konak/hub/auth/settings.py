@@ -58,6 +58,26 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """Where password-reset mail is sent from (``[auth.smtp]``); ``password`` comes from
+    ``password_env`` or ``password_file``, never the file itself."""
+
+    host: str
+    port: int = 25
+    sender: str = "konak@localhost"
+    starttls: bool = False
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.host), "auth.smtp.host must not be empty")
+        _check(0 < self.port < 65536, "auth.smtp.port is not a TCP port")
+        _check("@" in self.sender, "auth.smtp.from must be an e-mail address")
+        _check(self.timeout_seconds > 0, "auth.smtp.timeout_seconds must be positive")
+
+
+@dataclass(frozen=True, slots=True)
 class AuthSettings:
     """Tokens, passwords and rate limits of the hub's JSON API."""
 
@@ -80,6 +100,9 @@ class AuthSettings:
     claim_token_seconds: float = 24 * 3600.0
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
+    smtp: SmtpSettings | None = None
+    public_url: str = "http://127.0.0.1:8380"
+    reset_token_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         kids = [k.kid for k in self.keys]
@@ -100,6 +123,11 @@ class AuthSettings:
         _check(self.claim_token_seconds > 0, "auth.claim_token_seconds must be positive")
         _check(self.argon2_time_cost >= 1, "auth.argon2_time_cost must be >= 1")
         _check(self.argon2_memory_kib >= 64, "auth.argon2_memory_kib must be >= 64")
+        _check(
+            self.public_url.startswith(("http://", "https://")),
+            "auth.public_url must be an http(s) URL",
+        )
+        _check(self.reset_token_seconds > 0, "auth.reset_token_seconds must be positive")
 
     @property
     def enabled(self) -> bool:
@@ -185,11 +213,12 @@ def parse_auth(raw: Mapping[str, Any], secret_of: Any) -> AuthSettings:
         "lockout_initial_seconds",
         "lockout_max_seconds",
         "claim_token_seconds",
+        "reset_token_seconds",
     }
     integers = {"password_min_length", "max_body_bytes", "lockout_after_failures"}
     integers |= {"argon2_time_cost", "argon2_memory_kib"}
     known = numbers | integers | {"keys", "active_kid", "issuer", "common_passwords_file"}
-    known |= {"ip_limit", "user_limit", "route_limits"}
+    known |= {"ip_limit", "user_limit", "route_limits", "smtp", "public_url"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"[auth]: unknown key(s) {', '.join(unknown)}")
@@ -198,7 +227,7 @@ def parse_auth(raw: Mapping[str, Any], secret_of: Any) -> AuthSettings:
         values[name] = _number(f"[auth] {name}", raw[name])
     for name in integers & set(raw):
         values[name] = _integer(f"[auth] {name}", raw[name])
-    for name in ("active_kid", "issuer"):
+    for name in ("active_kid", "issuer", "public_url"):
         if name in raw:
             if not isinstance(raw[name], str):
                 raise ConfigError(f"[auth] {name}: expected str")
@@ -221,7 +250,37 @@ def parse_auth(raw: Mapping[str, Any], secret_of: Any) -> AuthSettings:
         values["route_limits"] = {
             name: _limit(f"auth.route_limits.{name}", spec) for name, spec in routes.items()
         }
+    if "smtp" in raw:
+        values["smtp"] = _smtp(raw["smtp"], secret_of)
     return AuthSettings(**values)
+
+
+def _smtp(raw: Any, secret_of: Any) -> SmtpSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError("[auth.smtp] must be a table")
+    if "password" in raw:
+        raise ConfigError("[auth.smtp]: give the password as password_env or password_file")
+    known = {"host", "port", "from", "starttls", "username", "password_env", "password_file"}
+    unknown = sorted(set(raw) - known - {"timeout_seconds"})
+    if unknown:
+        raise ConfigError(f"[auth.smtp]: unknown key(s) {', '.join(unknown)}")
+    for name in ("host", "from", "username"):
+        if name in raw and not isinstance(raw[name], str):
+            raise ConfigError(f"[auth.smtp] {name}: expected str")
+    if "host" not in raw:
+        raise ConfigError("[auth.smtp] host is required")
+    starttls = raw.get("starttls", False)
+    if not isinstance(starttls, bool):
+        raise ConfigError("[auth.smtp] starttls: expected bool")
+    return SmtpSettings(
+        host=raw["host"],
+        port=_integer("[auth.smtp] port", raw.get("port", 25)),
+        sender=raw.get("from", "konak@localhost"),
+        starttls=starttls,
+        username=raw.get("username", ""),
+        password=secret_of(raw, "password", "auth.smtp"),
+        timeout_seconds=_number("[auth.smtp] timeout_seconds", raw.get("timeout_seconds", 10.0)),
+    )
 
 
 def parse_provisioning(raw: Mapping[str, Any], secret_of: Any) -> ProvisioningSettings:

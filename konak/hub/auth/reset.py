@@ -1,0 +1,116 @@
+"""Password reset by e-mail: single-use, expiring tokens (stored as SHA-256 only) and the
+mail that carries the link.
+
+Asking for a reset answers the same whether or not the address has an account, and the mail
+is sent after the answer, so neither the body nor the timing tells accounts apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import smtplib
+import sqlite3
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Final
+from urllib.parse import quote
+
+from konak.hub.auth.errors import ApiError
+from konak.hub.auth.settings import SmtpSettings
+
+logger = logging.getLogger(__name__)
+
+CONFIRM_PATH: Final = "/api/auth/password-reset/confirm"
+
+
+class InvalidResetToken(ApiError):
+    """The reset token is unknown, used or expired."""
+
+    code = "invalid_reset_token"
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PasswordResets:
+    """Issues and redeems reset tokens in the hub database."""
+
+    def __init__(self, db: sqlite3.Connection, ttl_seconds: float) -> None:
+        self._db = db
+        self._ttl_seconds = ttl_seconds
+
+    def issue(self, user_id: str) -> str:
+        """A new token for ``user_id``; the user's earlier unused tokens stop working."""
+        now = time.time()
+        token = secrets.token_urlsafe(32)
+        self._db.execute(
+            "UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL",
+            (now, user_id),
+        )
+        self._db.execute(
+            "INSERT INTO password_resets (token_sha256, user_id, issued_at, expires_at) "
+            "VALUES (?, ?, ?, ?)",
+            (_sha256(token), user_id, now, now + self._ttl_seconds),
+        )
+        return token
+
+    def peek(self, token: str) -> str:
+        """The user a still-valid token belongs to (not using it up)."""
+        row = self._db.execute(
+            "SELECT user_id FROM password_resets WHERE token_sha256 = ? AND used_at IS NULL "
+            "AND expires_at > ?",
+            (_sha256(token), time.time()),
+        ).fetchone()
+        if row is None:
+            raise InvalidResetToken("this reset link is invalid, used or expired")
+        return str(row[0])
+
+    def consume(self, token: str) -> str:
+        """Use a token up (atomically: of two concurrent uses one wins); its user id."""
+        user_id = self.peek(token)
+        cur = self._db.execute(
+            "UPDATE password_resets SET used_at = ? WHERE token_sha256 = ? AND used_at IS NULL "
+            "AND expires_at > ?",
+            (time.time(), _sha256(token), time.time()),
+        )
+        if cur.rowcount != 1:
+            raise InvalidResetToken("this reset link is invalid, used or expired")
+        return user_id
+
+
+def reset_link(public_url: str, token: str) -> str:
+    """The link a reset mail carries."""
+    return f"{public_url.rstrip('/')}{CONFIRM_PATH}?token={quote(token, safe='')}"
+
+
+@dataclass(frozen=True, slots=True)
+class Mailer:
+    """Sends mail through the configured SMTP server (blocking: call it in a thread)."""
+
+    settings: SmtpSettings
+
+    def send_reset(self, to: str, link: str, ttl_seconds: float) -> None:
+        """Send the reset mail; raises OSError/SMTPException when the server refuses."""
+        msg = EmailMessage()
+        msg["From"] = self.settings.sender
+        msg["To"] = to
+        msg["Subject"] = "Reset your Konak password"
+        minutes = max(1, round(ttl_seconds / 60))
+        msg.set_content(
+            "Someone asked to reset the password of your Konak account.\n\n"
+            f"To choose a new password, open this link within {minutes} minutes:\n\n"
+            f"{link}\n\n"
+            "The link works once. If you did not ask for this, ignore this mail.\n"
+        )
+        s = self.settings
+        with smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds) as smtp:
+            if s.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if s.username:
+                smtp.login(s.username, s.password)
+            smtp.send_message(msg)
