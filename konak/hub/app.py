@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from aiohttp import ClientSession, web
 
 from konak.hub.arbitration import Arbiter
+from konak.hub.auth.http import AUTH
 from konak.hub.auth.rbac import Action, declare
 from konak.hub.auth.routes import setup_auth
 from konak.hub.fleet import FleetMonitor
 from konak.hub.ingest import Ingest
 from konak.hub.mcp_host import McpHost
+from konak.hub.mcp_registry import McpRegistry
 from konak.hub.metrics import HubMetrics
 from konak.hub.quotas import Quotas
 from konak.hub.settings import HubSettings, TenantSettings
@@ -38,6 +40,7 @@ class Hub:
     fleet: FleetMonitor | None = None
     turns: TurnProcessor | None = None
     fleet_mcp_port: int | None = None
+    mcp_registry: McpRegistry | None = None
 
     def tenants(self) -> Mapping[str, TenantSettings]:
         """The tenants of the current settings."""
@@ -54,8 +57,25 @@ class Hub:
     async def reconfigure(self, settings: HubSettings) -> None:
         """Apply new tenant settings (MCP servers, bindings, tokens) without a restart."""
         self.settings = settings
+        await self.apply_mcp()
+
+    def mcp_tenants(self) -> Mapping[str, TenantSettings]:
+        """hub.toml's tenants with the MCP servers their admins added through the API."""
+        if self.mcp_registry is None:
+            return self.settings.tenants
+        return self.mcp_registry.merged(self.settings.tenants)
+
+    async def apply_mcp(self) -> None:
+        """Connect, reconnect and drop MCP servers to match the configuration (no restart)."""
         if self.mcp is not None:
-            await self.mcp.configure(settings.tenants)
+            await self.mcp.configure(self.mcp_tenants())
+
+    def mcp_status(self, tenant_id: str, server: str) -> tuple[bool, list[str]] | None:
+        """Whether a server of a tenant is connected, and its tools."""
+        conn = self.mcp.connection(tenant_id, server) if self.mcp is not None else None
+        if conn is None:
+            return None
+        return conn.ready.is_set(), sorted(conn.tools)
 
 
 HUB = web.AppKey("hub", Hub)
@@ -71,7 +91,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _mcp_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
     hub.mcp = McpHost(hub.metrics)
-    await hub.mcp.configure(hub.settings.tenants)
+    await hub.mcp.configure(hub.mcp_tenants())
     yield
     await hub.mcp.close()
 
@@ -166,5 +186,15 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> web.Application
     app.cleanup_ctx.extend([_store_ctx, _mcp_ctx, _voice_ctx, _fleet_mcp_ctx])
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/healthz", health_view)
-    setup_auth(app, app[HUB].settings)
+    hub = app[HUB]
+    setup_auth(app, hub.settings)
+    if AUTH in app:
+        state = app[AUTH]
+        hub.mcp_registry = state.mcp_registry
+        if hub.mcp_registry is not None:
+            hub.mcp_registry.on_change = hub.apply_mcp
+        state.mcp_status = hub.mcp_status
+        state.configured_mcp = lambda tenant: (
+            t.mcp_servers if (t := hub.settings.tenants.get(tenant)) else ()
+        )
     return app

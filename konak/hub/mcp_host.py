@@ -55,6 +55,7 @@ class McpConnection:
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
         self._connects_changed = asyncio.Condition()
+        self._http: Any = None  # the httpx client of a Streamable HTTP connection
 
     @property
     def name(self) -> str:
@@ -88,6 +89,7 @@ class McpConnection:
             return Client(params, mode="legacy", cache=None)
         assert s.url is not None
         http = create_mcp_http_client(headers=dict(s.headers))
+        self._http = http  # ours to close: the SDK closes only clients it made
         return Client(streamable_http_client(s.url, http_client=http), mode="legacy", cache=None)
 
     async def _supervise(self) -> None:
@@ -125,6 +127,9 @@ class McpConnection:
             finally:
                 self._client = None
                 self.ready.clear()
+                http, self._http = self._http, None
+                if http is not None:
+                    await http.aclose()
             await asyncio.sleep(backoff)  # reconnect backoff, not coordination
             backoff = min(backoff * 2, s.backoff_max_seconds)
 

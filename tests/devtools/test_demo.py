@@ -21,7 +21,7 @@ def test_the_demo_runs_a_turn_over_the_broker_and_speaks_the_reply_into_a_wav(
     assert code == 0
     assert '"type":"intent"' in printed
     assert "Turned on the kitchen light." in printed, "the real hub fulfilled it with konak-home"
-    assert 'zigbee2mqtt/kitchen light/set\n' in printed
+    assert "zigbee2mqtt/kitchen light/set\n" in printed
     assert '{"state": "ON"}' in printed
     with wave.open(str(out)) as wav:
         seconds = wav.getnframes() / wav.getframerate()

@@ -6,7 +6,13 @@ import logging
 
 from aiohttp import web
 
-from konak.hub.auth.errors import NotFound, QuotaExceeded, Unauthenticated, Unavailable
+from konak.hub.auth.errors import (
+    NotEnabled,
+    NotFound,
+    QuotaExceeded,
+    Unauthenticated,
+    Unavailable,
+)
 from konak.hub.auth.http import AUTH, AuthState, identity_of, note, read_json
 from konak.hub.auth.rbac import Action, declare
 from konak.hub.auth.schemas import ClaimBody, EnrollBody
@@ -18,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 def _provisioner(state: AuthState) -> Provisioner:
     if state.provisioner is None:
-        raise Unavailable("device provisioning is not enabled on this hub")
+        raise NotEnabled("device provisioning is not enabled on this hub")
     return state.provisioner
 
 

@@ -35,6 +35,12 @@ class NotFound(ApiError):
     status = 404
 
 
+class NotEnabled(NotFound):
+    """A feature this hub is not configured for (like a route it does not serve)."""
+
+    code = "not_enabled"
+
+
 class QuotaExceeded(ApiError):
     """The tenant's quota (devices) is used up."""
 

@@ -30,7 +30,9 @@ from konak.hub.auth.reset import Mailer, PasswordResets
 from konak.hub.auth.settings import AuthSettings
 from konak.hub.auth.tokens import Tokens
 from konak.hub.auth.users import Users
+from konak.hub.mcp_registry import McpRegistry
 from konak.hub.quotas import QuotaSettings
+from konak.hub.settings import McpServerSettings
 from konak.provisioning.claims import Claims, Provisioner
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,10 @@ class AuthState:
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     enrol_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     extra: dict[str, Any] = field(default_factory=dict)
+    mcp_registry: McpRegistry | None = None
+    # hub.toml's MCP servers of a tenant, and (connected, tool names) of a running server.
+    configured_mcp: Callable[[str], tuple[McpServerSettings, ...]] = lambda _tenant: ()
+    mcp_status: Callable[[str, str], tuple[bool, list[str]] | None] | None = None
 
     async def authenticate(self, request: web.Request) -> Identity:
         """The identity of a request's bearer token; Unauthenticated otherwise."""
@@ -165,13 +171,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise Forbidden("this route declares no action", code="undeclared_route")
         identity: Identity | None = None
         if state is not None and action is not Action.PUBLIC:
-            state.limiter.check_ip(ip, match.route.name)
+            await state.limiter.check_ip(ip, match.route.name)
         if action not in ANONYMOUS:
             if state is None:
                 raise Unauthenticated("the API is not configured on this hub")
             identity = await state.authenticate(request)
             request[AUDIT]["actor"] = identity.email
-            state.limiter.check_user(identity.subject)
+            await state.limiter.check_user(identity.subject)
         authorize(identity, action, Resource(match.get("tenant")))
         if identity is not None:
             request[IDENTITY] = identity

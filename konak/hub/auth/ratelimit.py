@@ -1,5 +1,6 @@
-"""In-process token buckets per client IP, per user and per route, and the progressive
-lock-out after failed logins."""
+"""Token buckets per client IP, per user and per route (in this process, or in Redis shared
+by several hub workers: ``konak.hub.auth.redis_limits``), and the progressive lock-out after
+failed logins (in this process)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from konak.hub.auth.errors import RateLimited
 from konak.hub.auth.settings import AuthSettings, RateLimit
@@ -49,27 +50,47 @@ class TokenBuckets:
         return (1.0 - bucket.tokens) / self._limit.per_second
 
 
+class Buckets(Protocol):
+    """Where the buckets live: ``take`` spends a token of ``scope``/``key`` under ``limit``
+    and answers 0.0, or the seconds until a token is back."""
+
+    async def take(self, scope: str, key: str, limit: RateLimit) -> float: ...
+
+
+class MemoryBuckets:
+    """Buckets in this process (the default)."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._scopes: dict[tuple[str, RateLimit], TokenBuckets] = {}
+
+    async def take(self, scope: str, key: str, limit: RateLimit) -> float:
+        """Spend a token of the in-process bucket."""
+        buckets = self._scopes.get((scope, limit))
+        if buckets is None:
+            buckets = self._scopes[(scope, limit)] = TokenBuckets(limit, self._clock)
+        return buckets.take(key)
+
+
 class RateLimiter:
     """The limits of the API: per IP, per user, and per named route on top."""
 
-    def __init__(self, settings: AuthSettings, clock: Clock = time.monotonic) -> None:
-        self._ip = TokenBuckets(settings.ip_limit, clock)
-        self._user = TokenBuckets(settings.user_limit, clock)
-        self._routes = {
-            name: TokenBuckets(limit, clock) for name, limit in settings.route_limits.items()
-        }
+    def __init__(self, settings: AuthSettings, buckets: Buckets | None = None) -> None:
+        self._settings = settings
+        self._buckets: Buckets = buckets or MemoryBuckets()
 
-    def check_ip(self, ip: str, route: str | None) -> None:
+    async def check_ip(self, ip: str, route: str | None) -> None:
         """Raise RateLimited when this IP is over its limit (or the route's)."""
-        wait = self._ip.take(ip)
-        if not wait and route in self._routes:
-            wait = self._routes[route].take(ip)
+        wait = await self._buckets.take("ip", ip, self._settings.ip_limit)
+        limit = self._settings.route_limits.get(route or "")
+        if not wait and limit is not None:
+            wait = await self._buckets.take(f"route:{route}", ip, limit)
         if wait:
             raise RateLimited("too many requests", retry_after_seconds=wait)
 
-    def check_user(self, user_id: str) -> None:
+    async def check_user(self, user_id: str) -> None:
         """Raise RateLimited when this user is over its limit."""
-        wait = self._user.take(user_id)
+        wait = await self._buckets.take("user", user_id, self._settings.user_limit)
         if wait:
             raise RateLimited("too many requests", retry_after_seconds=wait)
 

@@ -41,6 +41,8 @@ class Action(StrEnum):
     DEVICES_CLAIM = "devices.claim"
     DEVICES_REVOKE = "devices.revoke"
     AUDIT_READ = "audit.read"
+    MCP_READ = "mcp.read"
+    MCP_WRITE = "mcp.write"
     # MQTT ingest: what a device may publish for its own tenant, one action per kind.
     STATUS_SEND = "status.send"
     TELEMETRY_SEND = "telemetry.send"
@@ -59,8 +61,13 @@ PLATFORM: Final = frozenset({Action.TENANTS_CREATE})
 
 _READONLY: Final = frozenset({Action.TENANT_READ, Action.DEVICES_READ})
 _MEMBER: Final = _READONLY
-_OPERATOR: Final = _MEMBER | {Action.DEVICES_CLAIM, Action.DEVICES_REVOKE}
-_ADMIN: Final = _OPERATOR | {Action.USERS_READ, Action.USERS_WRITE, Action.AUDIT_READ}
+_OPERATOR: Final = _MEMBER | {Action.DEVICES_CLAIM, Action.DEVICES_REVOKE, Action.MCP_READ}
+_ADMIN: Final = _OPERATOR | {
+    Action.USERS_READ,
+    Action.USERS_WRITE,
+    Action.AUDIT_READ,
+    Action.MCP_WRITE,
+}
 
 ROLE_ACTIONS: Final[Mapping[Role, frozenset[Action]]] = {
     Role.ADMIN: _ADMIN,

@@ -10,7 +10,7 @@ from typing import Final
 
 from aiohttp import web
 
-from konak.hub.auth import api, devices, reset_api
+from konak.hub.auth import api, devices, mcp_api, reset_api
 from konak.hub.auth.audit import AuditLog
 from konak.hub.auth.db import connect
 from konak.hub.auth.http import AUTH, AuthState, guard
@@ -18,11 +18,14 @@ from konak.hub.auth.openapi import ApiRoute, build_openapi
 from konak.hub.auth.passwords import Hasher, PasswordPolicy
 from konak.hub.auth.ratelimit import Lockout, RateLimiter
 from konak.hub.auth.rbac import Action, declare
+from konak.hub.auth.redis_limits import RedisBuckets, RedisUnreachable
 from konak.hub.auth.reset import CONFIRM_PATH, Mailer, PasswordResets
 from konak.hub.auth.schemas import (
     ClaimBody,
     EnrollBody,
     LoginBody,
+    McpServerBody,
+    McpServerCreateBody,
     MemberBody,
     PasswordChangeBody,
     RefreshBody,
@@ -33,7 +36,8 @@ from konak.hub.auth.schemas import (
 )
 from konak.hub.auth.tokens import Tokens
 from konak.hub.auth.users import Users
-from konak.hub.settings import HubSettings
+from konak.hub.mcp_registry import McpRegistry
+from konak.hub.settings import HubSettings, McpServerSettings
 from konak.provisioning import claims
 from konak.provisioning.claims import Claims, DynsecProvisioner, Provisioner
 
@@ -61,6 +65,15 @@ ROUTES: Final = (
     ApiRoute("GET", f"{T}/devices", devices.list_devices, "devices"),
     ApiRoute("DELETE", f"{T}/devices/{{device}}", devices.revoke_device, "revoke", None, 204),
     ApiRoute("POST", "/api/enroll", devices.enroll, "enroll", EnrollBody, 201),
+    ApiRoute("GET", f"{T}/mcp-servers", mcp_api.list_servers, "mcp_servers"),
+    ApiRoute(
+        "POST", f"{T}/mcp-servers", mcp_api.create_server, "create_mcp", McpServerCreateBody, 201
+    ),
+    ApiRoute("GET", f"{T}/mcp-servers/{{name}}", mcp_api.get_server, "mcp_server"),
+    ApiRoute(
+        "PUT", f"{T}/mcp-servers/{{name}}", mcp_api.update_server, "update_mcp", McpServerBody
+    ),
+    ApiRoute("DELETE", f"{T}/mcp-servers/{{name}}", mcp_api.delete_server, "delete_mcp", None, 204),
 )
 # Served only when [auth.smtp] is configured.
 RESET_ROUTES: Final = (
@@ -83,6 +96,11 @@ RESET_ROUTES: Final = (
     ),
 )
 SERVED: Final = web.AppKey("konak_api_routes", tuple[ApiRoute, ...])
+
+
+def _configured(settings: HubSettings, tenant: str) -> tuple[McpServerSettings, ...]:
+    found = settings.tenants.get(tenant)
+    return found.mcp_servers if found is not None else ()
 
 
 @declare(Action.PUBLIC)
@@ -109,6 +127,7 @@ def setup_auth(
     broker = (prov.broker_host or settings.mqtt.host, prov.broker_port or settings.mqtt.port)
 
     # Built now (app state may not change once the app runs); the context closes it.
+    redis = RedisBuckets(auth.limit_backend) if auth.limit_backend.backend == "redis" else None
     db = connect(settings.database_path, claims.SCHEMA)
     hasher = Hasher(time_cost=auth.argon2_time_cost, memory_cost_kib=auth.argon2_memory_kib)
     policy = PasswordPolicy.load(auth.password_min_length, auth.common_passwords_file)
@@ -122,18 +141,29 @@ def setup_auth(
         tokens=Tokens(auth, db),
         audit=AuditLog(db),
         claims=Claims(db),
-        limiter=RateLimiter(auth),
+        limiter=RateLimiter(auth, redis),
         lockout=Lockout(auth),
         provisioner=provisioner,
         broker_address=broker,
         resets=PasswordResets(db, auth.reset_token_seconds) if auth.smtp else None,
         mailer=Mailer(auth.smtp) if auth.smtp else None,
         quotas=settings.quotas,
+        mcp_registry=McpRegistry(db),
+        configured_mcp=lambda tenant: _configured(settings, tenant),
     )
     state = app[AUTH]
 
     async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+        if redis is not None:
+            try:
+                await redis.start()
+            except RedisUnreachable:
+                await redis.close()
+                db.close()
+                raise
         yield
+        if redis is not None:
+            await redis.close()
         for task in list(state.background):
             task.cancel()
         await asyncio.gather(*state.background, return_exceptions=True)

@@ -87,3 +87,30 @@ class EnrollBody(Body):
     name: Text
     area: Text | None = None
     device: Identifier | None = None
+
+
+HeaderName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+# A header value: printable ASCII, no CR/LF (no header injection). ``None`` in an update
+# keeps the stored value (clients never see it).
+HeaderValue = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[\x20-\x7e]+$")]
+ToolName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+HttpUrl = Annotated[
+    str, Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s@/]+(/\S*)?$")
+]
+
+
+class McpServerBody(Body):
+    """An MCP server of the tenant over Streamable HTTP (``name`` only when creating)."""
+
+    url: HttpUrl
+    headers: Annotated[dict[HeaderName, HeaderValue | None], Field(max_length=20)] = Field(
+        default_factory=dict
+    )
+    timeout_seconds: Annotated[float, Field(ge=0.5, le=120)] = 10.0
+    read_only_tools: Annotated[list[ToolName], Field(max_length=100)] = Field(default_factory=list)
+
+
+class McpServerCreateBody(McpServerBody):
+    """Add an MCP server to the tenant."""
+
+    name: Identifier

@@ -58,6 +58,28 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitBackend:
+    """Where the rate-limit buckets live (``[auth.rate_limits]``): this process
+    (``memory``) or a Redis server that several hub workers share (``redis``)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str = field(default="", repr=False)  # may carry credentials
+    password: str = field(default="", repr=False)
+    key_prefix: str = "konak:rl:"
+    timeout_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check(self.backend in ("memory", "redis"), "auth.rate_limits.backend: memory or redis")
+        if self.backend == "redis":
+            _check(
+                self.url.startswith(("redis://", "rediss://", "unix://")),
+                "auth.rate_limits.url must be a redis://, rediss:// or unix:// URL",
+            )
+        _check(self.timeout_seconds > 0, "auth.rate_limits.timeout_seconds must be positive")
+        _check(bool(self.key_prefix), "auth.rate_limits.key_prefix must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpSettings:
     """Where password-reset mail is sent from (``[auth.smtp]``); ``password`` comes from
     ``password_env`` or ``password_file``, never the file itself."""
@@ -103,6 +125,7 @@ class AuthSettings:
     smtp: SmtpSettings | None = None
     public_url: str = "http://127.0.0.1:8380"
     reset_token_seconds: float = 3600.0
+    limit_backend: LimitBackend = field(default_factory=LimitBackend)
 
     def __post_init__(self) -> None:
         kids = [k.kid for k in self.keys]
@@ -218,7 +241,7 @@ def parse_auth(raw: Mapping[str, Any], secret_of: Any) -> AuthSettings:
     integers = {"password_min_length", "max_body_bytes", "lockout_after_failures"}
     integers |= {"argon2_time_cost", "argon2_memory_kib"}
     known = numbers | integers | {"keys", "active_kid", "issuer", "common_passwords_file"}
-    known |= {"ip_limit", "user_limit", "route_limits", "smtp", "public_url"}
+    known |= {"ip_limit", "user_limit", "route_limits", "smtp", "public_url", "rate_limits"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"[auth]: unknown key(s) {', '.join(unknown)}")
@@ -252,7 +275,34 @@ def parse_auth(raw: Mapping[str, Any], secret_of: Any) -> AuthSettings:
         }
     if "smtp" in raw:
         values["smtp"] = _smtp(raw["smtp"], secret_of)
+    if "rate_limits" in raw:
+        values["limit_backend"] = _backend(raw["rate_limits"], secret_of)
     return AuthSettings(**values)
+
+
+def _backend(raw: Any, secret_of: Any) -> LimitBackend:
+    if not isinstance(raw, dict):
+        raise ConfigError("[auth.rate_limits] must be a table")
+    if "password" in raw:
+        raise ConfigError("[auth.rate_limits]: give the password as password_env or password_file")
+    known = {"backend", "url", "password_env", "password_file", "key_prefix", "timeout_seconds"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"[auth.rate_limits]: unknown key(s) {', '.join(unknown)}")
+    for name in ("backend", "url", "key_prefix"):
+        if name in raw and not isinstance(raw[name], str):
+            raise ConfigError(f"[auth.rate_limits] {name}: expected str")
+    backend = raw.get("backend", "memory")
+    _check(backend in ("memory", "redis"), "[auth.rate_limits] backend must be memory or redis")
+    return LimitBackend(
+        backend=backend,
+        url=raw.get("url", ""),
+        password=secret_of(raw, "password", "auth.rate_limits"),
+        key_prefix=raw.get("key_prefix", "konak:rl:"),
+        timeout_seconds=_number(
+            "[auth.rate_limits] timeout_seconds", raw.get("timeout_seconds", 2.0)
+        ),
+    )
 
 
 def _smtp(raw: Any, secret_of: Any) -> SmtpSettings:

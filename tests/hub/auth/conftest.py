@@ -4,7 +4,9 @@ loopback HTTP server, with a fake provisioner at the broker seam."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from konak.devtools.mosquitto import free_port
 from konak.hub.auth.http import AUTH, AuthState
 from konak.hub.auth.rbac import Role
 from konak.hub.auth.routes import setup_auth
@@ -101,7 +104,11 @@ async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
         provisioner = FakeProvisioner()
         setup_auth(app, settings, provisioner)
         client = TestClient(TestServer(app))
-        await client.start_server()
+        try:
+            await client.start_server()
+        except BaseException:
+            await client.close()
+            raise
         clients.append(client)
         return Api(client, app[AUTH], provisioner)
 
@@ -120,3 +127,49 @@ async def api(make_api: ApiFactory) -> Api:
     running.user("admin@globex.test", {"globex": Role.ADMIN})
     running.user("root@konak.test", {}, superadmin=True)
     return running
+
+
+@dataclasses.dataclass
+class RedisServer:
+    """A redis-server child process on a free loopback port."""
+
+    port: int
+    process: subprocess.Popen[str]
+
+    @property
+    def url(self) -> str:
+        """Its redis:// URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        """Stop it (idempotent) and close its pipe."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server (Debian's) for this test, without persistence."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    server = RedisServer(port, proc)
+    assert proc.stdout is not None
+    # Wait for its "Ready to accept connections" line rather than sleeping.
+    for line in proc.stdout:
+        if "Ready to accept connections" in line:
+            break
+    else:
+        server.stop()
+        pytest.fail("redis-server did not start")
+    yield server
+    server.stop()

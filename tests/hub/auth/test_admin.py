@@ -28,6 +28,21 @@ TENANT_ROUTES: list[tuple[str, str, dict[str, Any] | None, Action]] = [
     ("POST", "/api/tenants/{t}/claims", {}, Action.DEVICES_CLAIM),
     ("GET", "/api/tenants/{t}/devices", None, Action.DEVICES_READ),
     ("DELETE", "/api/tenants/{t}/devices/kitchen", None, Action.DEVICES_REVOKE),
+    ("GET", "/api/tenants/{t}/mcp-servers", None, Action.MCP_READ),
+    ("GET", "/api/tenants/{t}/mcp-servers/tools", None, Action.MCP_READ),
+    (
+        "POST",
+        "/api/tenants/{t}/mcp-servers",
+        {"name": "tools", "url": "http://127.0.0.1:9/mcp"},
+        Action.MCP_WRITE,
+    ),
+    (
+        "PUT",
+        "/api/tenants/{t}/mcp-servers/tools",
+        {"url": "http://127.0.0.1:9/mcp"},
+        Action.MCP_WRITE,
+    ),
+    ("DELETE", "/api/tenants/{t}/mcp-servers/tools", None, Action.MCP_WRITE),
 ]
 
 

@@ -46,6 +46,12 @@ def test_the_auth_table_parses_with_the_secret_from_the_environment(
         ({"ip_limit": {"burst": 1}}, "expected { burst"),
         ({"password_min_length": 4}, "password_min_length must be >= 8"),
         ({"keys": {"k1": {"secret_env": "UNSET_VARIABLE"}}}, "is not set"),
+        ({"rate_limits": {"backend": "redis"}}, "must be a redis://"),
+        ({"rate_limits": {"backend": "memcached"}}, "memory or redis"),
+        ({"rate_limits": {"backend": "redis", "url": "http://x"}}, "must be a redis://"),
+        ({"rate_limits": {"url": "redis://x", "password": "inline"}}, "password_env"),
+        ({"rate_limits": {"colour": 1}}, "unknown key(s) colour"),
+        ({"rate_limits": "redis"}, "must be a table"),
     ],
 )
 def test_a_bad_auth_table_is_refused_with_its_reason(
@@ -55,6 +61,23 @@ def test_a_bad_auth_table_is_refused_with_its_reason(
     with pytest.raises(ConfigError) as info:
         parse_settings(document(tmp_path, **auth))
     assert reason in info.value.message
+
+
+def test_the_rate_limit_backend_parses_with_the_redis_password_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JWT", SECRET)
+    monkeypatch.setenv("REDIS_PW", "redis-secret")
+    raw = {"backend": "redis", "url": "redis://127.0.0.1:6379/0", "password_env": "REDIS_PW"}
+
+    backend = parse_settings(document(tmp_path, rate_limits=raw)).auth.limit_backend
+
+    assert (backend.backend, backend.password, backend.key_prefix) == (
+        "redis",
+        "redis-secret",
+        "konak:rl:",
+    )
+    assert "redis-secret" not in repr(backend)
 
 
 def test_an_unreadable_pem_key_is_a_config_error_when_the_api_starts(tmp_path: Path) -> None:

@@ -1,0 +1,130 @@
+"""Loading the engines chosen by settings, once, with their load times."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from konak.daemon.errors import ConfigError
+from konak.daemon.grammar import grammar_words, wake_prefixes
+from konak.daemon.intent import IntentRecognizer
+from konak.daemon.settings import Settings
+from konak.daemon.stt import PocketSphinxStt, SttEngine, VoskStt
+from konak.daemon.tts import PiperTts
+from konak.daemon.vad import SileroVad
+from konak.daemon.wake import OpenWakeWord
+from konak.errors import KonakError
+
+logger = logging.getLogger(__name__)
+
+MELSPEC_MODEL = "oww-melspectrogram"
+EMBEDDING_MODEL = "oww-embedding"
+
+
+def model_path(models_dir: Path, model_id: str, key: str) -> Path:
+    """Where an installed model is; a missing model names the config key and the fix."""
+    from konak.edge_models.store import ModelStore
+
+    try:
+        return ModelStore(models_dir).path(model_id)
+    except KonakError as exc:
+        raise ConfigError(f"{key}: model {model_id!r} is not usable: {exc.message}") from exc
+
+
+def word_name(model_id: str) -> str:
+    """The wake word's name from its model id (``oww-hey-jarvis`` -> ``hey_jarvis``)."""
+    return model_id.removeprefix("oww-").replace("-", "_")
+
+
+@dataclass
+class Engines:
+    """Every model the daemon runs, and how long each took to load."""
+
+    wake: OpenWakeWord
+    vad: SileroVad
+    stt: SttEngine
+    intents: IntentRecognizer
+    tts: PiperTts
+    load_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def build_intents(
+    settings: Settings,
+    sentences: Mapping[str, Sequence[str]] | None = None,
+    slot_lists: Mapping[str, Sequence[str]] | None = None,
+) -> IntentRecognizer:
+    """The recognizer for the configured (and hub-delivered) sentences and slot lists."""
+    return IntentRecognizer(
+        settings.device.language,
+        intent_names=settings.intent.intents,
+        sentences={**settings.intent.sentences, **(sentences or {})},
+        slot_lists={**settings.intent.slot_lists, **(slot_lists or {})},
+    )
+
+
+def build_stt(settings: Settings, intents: IntentRecognizer) -> SttEngine:
+    """The configured STT engine; in grammar mode, constrained by ``intents``' sentences."""
+    path = model_path(settings.models_dir, settings.stt.model, "stt.model")
+    if settings.stt.engine == "vosk":
+        # vosk takes phrases, not JSGF: the grammar's vocabulary plus [unk] for rejection.
+        phrases = (
+            grammar_words(intents.grammar(lambda _: True))
+            if settings.stt.mode == "grammar"
+            else None
+        )
+        return VoskStt(path, phrases=phrases)
+    prefixes = wake_prefixes([word_name(w.model) for w in settings.wake.words])
+    open_stt = PocketSphinxStt(path, prefixes=prefixes)
+    if settings.stt.mode == "open":
+        return open_stt
+    grammar = intents.grammar(open_stt.known_word)
+    return PocketSphinxStt(
+        path, grammar=grammar, reject_below=settings.stt.reject_below, prefixes=prefixes
+    )
+
+
+def load_engines(settings: Settings) -> Engines:
+    """Load every engine; a missing model or a broken file is one clear error."""
+    times: dict[str, float] = {}
+    models = settings.models_dir
+
+    start = time.perf_counter()
+    words = {
+        word_name(w.model): model_path(models, w.model, f"wake.words[{i}].model")
+        for i, w in enumerate(settings.wake.words)
+    }
+    if settings.wake.stop_word is not None:
+        words[word_name(settings.wake.stop_word)] = model_path(
+            models, settings.wake.stop_word, "wake.stop_word"
+        )
+    wake = OpenWakeWord(
+        model_path(models, MELSPEC_MODEL, "wake (feature model)"),
+        model_path(models, EMBEDDING_MODEL, "wake (feature model)"),
+        words,
+    )
+    times["wake"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    vad = SileroVad(model_path(models, settings.vad.model, "vad.model"))
+    times["vad"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    intents = build_intents(settings)
+    times["intent"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    stt = build_stt(settings, intents)
+    times["stt"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    tts = PiperTts(
+        model_path(models, settings.tts.model, "tts.model"),
+        threads=settings.tts.threads,
+        memory_arena=settings.tts.memory_arena,
+    )
+    times["tts"] = time.perf_counter() - start
+    logger.info("models loaded: %s", ", ".join(f"{k} {v:.2f}s" for k, v in times.items()))
+    return Engines(wake, vad, stt, intents, tts, times)

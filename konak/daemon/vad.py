@@ -1,0 +1,164 @@
+"""Voice activity detection with silero v6 (ONNX, run directly) and command endpointing."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import numpy as np
+
+from konak.daemon.audio import RATE_HZ, Samples
+from konak.daemon.errors import EngineError
+
+FRAME_SAMPLES: Final = 512
+CONTEXT_SAMPLES: Final = 64
+
+
+class SpeechProbability(Protocol):
+    """The probability that each 32 ms frame (512 samples at 16 kHz) is speech."""
+
+    def __call__(self, frame: Samples) -> float: ...
+
+    def reset(self) -> None: ...
+
+
+class SileroVad:
+    """silero VAD v6: input [1, 64 + 512], state [2, 1, 128], sr."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort  # type: ignore[import-untyped]
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        try:
+            self._session: Any = ort.InferenceSession(
+                str(path), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise EngineError(f"cannot load the VAD model {path}: {exc}") from exc
+        self._sr = np.array(RATE_HZ, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream."""
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._context = np.zeros(CONTEXT_SAMPLES, np.float32)
+
+    def __call__(self, frame: Samples) -> float:
+        audio = frame.astype(np.float32) / 32768.0
+        x = np.concatenate([self._context, audio])[None, :]
+        out, self._state = self._session.run(
+            None, {"input": x, "state": self._state, "sr": self._sr}
+        )
+        self._context = audio[-CONTEXT_SAMPLES:]
+        return float(np.asarray(out).reshape(-1)[0])
+
+
+class Endpoint(enum.Enum):
+    """What the endpointer decided after a chunk."""
+
+    WAITING = "waiting"  # no speech yet
+    SPEAKING = "speaking"
+    END = "end"  # enough silence after speech
+    TOO_LONG = "too_long"  # the command hit its maximum length
+    NO_SPEECH = "no_speech"  # nobody spoke after the wake word
+
+
+class Endpointer:
+    """Finds the end of a command: speech, then ``end_silence_seconds`` of silence."""
+
+    def __init__(
+        self,
+        vad: SpeechProbability,
+        *,
+        threshold: float,
+        end_silence_seconds: float,
+        max_command_seconds: float,
+        no_speech_timeout_seconds: float,
+    ) -> None:
+        self.vad = vad
+        self.threshold = threshold
+        self.end_silence_seconds = end_silence_seconds
+        self.max_command_seconds = max_command_seconds
+        self.no_speech_timeout_seconds = no_speech_timeout_seconds
+        self.reset()
+
+    def reset(self, *, skip_tail_seconds: float = 0.0) -> None:
+        """Start listening for a new command. With ``skip_tail_seconds``, speech at the
+        very start (the wake word's tail) does not count until the first pause, for at
+        most that long, so the pause after the wake word does not end the command."""
+        self.vad.reset()
+        self._pending = np.zeros(0, np.int16)
+        self._elapsed = 0.0
+        self._silence = 0.0
+        self._speech_seen = False
+        self._tail_left = skip_tail_seconds
+
+    @property
+    def speech_seen(self) -> bool:
+        """Whether any speech was heard since the last reset."""
+        return self._speech_seen
+
+    def process(self, samples: Samples) -> Endpoint:
+        """Feed audio; returns the endpointing state after it."""
+        self._pending = np.concatenate([self._pending, samples])
+        frame_seconds = FRAME_SAMPLES / RATE_HZ
+        while self._pending.size >= FRAME_SAMPLES:
+            frame, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
+            self._elapsed += frame_seconds
+            speech = self.vad(frame) >= self.threshold
+            if self._tail_left > 0:
+                self._tail_left = self._tail_left - frame_seconds if speech else 0.0
+                if speech and self._tail_left > 0:
+                    continue
+            if speech:
+                self._speech_seen = True
+                self._silence = 0.0
+            else:
+                self._silence += frame_seconds
+        if self._speech_seen and self._silence >= self.end_silence_seconds:
+            return Endpoint.END
+        if self._elapsed >= self.max_command_seconds:
+            return Endpoint.TOO_LONG if self._speech_seen else Endpoint.NO_SPEECH
+        if not self._speech_seen and self._elapsed >= self.no_speech_timeout_seconds:
+            return Endpoint.NO_SPEECH
+        return Endpoint.SPEAKING if self._speech_seen else Endpoint.WAITING
+
+
+def command_start(
+    vad: SpeechProbability,
+    audio: Samples,
+    wake_at: int,
+    threshold: float,
+    *,
+    max_tail_seconds: float = 0.8,
+    min_pause_frames: int = 3,
+) -> int:
+    """Where the command begins in pre-roll + command audio: after the wake word.
+
+    ``wake_at`` is the sample where the wake word was detected. Speech running at that
+    point is the wake word's tail, cut at the first pause within ``max_tail_seconds``;
+    with no pause there (the command ran straight on), nothing after the detection is
+    cut. Before the detection, only what follows the last pause is kept.
+    """
+    vad.reset()
+    speech = [
+        vad(audio[i : i + FRAME_SAMPLES]) >= threshold
+        for i in range(0, audio.size - FRAME_SAMPLES + 1, FRAME_SAMPLES)
+    ]
+    vad.reset()
+    det = min(len(speech), wake_at // FRAME_SAMPLES)
+    if det == 0:
+        return 0
+    if not speech[det - 1]:
+        last_pause = max(i for i in range(det) if not speech[i])
+        return (last_pause + 1) * FRAME_SAMPLES
+    limit = min(len(speech), det + round(max_tail_seconds * RATE_HZ / FRAME_SAMPLES))
+    run = 0
+    for i in range(det, limit):
+        run = 0 if speech[i] else run + 1
+        if run >= min_pause_frames:
+            return (i + 1 - run) * FRAME_SAMPLES
+    return wake_at

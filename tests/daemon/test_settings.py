@@ -1,0 +1,95 @@
+"""The daemon's config file is validated once, with one clear message per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from konak.daemon.errors import ConfigError
+from konak.daemon.settings import Settings, load, parse
+
+EXAMPLE = Path(__file__).parents[2] / "konak" / "daemon" / "daemon.example.toml"
+
+
+def _parse(**sections: Any) -> Settings:
+    raw: dict[str, Any] = {"device": {"tenant": "acme", "device": "pi"}, **sections}
+    return parse(raw, base_dir=Path("/etc/konak"), default_models_dir=Path("/models"))
+
+
+def test_the_example_config_is_valid_and_fully_read() -> None:
+    settings = load(EXAMPLE, default_models_dir=Path("/models"))
+    assert settings.device.tenant == "acme"
+    assert [w.model for w in settings.wake.words] == ["oww-hey-jarvis", "oww-alexa"]
+    assert settings.intent.slot_lists["area"] == ("kitchen", "bedroom", "living room")
+
+
+def test_defaults_fill_everything_but_the_device_identity() -> None:
+    settings = _parse()
+    assert settings.models_dir == Path("/models")
+    assert settings.vad.end_silence_seconds > 0.3  # survives a comma pause
+    assert settings.stt.mode == "grammar"
+
+
+def test_relative_paths_are_relative_to_the_config_file() -> None:
+    settings = _parse(audio={"source": "file", "source_path": "in.wav", "sink": "none"})
+    assert settings.audio.source_path == Path("/etc/konak/in.wav")
+
+
+def test_an_integer_is_accepted_where_a_float_is_expected() -> None:
+    assert _parse(vad={"end_silence_seconds": 1}).vad.end_silence_seconds == 1.0
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"colour": 1}, "unknown key colour"),
+        ({"vad": {"treshold": 0.5}}, "unknown key vad.treshold"),
+        ({"vad": {"threshold": "high"}}, "vad.threshold must be float, not str"),
+        ({"vad": {"threshold": 1.5}}, "vad.threshold must be between 0 and 1"),
+        ({"vad": {"end_silence_seconds": 0}}, "vad.end_silence_seconds must be greater than 0"),
+        ({"hub": {"port": 70000}}, "hub.port must be a TCP port"),
+        ({"hub": {"port": True}}, "hub.port must be int, not bool"),
+        ({"stt": {"engine": "whisper"}}, "stt.engine must be one of pocketsphinx, vosk"),
+        ({"audio": {"source": "file"}}, "audio.source_path is required"),
+        ({"audio": {"sink": "wav"}}, "audio.sink_path is required"),
+        ({"wake": {"words": []}}, "wake.words must name at least one"),
+        ({"wake": {"words": [{"threshold": 0.5}]}}, "wake.words[0].model is required"),
+        ({"wake": {"words": [{"model": "x", "level": 1}]}}, "unknown key wake.words[0].level"),
+        ({"intent": {"slot_lists": {"area": [1]}}}, "intent.slot_lists.area must be a list of"),
+        ({"tts": {"threads": 0}}, "tts.threads must be at least 1"),
+        ({"hub": "localhost"}, "hub must be dict, not str"),
+    ],
+)
+def test_each_invalid_value_names_its_key(sections: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        _parse(**sections)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ({"device": "pi"}, "device.tenant is required"),
+        ({"tenant": "Acme Corp", "device": "pi"}, "device.tenant 'Acme Corp' is not a valid id"),
+    ],
+)
+def test_the_device_identity_is_required_and_checked(device: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse({"device": device}, base_dir=Path("/"), default_models_dir=Path("/m"))
+
+
+def test_a_file_that_is_not_toml_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.toml"
+    path.write_text("[device\n")
+    with pytest.raises(ConfigError, match=f"config file {path} is not valid TOML"):
+        load(path, default_models_dir=Path("/m"))
+
+
+def test_an_error_in_a_file_names_the_file_and_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.toml"
+    path.write_text("[device]\ntenant = 'acme'\ndevice = 'pi'\nvolume = 3\n")
+    with pytest.raises(ConfigError) as info:
+        load(path, default_models_dir=Path("/m"))
+    assert info.value.message == f"{path}: unknown key device.volume"
+    assert info.value.code == "config_invalid"

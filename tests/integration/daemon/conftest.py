@@ -1,0 +1,224 @@
+"""Fixtures for the daemon's integration tests: real models, real speech, a real broker."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from konak.daemon.audio import RATE_HZ, Samples, resample, write_wav
+from konak.daemon.engines import Engines, load_engines
+from konak.daemon.events import Event
+from konak.daemon.settings import Settings, parse
+from konak.daemon.tts import PiperTts
+from konak.devtools.mosquitto import Mosquitto
+
+VOICE = "piper-en-us-joe-medium"
+SLOT_LISTS = {"name": ["kitchen light", "bedroom lamp"], "area": ["kitchen", "bedroom"]}
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The installed models (``make models``); the tests need the real ones."""
+    from konak.edge_models.settings import ENV_MODELS_DIR
+
+    path = Path(os.environ.get(ENV_MODELS_DIR, Path(__file__).parents[3] / ".models"))
+    if not (path / "models" / VOICE).exists():
+        pytest.fail(f"models are not installed in {path}: run `make models`")
+    return path
+
+
+@pytest.fixture(scope="session")
+def voice(models_dir: Path) -> PiperTts:
+    """The project's piper voice, to synthesise test speech."""
+    from konak.daemon.engines import model_path
+
+    return PiperTts(model_path(models_dir, VOICE, "tts.model"), threads=2)
+
+
+Speech = Callable[..., Samples]
+
+
+@pytest.fixture(scope="session")
+def speech(voice: PiperTts, tmp_path_factory: pytest.TempPathFactory) -> Speech:
+    """16 kHz speech for a sequence of (text or seconds of silence), cached per session."""
+    cache: dict[str, Samples] = {}
+
+    def build(*parts: str | float) -> Samples:
+        key = hashlib.sha256(repr(parts).encode()).hexdigest()
+        if key not in cache:
+            pieces = []
+            for part in parts:
+                if isinstance(part, str):
+                    samples, rate = voice.synthesize(part)
+                    pieces.append(resample(samples, rate, RATE_HZ))
+                else:
+                    pieces.append(np.zeros(round(part * RATE_HZ), np.int16))
+            cache[key] = np.concatenate(pieces)
+        return cache[key]
+
+    return build
+
+
+@pytest.fixture
+def wav(tmp_path: Path, speech: Speech) -> Callable[..., Path]:
+    """Write speech parts to a WAV file in the test's directory."""
+    counter = iter(range(1000))
+
+    def write(*parts: str | float) -> Path:
+        path = tmp_path / f"input-{next(counter)}.wav"
+        write_wav(path, speech(*parts), RATE_HZ)
+        return path
+
+    return write
+
+
+def daemon_config(
+    broker: Mosquitto, tmp_path: Path, models_dir: Path, **sections: dict[str, Any]
+) -> dict[str, Any]:
+    """A daemon config (as a TOML-like dict) for the test broker and tmp files."""
+    raw: dict[str, Any] = {
+        "device": {"tenant": "acme", "device": "kitchen-pi", "area": "kitchen"},
+        "models": {"dir": str(models_dir)},
+        "audio": {"source": "none", "sink": "wav", "sink_path": str(tmp_path / "out.wav")},
+        "intent": {"slot_lists": SLOT_LISTS},
+        "hub": {
+            "host": broker.host,
+            "port": broker.port,
+            "username": broker.admin.username,
+            "password": broker.admin.password,
+            "queue_path": str(tmp_path / "queue.sqlite3"),
+            "reply_timeout_seconds": 30.0,
+            "reconnect_seconds": 0.5,
+        },
+        "tts": {"threads": 2},
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return raw
+
+
+@pytest.fixture(scope="session")
+def shared_engines(models_dir: Path) -> Engines:
+    """Engines loaded once per session (loading takes seconds)."""
+    raw = {
+        "device": {"tenant": "acme", "device": "kitchen-pi"},
+        "intent": {"slot_lists": SLOT_LISTS},
+    }
+    settings = parse(raw, base_dir=Path.cwd(), default_models_dir=models_dir)
+    return load_engines(settings)
+
+
+class EventLog:
+    """Records a daemon's events and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: Event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 60.0) -> Event:
+        """The first event (already seen or future) matching ``predicate``."""
+        with self._cond:
+            found: list[Event] = []
+
+            def match() -> bool:
+                found[:] = [e for e in self.events if predicate(e)]
+                return bool(found)
+
+            if not self._cond.wait_for(match, timeout):
+                raise AssertionError(f"no matching event within {timeout}s: {self.types()}")
+            return found[0]
+
+    def types(self) -> list[str]:
+        """The event types so far, in order."""
+        with self._cond:
+            return [e.type for e in self.events]
+
+
+RunningDaemon = Callable[..., tuple[Any, EventLog]]
+
+
+@pytest.fixture
+def run_daemon(shared_engines: Engines) -> Iterator[RunningDaemon]:
+    """Start in-process daemons (in a thread) from a settings dict; stopped after the test."""
+    from konak.daemon.audio import open_sink, open_source
+    from konak.daemon.service import Daemon
+
+    started: list[tuple[Daemon, threading.Thread]] = []
+
+    def start(settings: Settings, source: Any = None) -> tuple[Daemon, EventLog]:
+        engines = replace(shared_engines)
+        engines.wake.reset()
+        source = source if source is not None else open_source(settings.audio)
+        daemon = Daemon(settings, engines, source, open_sink(settings.audio))
+        log = EventLog()
+        daemon.bus.subscribe(log)
+        thread = threading.Thread(target=daemon.run, daemon=True)
+        thread.start()
+        started.append((daemon, thread))
+        return daemon, log
+
+    yield start
+    for daemon, thread in started:
+        daemon.stop()
+        thread.join(timeout=10)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(type(value))
+
+
+def to_toml(raw: dict[str, Any]) -> str:
+    """A small TOML writer for config dicts (top-level scalars, then tables)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in raw.items() if not isinstance(v, dict)]
+    for name, table in raw.items():
+        if isinstance(table, dict):
+            lines.append(f"[{name}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+class FedSource:
+    """An audio source the test feeds, like a microphone it speaks into on cue."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self._queue: queue.Queue[Samples | None] = queue.Queue()
+
+    def feed(self, samples: Samples) -> None:
+        """Queue audio for the daemon."""
+        self._queue.put(samples)
+
+    def chunks(self) -> Iterator[Any]:
+        from konak.daemon.audio import chunked
+
+        position = 0.0
+        while (samples := self._queue.get()) is not None:
+            yield from chunked(samples, position)
+            position += samples.size / RATE_HZ
+
+    def close(self) -> None:
+        self._queue.put(None)

@@ -1,0 +1,36 @@
+"""Time, date and timers are answered on the device, also while the hub is away."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from konak.daemon.settings import parse
+from konak.devtools.mosquitto import Mosquitto
+
+from .conftest import RunningDaemon, daemon_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_time_and_a_timer_are_answered_on_the_device_while_the_broker_is_down(
+    broker: Mosquitto, run_daemon: RunningDaemon, wav, tmp_path: Path, models_dir: Path
+) -> None:
+    broker.kill()
+    source = wav(
+        1.0, "Hey Jarvis,", 0.3, "what time is it?", 2.5,
+        "Hey Jarvis,", 0.3, "set a timer for three seconds.", 2.5,
+    )  # fmt: skip
+    # Paced like a microphone, so the first answer is over before the second command.
+    audio = {"source": "file", "source_path": str(source), "realtime": True}
+    raw = daemon_config(broker, tmp_path, models_dir, audio=audio)
+    daemon, log = run_daemon(parse(raw, base_dir=tmp_path, default_models_dir=models_dir))
+    done = log.wait_for(lambda e: e.type == "tts-end" and e.data["text"] == "Your timer is done.")
+    intents = [e.data["intent"] for e in log.events if e.type == "intent-end"]
+    assert intents == ["HassGetCurrentTime", "HassStartTimer"]
+    spoken = [e.data["text"] for e in log.events if e.type == "tts-end"]
+    assert spoken[0].startswith("It is ")
+    assert spoken[1:] == ["Timer set for 3 seconds.", "Your timer is done."]
+    assert done.turn_id == "timer"
+    assert len(daemon.outbox) == 0  # nothing waited for the hub
