@@ -16,6 +16,7 @@ import numpy as np
 from konak.daemon.errors import ConfigError, DaemonError
 
 DEFAULT_CONFIG: Final = Path("/etc/konak/daemon.toml")
+DEFAULT_CREDENTIALS: Final = Path("/var/lib/konak/daemon/credentials.json")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,31 @@ def register(parser: argparse.ArgumentParser) -> None:
     say.add_argument("-o", "--output", type=Path, help="write a WAV file instead of playing")
     say.add_argument("--config", type=Path, help="daemon.toml (default: built-in defaults)")
     say.set_defaults(handler=_say)
+    enroll = sub.add_parser("enroll", help="register this device at the hub with a claim token")
+    enroll.add_argument("--hub", required=True, help="the hub's URL, e.g. https://hub.example:8380")
+    enroll.add_argument("--token", required=True, help="the one-time claim token from the hub")
+    enroll.add_argument("--name", required=True, help="this device's name, e.g. 'Kitchen Pi'")
+    enroll.add_argument("--area", help="the area the device is in, e.g. kitchen")
+    enroll.add_argument(
+        "--credentials",
+        type=Path,
+        default=DEFAULT_CREDENTIALS,
+        help=f"where to store the broker login (mode 0600; default {DEFAULT_CREDENTIALS})",
+    )
+    enroll.set_defaults(handler=_enroll)
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from konak.provisioning.enroll import enroll
+
+    got = enroll(args.hub, args.token, args.name, args.area, args.credentials)
+    print(
+        f"enrolled as {got.tenant}/{got.device}; broker {got.host}:{got.port}; "
+        f"login stored in {args.credentials}. In daemon.toml set [device] tenant = "
+        f'"{got.tenant}", device = "{got.device}" and [hub] credentials_file = '
+        f'"{args.credentials}".'
+    )
+    return 0
 
 
 def _models_dir() -> Path:

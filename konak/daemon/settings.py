@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
@@ -326,6 +326,9 @@ def parse(raw: Mapping[str, Any], *, base_dir: Path, default_models_dir: Path) -
         telemetry_interval_seconds=h.positive("telemetry_interval_seconds", 60.0),
         queue_path=_path(h, "queue_path", base_dir) or HubSettings.queue_path,
     )
+    credentials_file = _path(h, "credentials_file", base_dir)
+    if credentials_file is not None:
+        hub = _with_enrolment(hub, device, credentials_file)
     t = sec["tts"]
     threads = t.get("threads", int, 1)
     if threads < 1:
@@ -340,6 +343,24 @@ def parse(raw: Mapping[str, Any], *, base_dir: Path, default_models_dir: Path) -
     for section in (*sec.values(), top):
         section.done()
     return Settings(device, models_dir, audio, wake, vad, stt, intent, hub, tts, watchdog)
+
+
+def _with_enrolment(hub: HubSettings, device: DeviceSettings, path: Path) -> HubSettings:
+    """The broker login from ``konak daemon enroll``'s credentials file."""
+    from konak.provisioning.enroll import EnrollError, read_credentials
+
+    try:
+        login = read_credentials(path)
+    except EnrollError as exc:
+        raise ConfigError(f"hub.credentials_file: {exc.message}") from exc
+    if (login.tenant, login.device) != (device.tenant, device.device):
+        raise ConfigError(
+            f"hub.credentials_file: {path} was issued to {login.tenant}/{login.device}, "
+            f"but device is {device.tenant}/{device.device}"
+        )
+    return replace(
+        hub, host=login.host, port=login.port, username=login.username, password=login.password
+    )
 
 
 def load(path: Path, *, default_models_dir: Path) -> Settings:

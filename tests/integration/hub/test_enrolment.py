@@ -134,3 +134,57 @@ async def test_enrolment_with_a_used_or_made_up_token_creates_no_broker_identity
         clients = await asyncio.to_thread(a.list_clients)
     assert "acme.kitchen" in clients
     assert "acme.hall" not in clients
+
+
+async def test_konak_daemon_enroll_writes_the_login_the_daemon_then_uses(
+    dynsec_broker: Mosquitto, hubs: Any, tmp_path: Path
+) -> None:
+    import sys
+
+    from konak.daemon.settings import parse
+
+    _, url = await start(hubs, dynsec_broker, tmp_path)
+    creds = tmp_path / "var" / "credentials.json"
+    async with ClientSession() as http:
+        token = await mint(http, url, await operator_headers(http, url))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "konak.cli",
+        "daemon",
+        "enroll",
+        "--hub",
+        url,
+        "--token",
+        token,
+        "--name",
+        "Hall Pi",
+        "--area",
+        "hall",
+        "--credentials",
+        str(creds),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
+    assert proc.returncode == 0, err.decode()
+    assert "enrolled as acme/hall-pi" in out.decode()
+    assert token not in out.decode() + err.decode(), "the claim token is not echoed"
+
+    settings = parse(
+        {
+            "device": {"tenant": "acme", "device": "hall-pi"},
+            "hub": {"credentials_file": str(creds)},
+        },
+        base_dir=tmp_path,
+        default_models_dir=tmp_path,
+    )
+    login = Credentials(settings.hub.username or "", settings.hub.password or "")
+    dev = await asyncio.to_thread(
+        lambda: MqttProbe(settings.hub.host, settings.hub.port, login).connect()
+    )
+    try:
+        own = Reply(tenant="acme", device="hall-pi", turn_id="t-00000000").topic
+        assert not (await asyncio.to_thread(dev.subscribe, own))[0].is_failure
+    finally:
+        dev.close()
