@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 PING_INTERVAL_SECONDS: Final = 10.0
 MAX_TOOL_PAGES: Final = 20
+# A server still making its first connection this long after start is not waited for.
+STARTUP_GRACE_SECONDS: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class McpConnection:
         self.connects = 0
         self._connects_changed = asyncio.Condition()
         self._http: Any = None  # the httpx client of a Streamable HTTP connection
+        self.started_at = time.monotonic()
 
     @property
     def name(self) -> str:
@@ -64,6 +67,7 @@ class McpConnection:
 
     def start(self) -> None:
         """Start the supervisor task."""
+        self.started_at = time.monotonic()
         self._task = asyncio.create_task(
             self._supervise(), name=f"mcp-{self.tenant_id}-{self.name}"
         )
@@ -265,6 +269,23 @@ class McpHost:
         async with asyncio.timeout(timeout_seconds):
             for conn in self.connections(tenant_id):
                 await conn.ready.wait()
+
+    async def wait_first_connect(self, tenant_id: str, timeout_seconds: float) -> bool:
+        """Wait, bounded, for the tenant's servers that are still making their first connection
+        (a hub that just started); returns whether there were any to wait for."""
+        now = time.monotonic()
+        pending = [
+            c
+            for c in self.connections(tenant_id)
+            if c.connects == 0 and now - c.started_at < STARTUP_GRACE_SECONDS
+        ]
+        if not pending:
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_seconds):
+                for conn in pending:
+                    await conn.ready.wait()
+        return True
 
     def find_tool(self, tenant_id: str, tool: str, server: str | None = None) -> ToolRef | None:
         """The first server of the tenant (or the named one) that offers ``tool``."""

@@ -30,6 +30,8 @@ FAILED_TEXT: Final = "Sorry, that didn't work. Please try again later."
 PARTLY_FAILED_TEXT: Final = "Sorry, part of that didn't work."
 MISSING_TEXT: Final = "Sorry, I need more details to do that."
 INTERRUPTED_TEXT: Final = ""
+# How long a turn waits for MCP servers that are still making their first connection.
+STARTUP_WAIT_SECONDS: Final = 10.0
 
 Publish = Callable[[Reply], Awaitable[None]]
 
@@ -39,6 +41,10 @@ class ToolHost(Protocol):
 
     def find_tool(self, tenant_id: str, tool: str, server: str | None = None) -> ToolRef | None:
         """The server offering ``tool`` to the tenant, if any."""
+        ...
+
+    async def wait_first_connect(self, tenant_id: str, timeout_seconds: float) -> bool:
+        """Wait, bounded, for servers still making their first connection; whether any were."""
         ...
 
     async def call(
@@ -160,6 +166,11 @@ class TurnProcessor:
         resolved = []
         for call, arguments in calls:
             ref = self.host.find_tool(intent.tenant, call.tool, call.server)
+            if ref is None and await self.host.wait_first_connect(
+                intent.tenant, STARTUP_WAIT_SECONDS
+            ):
+                # Just after the hub started, the tool's server may still be connecting.
+                ref = self.host.find_tool(intent.tenant, call.tool, call.server)
             if ref is None:
                 logger.info("turn %s: no tool for intent %s", intent.turn_id, intent.intent)
                 return Outcome("no_route", NO_ROUTE_TEXT)

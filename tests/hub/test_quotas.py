@@ -36,6 +36,9 @@ class HeldHost:
     def find_tool(self, tenant: str, tool: str, server: str | None = None) -> ToolRef | None:
         return ToolRef("fake", tool, False) if tool == "work" else None
 
+    async def wait_first_connect(self, tenant: str, timeout_seconds: float) -> bool:
+        return False
+
     async def call(
         self, tenant: str, server: str, tool: str, arguments: dict[str, Any]
     ) -> CallToolResult:

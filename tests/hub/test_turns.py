@@ -27,9 +27,20 @@ class FakeHost:
         self.b_started = asyncio.Event()
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
+        self.starting = False  # a server still making its first connection offers "late"
+        self.waited = 0
+
     def find_tool(self, tenant: str, tool: str, server: str | None = None) -> ToolRef | None:
         known = tenant == "acme" and tool in ("a", "b", "broken")
         return ToolRef("fake", tool, False) if known else None
+
+    async def wait_first_connect(self, tenant: str, timeout_seconds: float) -> bool:
+        self.waited += 1
+        if not self.starting:
+            return False
+        self.starting = False
+        self.find_tool = lambda t, tool, server=None: ToolRef("late", tool, False)  # type: ignore[method-assign]
+        return True
 
     async def call(
         self, tenant: str, server: str, tool: str, arguments: dict[str, Any]
@@ -83,6 +94,25 @@ async def test_independent_calls_of_one_turn_run_in_parallel(setup: Any) -> None
 
     assert [(r.outcome, r.text) for r in replies] == [("ok", "a done. b done.")]
     assert sorted(host.calls) == [("a", {}), ("b", {"n": "hall"})]
+
+
+async def test_an_intent_just_after_start_waits_for_servers_still_connecting(setup: Any) -> None:
+    processor, host, replies = setup
+    host.starting = True
+
+    await processor.handle(_intent("late"))
+
+    assert [(r.outcome, r.text) for r in replies] == [("ok", "late done.")]
+    assert host.waited == 1
+
+
+async def test_an_intent_no_server_offers_gets_no_route_without_waiting(setup: Any) -> None:
+    processor, host, replies = setup
+
+    await processor.handle(_intent("Unknown"))
+
+    assert [(r.outcome, r.text) for r in replies] == [("no_route", "I can't do that yet.")]
+    assert host.waited == 1
 
 
 async def test_a_failed_call_among_several_gives_a_partial_failure_reply(setup: Any) -> None:
