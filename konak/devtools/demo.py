@@ -1,34 +1,34 @@
-"""``konak demo``: one voice turn across a real broker, on a machine with no sound card.
+"""``konak demo``: one whole voice turn on a machine with no sound card.
 
 It starts a private Mosquitto, the real hub (``konak hub run``) with konak-home
-fulfilling intents over MCP, and a device side that speaks only the wire contract; the
-reply is spoken into a WAV file with the project's piper voice. Until the device daemon
-lands, the device side sends the intent a user's spoken command would produce.
+fulfilling intents over MCP, and the real device daemon reading a WAV file of a spoken
+command ("Hey Jarvis, turn on the kitchen light", synthesised once with the project's
+voice) instead of a microphone; the daemon speaks the hub's reply into a WAV file.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
+import threading
 import time
-import uuid
-import wave
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from konak.devtools.localhub import READY_TIMEOUT_SECONDS, local_hub
-from konak.devtools.mosquitto import AclRule, Mosquitto
+from konak.devtools.localhub import local_hub
+from konak.devtools.mosquitto import AclRule, Credentials, Mosquitto
 from konak.devtools.probe import MqttProbe, ProbeError
 from konak.errors import KonakError
-from konak.protocol import Intent, Kind, Reply, Status, decode, device_acl, subscription
+from konak.protocol import Kind, device_acl, subscription
 
 logger = logging.getLogger(__name__)
 
 TENANT: Final = "demo"
 DEVICE: Final = "kitchen-pi"
 LIGHT: Final = "kitchen light"
-VOICE_MODEL: Final = "piper-en-us-joe-medium"
+TURN_TIMEOUT_SECONDS: Final = 120.0
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -42,93 +42,122 @@ def _show(direction: str, topic: str, payload: bytes) -> None:
     print(f"  {direction:<16} {topic}\n  {'':<16} {payload.decode(errors='replace')}")
 
 
-def _turn(device: MqttProbe, text: str) -> Intent:
-    return Intent(
-        tenant=TENANT,
-        device=DEVICE,
-        turn_id=uuid.uuid4().hex,
-        text=text,
-        intent="HassTurnOn",
-        slots={"name": LIGHT},
-        area="kitchen",
-        speech_ended_at=time.time(),
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run one turn and write the reply to ``args.out``."""
-    with tempfile.TemporaryDirectory(prefix="konak-demo-") as tmp, Mosquitto() as broker:
-        print(f"1. Mosquitto on {broker.host}:{broker.port} (authentication, per-device ACL)")
-        device_login = broker.add_user(
-            f"{TENANT}.{DEVICE}",
-            acl=[AclRule(access, topic) for access, topic in device_acl(TENANT, DEVICE)],
-        )
-        with local_hub(Path(tmp), broker, TENANT, [(LIGHT, "kitchen")]) as hub:
-            print(f"2. The hub runs (pid {hub.process.pid}) with konak-home over MCP (stdio)")
-            with (
-                MqttProbe(broker.host, broker.port, broker.admin) as lights,
-                MqttProbe(broker.host, broker.port, device_login) as device,
-            ):
-                lights.subscribe("zigbee2mqtt/#")
-                device.subscribe(subscription(Kind.REPLY, tenant=TENANT, device=DEVICE))
-                status = Status(tenant=TENANT, device=DEVICE, state="online", area="kitchen")
-                device.publish(status.topic, status.to_payload(), retain=True)
-                print(f'3. The device recognised "{args.text}"; it sends the intent, no audio:')
-                answer = _ask(device, args.text)
-                try:
-                    got = lights.next(timeout=1)
-                    print("4. konak-home switched the light (Zigbee2MQTT convention):")
-                    _show("hub -> light", got.topic, got.payload)
-                except ProbeError:
-                    print("4. (no light command was published)")
-    print("5. The device speaks the reply:")
-    try:
-        seconds = speak(answer.text, args.out)
-    except KonakError as exc:
-        print(f"   (not spoken: {exc.message}; run `make setup` to fetch the voice)")
-        return 0
-    print(f"   wrote {args.out} ({seconds:.2f} s of audio)")
-    return 0
-
-
-def _ask(device: MqttProbe, text: str) -> Reply:
-    """Send the intent and return the reply. Until konak-home's MCP session is up (a second
-    or so after the hub starts) the hub has no route; the demo asks again then."""
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while True:
-        intent = _turn(device, text)
-        started = time.perf_counter()
-        device.publish(intent.topic, intent.to_payload())
-        got = device.next(timeout=READY_TIMEOUT_SECONDS)
-        answer = decode(got.topic, got.payload)
-        assert isinstance(answer, Reply)
-        if answer.outcome != "no_route" or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)  # the hub's tools are still connecting
-    _show("device -> hub", intent.topic, intent.to_payload())
-    _show("hub -> device", got.topic, got.payload)
-    print(f"   intent -> reply over the broker: {(time.perf_counter() - started) * 1000:.1f} ms")
-    return answer
-
-
-def speak(text: str, out: Path) -> float:
-    """Synthesise ``text`` with the installed piper voice into ``out``; returns seconds."""
-    import os
-
+def _models_dir() -> Path:
     from konak.edge_models.settings import ModelSettings
-    from konak.edge_models.store import ModelStore
 
     settings = ModelSettings.resolve(
         models_dir=None, accept_licenses=(), environ=os.environ, config={}
     )
-    voice_dir = ModelStore(settings.models_dir).path(VOICE_MODEL)
-    onnx = next(voice_dir.glob("*.onnx"), None) if voice_dir.is_dir() else voice_dir
-    if onnx is None:
-        raise KonakError(f"no .onnx file in {voice_dir}", code="model_missing")
-    from piper import PiperVoice
+    return settings.models_dir
 
-    voice = PiperVoice.load(onnx, config_path=onnx.with_name(onnx.name + ".json"))
+
+def run(args: argparse.Namespace) -> int:
+    """Run one turn: command WAV in, reply WAV out."""
+    from konak.daemon.errors import DaemonError
+
+    out: Path = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(out), "wb") as wav:
-        voice.synthesize_wav(text, wav)
-        return wav.getnframes() / wav.getframerate()
+    try:
+        settings, engines = _device(out, Credentials("", ""), 0)  # load models first
+    except (DaemonError, KonakError) as exc:
+        print(f"konak demo: {exc}; run `make setup` to fetch the models")
+        return 1
+    command = out.with_name("command.wav")
+    seconds = _write_command(engines, args.text, command)
+    print(f'1. The spoken command "Hey Jarvis, {args.text}" is {command} ({seconds:.1f} s)')
+    with tempfile.TemporaryDirectory(prefix="konak-demo-") as tmp, Mosquitto() as broker:
+        print(f"2. Mosquitto on {broker.host}:{broker.port} (authentication, per-device ACL)")
+        acl = [AclRule(access, topic) for access, topic in device_acl(TENANT, DEVICE)]
+        login = broker.add_user(f"{TENANT}.{DEVICE}", acl=acl)
+        with local_hub(Path(tmp), broker, TENANT, [(LIGHT, "kitchen")]) as hub:
+            print(f"3. The hub runs (pid {hub.process.pid}) with konak-home over MCP (stdio)")
+            with MqttProbe(broker.host, broker.port, broker.admin) as wire:
+                wire.subscribe(subscription(Kind.INTENT, tenant=TENANT))
+                wire.subscribe(subscription(Kind.REPLY, tenant=TENANT))
+                wire.subscribe("zigbee2mqtt/#")
+                settings, _ = _device(out, login, broker.port, command, settings)
+                print("4. The device daemon listens to the WAV; what each stage found:")
+                _run_daemon(settings, engines)
+                print("5. What crossed the broker (the device sent no audio):")
+                while True:
+                    try:
+                        got = wire.next(timeout=0.5)
+                    except ProbeError:
+                        break
+                    _show("", got.topic, got.payload)
+    print(f"6. The daemon spoke the reply into {out}")
+    return 0
+
+
+def _device(
+    out: Path,
+    login: Credentials,
+    port: int,
+    command: Path | None = None,
+    loaded: Any = None,
+) -> tuple[Any, Any]:
+    """Daemon settings for the demo device (and its engines, loaded once)."""
+    from konak.daemon.engines import load_engines
+    from konak.daemon.settings import parse
+
+    raw: dict[str, Any] = {
+        "device": {"tenant": TENANT, "device": DEVICE, "area": "kitchen", "name": "Kitchen Pi"},
+        "audio": {"source": "none", "sink": "wav", "sink_path": str(out)},
+        "intent": {"slot_lists": {"name": [LIGHT], "area": ["kitchen"]}},
+        "hub": {
+            "host": "127.0.0.1",
+            "port": port or 1883,
+            "username": login.username,
+            "password": login.password,
+            "queue_path": str(out.with_name("demo-queue.sqlite3")),
+        },
+        "tts": {"threads": 2},
+    }
+    if command is not None:
+        raw["audio"] |= {"source": "file", "source_path": str(command)}
+    settings = parse(raw, base_dir=Path.cwd(), default_models_dir=_models_dir())
+    return settings, (None if loaded is not None else load_engines(settings))
+
+
+def _write_command(engines: Any, text: str, path: Path) -> float:
+    import numpy as np
+
+    from konak.daemon.audio import RATE_HZ, resample, write_wav
+
+    parts = []
+    for part in (1.0, "Hey Jarvis,", 0.3, f"{text}.", 2.5):
+        if isinstance(part, str):
+            samples, rate = engines.tts.synthesize(part)
+            parts.append(resample(samples, rate, RATE_HZ))
+        else:
+            parts.append(np.zeros(round(part * RATE_HZ), np.int16))
+    audio = np.concatenate(parts)
+    write_wav(path, audio, RATE_HZ)
+    return len(audio) / RATE_HZ
+
+
+def _run_daemon(settings: Any, engines: Any) -> None:
+    from konak.daemon.audio import open_sink, open_source
+    from konak.daemon.service import Daemon
+
+    daemon = Daemon(settings, engines, open_source(settings.audio), open_sink(settings.audio))
+    ended = threading.Event()
+    started = time.monotonic()
+
+    def show(event: Any) -> None:
+        if event.type.endswith("-start") and event.type != "run-start":
+            return
+        details = " ".join(f"{k}={v}" for k, v in event.data.items())
+        print(f"   {(event.at - started) * 1000:8.0f} ms  {event.type:<12} {details}")
+        if event.type == "run-end":
+            ended.set()
+
+    daemon.bus.subscribe(show)
+    thread = threading.Thread(target=daemon.run, name="demo-daemon", daemon=True)
+    thread.start()
+    try:
+        if not ended.wait(TURN_TIMEOUT_SECONDS):
+            print("   (the turn did not end in time)")
+    finally:
+        daemon.stop()
+        thread.join(timeout=10)
