@@ -213,7 +213,10 @@ def _check(ok: bool, message: str) -> None:
 
 
 def _check_url(what: str, url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: not a valid URL ({exc})") from exc
     _check(parts.scheme in ("http", "https") and bool(parts.netloc), f"{what}: not an http URL")
 
 

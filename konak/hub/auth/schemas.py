@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from konak.hub.auth.rbac import Role
 
@@ -94,8 +95,24 @@ HeaderName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-
 # keeps the stored value (clients never see it).
 HeaderValue = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[\x20-\x7e]+$")]
 ToolName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+
+
+def _parsable_url(url: str) -> str:
+    """The pattern admits strings urllib cannot parse (``http://[``); refuse them here."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from exc
+    if not parts.hostname or port == 0:
+        raise ValueError("the URL needs a host (and a non-zero port)")
+    return url
+
+
 HttpUrl = Annotated[
-    str, Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s@/]+(/\S*)?$")
+    str,
+    Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s@/]+(/\S*)?$"),
+    AfterValidator(_parsable_url),
 ]
 
 
