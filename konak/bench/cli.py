@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 QUICK_SCALE = hub_scale.HubScaleSettings(devices=200, rate_per_second=50, duration_seconds=5)
 FULL_RATES = (100.0, 200.0, 400.0)
+SECTIONS = ("stages", "turns", "idle", "cold-start", "models", "hub")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +35,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each step")
     parser.add_argument("--out", type=Path, default=Path("bench"), help="output directory")
+    parser.add_argument("--turns", type=_positive_int, help="spoken turns (default 50, quick 3)")
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["models", "hub"], help="skip a section"
+        "--idle-seconds", type=_positive_int, help="idle audio (default 60, quick 10)"
+    )
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=SECTIONS, help="skip a section"
     )
     parser.set_defaults(handler=run)
 
@@ -75,12 +80,31 @@ def _models(quick: bool) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the selected sections and write the results."""
+    from konak.bench.footprint import cold_start, idle_cost
+    from konak.bench.stages import run_stages
+    from konak.bench.turns import run_in_child
+
     started = time.perf_counter()
     results: dict[str, Any] = {
         "machine": machine(),
         "mode": "quick" if args.quick else "full",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    cache = args.out / ".cache"
+    if "stages" not in args.skip:
+        print("stages: wake, VAD, STT, intent, TTS through the daemon's engines ...", flush=True)
+        results["stages"] = run_stages(cache, quick=args.quick)
+    if "turns" not in args.skip:
+        turns = args.turns or (3 if args.quick else 50)
+        print(f"turns: {turns} spoken turns, daemon -> broker -> hub -> daemon ...", flush=True)
+        results["turns"] = run_in_child(turns, cache)
+    if "idle" not in args.skip:
+        seconds = args.idle_seconds or (10 if args.quick else 60)
+        print(f"idle: {seconds} s of non-speech, daemon and bare wake loop ...", flush=True)
+        results["idle"] = idle_cost(seconds)
+    if "cold-start" not in args.skip:
+        print("cold start: `konak daemon run` to READY=1 ...", flush=True)
+        results["cold_start"] = cold_start()
     if "models" not in args.skip:
         print("models: load time, steady cost, RTF, peak RSS per model ...", flush=True)
         results["models"] = _models(args.quick)

@@ -42,6 +42,66 @@ def _scale_table(steps: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _stages_table(st: dict[str, Any]) -> list[str]:
+    wake = st["wake_us_per_80ms_chunk"]
+    tts = st["tts"]
+    return [
+        "| stage | cost |",
+        "|---|---|",
+        f"| wake word, 1 word | {wake['1_word']:.0f} us per 80 ms chunk |",
+        f"| wake word, 5 words | {wake['5_words']:.0f} us per 80 ms chunk "
+        f"({st['wake_fifth_word']}) |",
+        f"| VAD (silero) | {st['vad_us_per_32ms_frame']:.0f} us per 32 ms frame |",
+        f"| STT grammar mode (with the open-model check) | RTF {st['stt_grammar']['rtf']} |",
+        f"| STT open mode | RTF {st['stt_open']['rtf']} |",
+        f"| intent recognition (hassil) | {st['intent_ms']} ms |",
+        f"| TTS (piper) | RTF {tts['rtf']}, first audio after {tts['time_to_first_audio_ms']} ms |",
+    ]
+
+
+def _turns_table(t: dict[str, Any]) -> list[str]:
+    rows = ["| latency | n | p50 ms | p95 ms | max ms |", "|---|---|---|---|---|"]
+    for name, lat in t["latency"].items():
+        label = name.replace("_", " ")
+        rows.append(
+            f"| {label} | {lat['n']} | {lat.get('p50_ms', '')} | {lat.get('p95_ms', '')} "
+            f"| {lat.get('max_ms', '')} |"
+        )
+    rows += [
+        "",
+        f"{t['completed']} of {t['turns']} turns completed ({len(t['failed'])} failed, "
+        f"{t['misheard']} without an intent) in {t['seconds']} s.",
+    ]
+    return rows
+
+
+def _footprint(results: dict[str, Any]) -> list[str]:
+    rows = ["| figure | value |", "|---|---|"]
+    if "idle" in results:
+        idle = results["idle"]
+        d, b = idle["daemon"], idle["bare_wake_loop"]
+        rows += [
+            f"| idle daemon on {idle['audio_seconds']} s of non-speech | "
+            f"{d['cpu_percent_of_one_core']} % of one core, RSS {d['rss_mb']} MB |",
+            f"| bare openWakeWord loop, same audio | "
+            f"{b['cpu_percent_of_one_core']} % of one core, RSS {b['rss_mb']} MB |",
+            f"| daemon / bare CPU ratio | {idle['cpu_ratio_daemon_to_bare']} |",
+        ]
+    if "turns" in results:
+        t = results["turns"]
+        rows += [
+            f"| RSS after start (in-process daemon) | {t['rss_after_start_mb']} MB |",
+            f"| RSS after {t['turns']} turns | {t['rss_after_turns_mb']} MB |",
+        ]
+    if "cold_start" in results:
+        c = results["cold_start"]
+        rows += [
+            f"| `konak daemon run` exec -> READY=1 | {c['start_to_ready_seconds']} s |",
+            f"| RSS at READY=1 | {c['rss_at_ready_mb']} MB |",
+        ]
+    return rows
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """Results as a markdown page: machine, then one table per section."""
     m = results["machine"]
@@ -53,6 +113,23 @@ def render_markdown(results: dict[str, Any]) -> str:
         "noted; shared machines are noisy, so compare ratios rather than absolute figures.",
         "",
     ]
+    if "stages" in results:
+        lines += [
+            "## Per stage (the daemon's engine classes)",
+            "",
+            *_stages_table(results["stages"]),
+            "",
+        ]
+    if "turns" in results:
+        lines += [
+            "## Turn latency (spoken commands paced in real time: daemon -> broker -> hub -> "
+            "konak-home -> daemon)",
+            "",
+            *_turns_table(results["turns"]),
+            "",
+        ]
+    if {"idle", "turns", "cold_start"} & results.keys():
+        lines += ["## Daemon footprint", "", *_footprint(results), ""]
     if "models" in results:
         lines += ["## Models (each in its own process)", "", *_models_table(results["models"]), ""]
     if "hub_scale" in results:

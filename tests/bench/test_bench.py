@@ -32,7 +32,15 @@ def test_the_machine_description_names_cpu_and_cores() -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [("--rates", "fast"), ("--rates", "0,10"), ("--devices", "0"), ("--skip", "daemon")]
+    "argv",
+    [
+        ("--rates", "fast"),
+        ("--rates", "0,10"),
+        ("--devices", "0"),
+        ("--skip", "daemon"),
+        ("--turns", "0"),
+        ("--idle-seconds", "x"),
+    ],
 )
 def test_bad_arguments_are_refused(
     argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
