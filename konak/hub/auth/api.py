@@ -32,15 +32,15 @@ async def login(request: web.Request) -> web.Response:
     email = normalise_email(body.email)
     note(request, actor=email, target=f"user:{email}")
     ip_key, user_key = f"ip:{request.remote}", f"user:{email}"
-    state.lockout.check(ip_key, user_key)
+    await state.lockout.check(ip_key, user_key)
     user = state.users.by_email(email)
     ok = await asyncio.to_thread(
         state.users.hasher.verify, user.password_hash if user else None, body.password
     )
     if user is None or not ok or user.disabled:
-        state.lockout.failed(ip_key, user_key)
+        await state.lockout.failed(ip_key, user_key)
         raise Unauthenticated("wrong e-mail or password", code="bad_credentials")
-    state.lockout.succeeded(user_key)
+    await state.lockout.succeeded(user_key)
     if state.users.hasher.needs_rehash(user.password_hash):
         state.users.rehash(user.user_id, body.password)
     pair, _ = state.tokens.issue(user.user_id)

@@ -24,7 +24,7 @@ from konak.hub.auth.errors import (
     Unauthenticated,
     Unsupported,
 )
-from konak.hub.auth.ratelimit import Lockout, RateLimiter
+from konak.hub.auth.ratelimit import LoginLockout, RateLimiter
 from konak.hub.auth.rbac import ANONYMOUS, Action, Identity, Resource, authorize, declared
 from konak.hub.auth.reset import Mailer, PasswordResets
 from konak.hub.auth.settings import AuthSettings
@@ -53,7 +53,7 @@ class AuthState:
     audit: AuditLog
     claims: Claims
     limiter: RateLimiter
-    lockout: Lockout
+    lockout: LoginLockout
     provisioner: Provisioner | None = None
     broker_address: tuple[str, int] = ("127.0.0.1", 1883)
     resets: PasswordResets | None = None

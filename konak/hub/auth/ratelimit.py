@@ -1,6 +1,6 @@
-"""Token buckets per client IP, per user and per route (in this process, or in Redis shared
-by several hub workers: ``konak.hub.auth.redis_limits``), and the progressive lock-out after
-failed logins (in this process)."""
+"""Token buckets per client IP, per user and per route, and the progressive lock-out after
+failed logins: in this process, or in Redis shared by several hub workers
+(``konak.hub.auth.redis_limits``, ``konak.hub.auth.redis_lockout``)."""
 
 from __future__ import annotations
 
@@ -95,48 +95,72 @@ class RateLimiter:
             raise RateLimited("too many requests", retry_after_seconds=wait)
 
 
+def raise_if_locked(wait_seconds: float) -> None:
+    """Raise RateLimited (code ``locked_out``) when there is a wait."""
+    if wait_seconds > 0:
+        raise RateLimited(
+            "too many failed logins; try again later",
+            retry_after_seconds=wait_seconds,
+            code="locked_out",
+        )
+
+
 @dataclass(slots=True)
 class _Failures:
     count: int
     locked_until: float
 
 
+class LoginLockout(Protocol):
+    """Where the lock-out counters live (this process or Redis): ``check`` raises
+    RateLimited (``locked_out``) while a key is locked, ``failed`` counts a failure against
+    each key, ``succeeded`` forgets the keys' failures."""
+
+    async def check(self, *keys: str) -> None: ...
+
+    async def failed(self, *keys: str) -> None: ...
+
+    async def succeeded(self, *keys: str) -> None: ...
+
+
+def lockout_seconds(settings: AuthSettings, count: int) -> float:
+    """How long ``count`` failures lock a key out (0.0 below the threshold)."""
+    over = count - settings.lockout_after_failures
+    if over < 0:
+        return 0.0
+    return float(min(settings.lockout_initial_seconds * 2.0**over, settings.lockout_max_seconds))
+
+
 class Lockout:
-    """After ``lockout_after_failures`` failed logins for an account (or from an IP), refuse
-    logins for an interval that doubles with each further failure, up to a maximum."""
+    """In this process: after ``lockout_after_failures`` failed logins for an account (or
+    from an IP), refuse logins for an interval that doubles with each further failure, up to
+    a maximum."""
 
     def __init__(self, settings: AuthSettings, clock: Clock = time.monotonic) -> None:
         self._settings = settings
         self._clock = clock
         self._failures: OrderedDict[str, _Failures] = OrderedDict()
 
-    def check(self, *keys: str) -> None:
+    async def check(self, *keys: str) -> None:
         """Raise RateLimited (code ``locked_out``) while any of ``keys`` is locked."""
         now = self._clock()
         wait = max((f.locked_until - now for k in keys if (f := self._failures.get(k))), default=0)
-        if wait > 0:
-            raise RateLimited(
-                "too many failed logins; try again later",
-                retry_after_seconds=wait,
-                code="locked_out",
-            )
+        raise_if_locked(wait)
 
-    def failed(self, *keys: str) -> None:
+    async def failed(self, *keys: str) -> None:
         """Count a failed login against each key."""
-        s = self._settings
         now = self._clock()
         for key in keys:
             entry = self._failures.pop(key, None) or _Failures(0, 0.0)
             entry.count += 1
-            over = entry.count - s.lockout_after_failures
-            if over >= 0:
-                seconds = min(s.lockout_initial_seconds * 2.0**over, s.lockout_max_seconds)
+            seconds = lockout_seconds(self._settings, entry.count)
+            if seconds:
                 entry.locked_until = now + seconds
             self._failures[key] = entry
             if len(self._failures) > MAX_KEYS:
                 self._failures.popitem(last=False)
 
-    def succeeded(self, *keys: str) -> None:
+    async def succeeded(self, *keys: str) -> None:
         """Forget the failures of an account after a successful login."""
         for key in keys:
             self._failures.pop(key, None)

@@ -65,6 +65,11 @@ class RedisBuckets:
         )
         self._take: Any = self._redis.register_script(TAKE)
 
+    @property
+    def client(self) -> Redis:
+        """The Redis client (the shared lock-out uses it too)."""
+        return self._redis
+
     async def start(self) -> None:
         """Check that Redis answers; RedisUnreachable otherwise."""
         from redis.exceptions import RedisError

@@ -19,6 +19,7 @@ from konak.hub.auth.passwords import Hasher, PasswordPolicy
 from konak.hub.auth.ratelimit import Lockout, RateLimiter
 from konak.hub.auth.rbac import Action, declare
 from konak.hub.auth.redis_limits import RedisBuckets, RedisUnreachable
+from konak.hub.auth.redis_lockout import RedisLockout
 from konak.hub.auth.reset import CONFIRM_PATH, Mailer, PasswordResets
 from konak.hub.auth.schemas import (
     ClaimBody,
@@ -142,7 +143,7 @@ def setup_auth(
         audit=AuditLog(db),
         claims=Claims(db),
         limiter=RateLimiter(auth, redis),
-        lockout=Lockout(auth),
+        lockout=RedisLockout(redis.client, auth) if redis is not None else Lockout(auth),
         provisioner=provisioner,
         broker_address=broker,
         resets=PasswordResets(db, auth.reset_token_seconds) if auth.smtp else None,

@@ -27,28 +27,28 @@ def test_a_bucket_allows_its_burst_then_refills_at_its_rate() -> None:
     assert buckets.take("ip") > 0
 
 
-def test_the_lockout_starts_after_the_threshold_and_doubles_with_each_failure() -> None:
+async def test_the_lockout_starts_after_the_threshold_and_doubles_with_each_failure() -> None:
     clock = Clock()
     lockout = Lockout(auth_settings(lockout_after_failures=3, lockout_initial_seconds=10.0), clock)
     for _ in range(2):
-        lockout.failed("user:a")
-        lockout.check("user:a")
+        await lockout.failed("user:a")
+        await lockout.check("user:a")
     waits = []
     for _ in range(3):
-        lockout.failed("user:a")
+        await lockout.failed("user:a")
         with pytest.raises(RateLimited) as info:
-            lockout.check("user:a", "ip:1")
+            await lockout.check("user:a", "ip:1")
         assert info.value.code == "locked_out"
         waits.append(info.value.retry_after_seconds)
     assert waits == [10.0, 20.0, 40.0]
     clock.now += 41.0
-    lockout.check("user:a")
-    lockout.succeeded("user:a")
-    lockout.failed("user:a")
-    lockout.check("user:a")
+    await lockout.check("user:a")
+    await lockout.succeeded("user:a")
+    await lockout.failed("user:a")
+    await lockout.check("user:a")
 
 
-def test_the_lockout_is_capped_at_its_maximum() -> None:
+async def test_the_lockout_is_capped_at_its_maximum() -> None:
     clock = Clock()
     lockout = Lockout(
         auth_settings(
@@ -57,9 +57,9 @@ def test_the_lockout_is_capped_at_its_maximum() -> None:
         clock,
     )
     for _ in range(10):
-        lockout.failed("user:a")
+        await lockout.failed("user:a")
     with pytest.raises(RateLimited) as info:
-        lockout.check("user:a")
+        await lockout.check("user:a")
     assert info.value.retry_after_seconds == 30.0
 
 

@@ -1,0 +1,118 @@
+"""The login lock-out kept in Redis, so several hub workers share one count of failures per
+account and per IP (``[auth.rate_limits] backend = "redis"``).
+
+A failure is one Lua script over all its keys (atomic on the server): it increments each
+key's count and, from the threshold on, sets its lock-until by the Redis server's clock
+(``TIME``), so concurrent failures on different workers are never lost and the workers'
+clocks do not matter. The check reads lock-until against the same clock; a success deletes
+the account's key. A key is forgotten twice ``lockout_max_seconds`` after its last failure.
+
+Redis failing at run time is **fail-closed**, like the shared token buckets: the login is
+refused with 503 ``rate_limit_unavailable`` rather than let through without a lock-out.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from konak.hub.auth.errors import Unavailable
+from konak.hub.auth.ratelimit import raise_if_locked
+from konak.hub.auth.settings import AuthSettings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+logger = logging.getLogger(__name__)
+
+# KEYS the lock-out keys. Returns the longest remaining lock in seconds as a string (Lua
+# numbers come back from Redis truncated to integers).
+CHECK: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local wait = 0
+for _, key in ipairs(KEYS) do
+  local locked_until = tonumber(redis.call('HGET', key, 'until'))
+  if locked_until and locked_until - now > wait then
+    wait = locked_until - now
+  end
+end
+return tostring(wait)
+"""
+
+# KEYS the lock-out keys; ARGV threshold, initial seconds, maximum seconds, retention (ms).
+FAILED: Final = """
+local threshold = tonumber(ARGV[1])
+local initial = tonumber(ARGV[2])
+local maximum = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for _, key in ipairs(KEYS) do
+  local count = redis.call('HINCRBY', key, 'count', 1)
+  local over = count - threshold
+  if over >= 0 then
+    local seconds = math.min(initial * 2 ^ math.min(over, 64), maximum)
+    redis.call('HSET', key, 'until', tostring(now + seconds))
+  end
+  redis.call('PEXPIRE', key, ARGV[4])
+end
+return 1
+"""
+
+
+class RedisLockout:
+    """The progressive lock-out shared through Redis (redis-py asyncio)."""
+
+    def __init__(self, redis: Redis, settings: AuthSettings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._prefix = f"{settings.limit_backend.key_prefix}lockout:"
+        self._check: Any = redis.register_script(CHECK)
+        self._failed: Any = redis.register_script(FAILED)
+
+    def _keys(self, keys: tuple[str, ...]) -> list[str]:
+        return [f"{self._prefix}{key}" for key in keys]
+
+    def _unavailable(self, exc: BaseException) -> Unavailable:
+        logger.warning("lock-out Redis failed (%s): refusing", type(exc).__name__)
+        return Unavailable(
+            "login protection is unavailable; try again later", code="rate_limit_unavailable"
+        )
+
+    async def check(self, *keys: str) -> None:
+        """Raise RateLimited (``locked_out``) while any key is locked; 503 when Redis fails."""
+        from redis.exceptions import RedisError
+
+        try:
+            wait = float(await self._check(keys=self._keys(keys)))
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        raise_if_locked(wait)
+
+    async def failed(self, *keys: str) -> None:
+        """Count a failed login against each key, atomically; 503 when Redis fails."""
+        from redis.exceptions import RedisError
+
+        s = self._settings
+        retention_ms = int(s.lockout_max_seconds * 2 * 1000)
+        try:
+            await self._failed(
+                keys=self._keys(keys),
+                args=[
+                    s.lockout_after_failures,
+                    s.lockout_initial_seconds,
+                    s.lockout_max_seconds,
+                    retention_ms,
+                ],
+            )
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+
+    async def succeeded(self, *keys: str) -> None:
+        """Forget the failures of the keys; 503 when Redis fails."""
+        from redis.exceptions import RedisError
+
+        try:
+            await self._redis.delete(*self._keys(keys))
+        except (RedisError, OSError) as exc:
+            raise self._unavailable(exc) from exc
