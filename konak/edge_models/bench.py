@@ -67,6 +67,13 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS. ``ru_maxrss`` survives fork+exec on Linux (a child of a big
+    parent reports the parent's peak), so read the address space's own high-water mark."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
