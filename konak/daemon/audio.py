@@ -7,6 +7,8 @@ sinks take whole utterances (a sentence of TTS, an earcon) at any rate.
 from __future__ import annotations
 
 import logging
+import os
+import select
 import sys
 import threading
 import wave
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 RATE_HZ: Final = 16_000
 CHUNK_SAMPLES: Final = 1280  # 80 ms, openWakeWord's step
 SINK_RATE_HZ: Final = 22_050
+STDIN_POLL_SECONDS: Final = 0.2  # a silent stdin still lets signals and close() through
 
 Samples = npt.NDArray[np.int16]
 
@@ -135,7 +138,7 @@ class StdinSource:
         need = round(CHUNK_SAMPLES * self.rate_hz / RATE_HZ) * 2
         position = 0.0
         while not self._closed:
-            data = self.stream.read(need)
+            data = self._read(need)
             if not data:
                 return
             samples = resample(
@@ -143,6 +146,26 @@ class StdinSource:
             )
             yield from chunked(samples.astype(np.int16), position)
             position += samples.size / RATE_HZ
+
+    def _read(self, need: int) -> bytes:
+        """Up to ``need`` bytes; empty at the end or after :meth:`close`.
+
+        A pipe is polled rather than read blocking, so the main thread keeps returning
+        to Python: signal handlers (SIGTERM, SIGHUP) run even while nobody speaks.
+        """
+        try:
+            fd = self.stream.fileno()
+        except OSError:  # an in-memory stream (io.UnsupportedOperation)
+            return self.stream.read(need)
+        data = bytearray()
+        while len(data) < need and not self._closed:
+            ready, _, _ = select.select([fd], [], [], STDIN_POLL_SECONDS)
+            if ready:
+                got = os.read(fd, need - len(data))
+                if not got:
+                    break
+                data += got
+        return bytes(data)
 
     def close(self) -> None:
         self._closed = True

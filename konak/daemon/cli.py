@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -14,6 +15,8 @@ from typing import Final
 import numpy as np
 
 from konak.daemon.errors import ConfigError, DaemonError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG: Final = Path("/etc/konak/daemon.toml")
 DEFAULT_CREDENTIALS: Final = Path("/var/lib/konak/daemon/credentials.json")
@@ -99,11 +102,16 @@ def _run(args: argparse.Namespace) -> int:
         daemon.stop()
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
+        notifier.notify(RELOADING="1", STATUS="reloading config")
         try:
             fresh: Settings = load(args.config, default_models_dir=_models_dir())
             daemon.reload(fresh)
         except DaemonError as exc:
             print(f"konak daemon: reload refused: {exc.message} [{exc.code}]", file=sys.stderr)
+            notifier.notify(READY="1", STATUS=f"reload refused; {daemon.state}")
+            return
+        logger.info("config reloaded from %s", args.config)
+        notifier.notify(READY="1", STATUS=f"config reloaded; {daemon.state}")
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)

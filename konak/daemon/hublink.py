@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Final
@@ -60,6 +61,8 @@ class HubLink:
         self.client.will_set(offline.topic, offline.to_payload(), qos=1, retain=True)
         self.client.reconnect_delay_set(1, max(1, int(settings.reconnect_seconds * 4)))
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.last_error: str | None = None
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
@@ -112,10 +115,23 @@ class HubLink:
             logger.warning("broker refused the connection: %s", rc)
             return
         logger.info("connected to the broker %s:%d", self.settings.host, self.settings.port)
+        self.last_error = None
         for kind in (Kind.REPLY, Kind.CONFIG, Kind.CMD):
             client.subscribe(self.topic(kind), qos=1)
         self.connected.set()
         self.publish(self.status())
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        # paho calls this inside its ``except OSError``: the exception is the active one.
+        exc = sys.exc_info()[1]
+        where = f"{self.settings.host}:{self.settings.port}"
+        if isinstance(exc, ssl.SSLError):
+            error = f"TLS to the broker {where} failed: {exc} (check hub.ca_file and hub.host)"
+        else:
+            error = f"cannot connect to the broker {where}: {exc}"
+        if error != self.last_error:  # once per distinct failure, not once per retry
+            logger.error("%s; retrying", error)
+        self.last_error = error
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: Any, props: object

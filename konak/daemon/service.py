@@ -135,8 +135,8 @@ class Daemon:
         """Serve until :meth:`stop`; returns the exit status."""
         self.hub.start()
         self.telemetry.start()
+        self.state = "listening"  # before READY: a SIGHUP right after it reports this state
         self.notifier.notify(READY="1", STATUS="listening")
-        self.set_state("listening")
         try:
             self._audio_loop()
             self.source_done.set()
@@ -209,6 +209,9 @@ class Daemon:
             logger.info(
                 "wake word %s (%.2f) at %.2fs", detection.word, detection.score, chunk.start_seconds
             )
+            if self.settings.wake.barge_in and self.speaker.busy.is_set():
+                logger.info("barge-in: interrupting playback for a new turn")
+                self.speaker.stop()
             listening = self._begin(new_turn_id(), detection, continued=False)
 
     def _stop_word_name(self) -> str | None:

@@ -158,11 +158,14 @@ def run_daemon(shared_engines: Engines) -> Iterator[RunningDaemon]:
 
     started: list[tuple[Daemon, threading.Thread]] = []
 
-    def start(settings: Settings, source: Any = None) -> tuple[Daemon, EventLog]:
-        engines = replace(shared_engines)
+    def start(
+        settings: Settings, source: Any = None, sink: Any = None, wake: Any = None
+    ) -> tuple[Daemon, EventLog]:
+        engines = replace(shared_engines) if wake is None else replace(shared_engines, wake=wake)
         engines.wake.reset()
         source = source if source is not None else open_source(settings.audio)
-        daemon = Daemon(settings, engines, source, open_sink(settings.audio))
+        sink = sink if sink is not None else open_sink(settings.audio)
+        daemon = Daemon(settings, engines, source, sink)
         log = EventLog()
         daemon.bus.subscribe(log)
         thread = threading.Thread(target=daemon.run, daemon=True)
@@ -207,18 +210,59 @@ class FedSource:
         import queue
 
         self._queue: queue.Queue[Samples | None] = queue.Queue()
+        self._fed = 0
+        self._heard = 0
+        self._cond = threading.Condition()
 
     def feed(self, samples: Samples) -> None:
         """Queue audio for the daemon."""
+        with self._cond:
+            self._fed += 1
         self._queue.put(samples)
+
+    def wait_heard(self, timeout: float = 60.0) -> None:
+        """Wait until the daemon has processed every chunk fed so far."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._heard == self._fed, timeout):
+                raise AssertionError(f"the daemon did not take the fed audio within {timeout}s")
 
     def chunks(self) -> Iterator[Any]:
         from konak.daemon.audio import chunked
 
         position = 0.0
         while (samples := self._queue.get()) is not None:
+            # The generator resumes only when the daemon asks for the next chunk, so
+            # after the last yield the daemon has processed all of ``samples``.
             yield from chunked(samples, position)
             position += samples.size / RATE_HZ
+            with self._cond:
+                self._heard += 1
+                self._cond.notify_all()
 
     def close(self) -> None:
         self._queue.put(None)
+
+
+class GatedSink:
+    """A speaker whose playback lasts until the test lets it end (or it is closed).
+
+    Each ``play`` blocks until :meth:`release`, like a long sentence still sounding;
+    what is played is kept in ``played`` (sample counts).
+    """
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.playing = threading.Event()
+        self.played: list[int] = []
+
+    def play(self, samples: Samples, rate_hz: int) -> None:
+        self.playing.set()
+        self.released.wait(timeout=60)
+        self.played.append(samples.size)
+
+    def release(self) -> None:
+        """Let every blocked and future ``play`` finish at once."""
+        self.released.set()
+
+    def close(self) -> None:
+        self.released.set()
