@@ -35,7 +35,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each step")
     parser.add_argument("--out", type=Path, default=Path("bench"), help="output directory")
-    parser.add_argument("--turns", type=_positive_int, help="spoken turns (default 50, quick 3)")
+    parser.add_argument("--turns", type=_positive_int, help="spoken turns (default 100, quick 3)")
     parser.add_argument(
         "--idle-seconds", type=_positive_int, help="idle audio (default 60, quick 10)"
     )
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print("stages: wake, VAD, STT, intent, TTS through the daemon's engines ...", flush=True)
         results["stages"] = run_stages(cache, quick=args.quick)
     if "turns" not in args.skip:
-        turns = args.turns or (3 if args.quick else 50)
+        turns = args.turns or (3 if args.quick else 100)
         print(f"turns: {turns} spoken turns, daemon -> broker -> hub -> daemon ...", flush=True)
         results["turns"] = run_in_child(turns, cache)
     if "idle" not in args.skip:
