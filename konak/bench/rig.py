@@ -101,7 +101,7 @@ def spoken_commands(cache: Path, models: Path, *, wake: bool = True) -> list[Utt
                 voice = PiperTts(model_path(models, VOICE, "bench voice"), threads=2)
             pieces = []
             for i, part in enumerate(parts):
-                audio, rate = voice.synthesize(part)
+                audio, rate = voice.synthesize(part, deterministic=True)
                 if i:
                     pieces.append(np.zeros(round(0.3 * RATE_HZ), np.int16))
                 pieces.append(resample(audio, rate, RATE_HZ))

@@ -42,14 +42,21 @@ class PiperTts:
             raise EngineError(f"cannot load the piper voice {model}: {exc}") from exc
         self._voice: Any = PiperVoice(session=session, config=config)
 
-    def sentences(self, text: str) -> Iterator[tuple[Samples, int]]:
-        """One chunk of audio per sentence of ``text``."""
-        for chunk in self._voice.synthesize(text):
+    def sentences(self, text: str, *, deterministic: bool = False) -> Iterator[tuple[Samples, int]]:
+        """One chunk of audio per sentence of ``text``. Piper adds random variation to each
+        utterance; ``deterministic`` turns it off, so the same text gives the same samples
+        (for test and benchmark speech)."""
+        config = None
+        if deterministic:
+            from piper.config import SynthesisConfig
+
+            config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+        for chunk in self._voice.synthesize(text, syn_config=config):
             yield np.asarray(chunk.audio_int16_array, np.int16), int(chunk.sample_rate)
 
-    def synthesize(self, text: str) -> tuple[Samples, int]:
+    def synthesize(self, text: str, *, deterministic: bool = False) -> tuple[Samples, int]:
         """The whole of ``text`` as one array."""
-        parts = list(self.sentences(text))
+        parts = list(self.sentences(text, deterministic=deterministic))
         if not parts:
             return np.zeros(0, np.int16), 22_050
         return np.concatenate([p for p, _ in parts]), parts[0][1]

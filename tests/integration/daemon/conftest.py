@@ -48,7 +48,8 @@ Speech = Callable[..., Samples]
 
 @pytest.fixture(scope="session")
 def speech(voice: PiperTts, tmp_path_factory: pytest.TempPathFactory) -> Speech:
-    """16 kHz speech for a sequence of (text or seconds of silence), cached per session."""
+    """16 kHz speech for a sequence of (text or seconds of silence), cached per session;
+    synthesised without piper's random variation, so every run hears the same audio."""
     cache: dict[str, Samples] = {}
 
     def build(*parts: str | float) -> Samples:
@@ -57,7 +58,7 @@ def speech(voice: PiperTts, tmp_path_factory: pytest.TempPathFactory) -> Speech:
             pieces = []
             for part in parts:
                 if isinstance(part, str):
-                    samples, rate = voice.synthesize(part)
+                    samples, rate = voice.synthesize(part, deterministic=True)
                     pieces.append(resample(samples, rate, RATE_HZ))
                 else:
                     pieces.append(np.zeros(round(part * RATE_HZ), np.int16))
