@@ -193,26 +193,32 @@ def _find_device(pa: Any, name: str | None, want_input: bool) -> int | None:
     raise AudioError(f"no audio {kind} device matching {name!r}")
 
 
+def _open_stream(device: str | None, *, want_input: bool) -> tuple[Any, Any]:
+    """A PortAudio 16-bit mono stream: the microphone at 16 kHz or the speaker at 22.05 kHz."""
+    import pyaudio  # type: ignore[import-untyped]
+
+    pa = pyaudio.PyAudio()
+    try:
+        index = _find_device(pa, device, want_input=want_input)
+        direction: dict[str, Any] = (
+            {"input": True, "input_device_index": index, "frames_per_buffer": CHUNK_SAMPLES}
+            if want_input
+            else {"output": True, "output_device_index": index}
+        )
+        rate = RATE_HZ if want_input else SINK_RATE_HZ
+        stream = pa.open(rate=rate, channels=1, format=pyaudio.paInt16, **direction)
+    except (OSError, AudioError) as exc:
+        pa.terminate()
+        what = "microphone" if want_input else "speaker"
+        raise AudioError(f"cannot open the {what} {device or '(default)'}: {exc}") from exc
+    return pa, stream
+
+
 class PyAudioSource:
     """A microphone through PortAudio; opened at 16 kHz."""
 
     def __init__(self, device: str | None = None) -> None:
-        import pyaudio  # type: ignore[import-untyped]
-
-        self._pa = pyaudio.PyAudio()
-        try:
-            index = _find_device(self._pa, device, want_input=True)
-            self._stream = self._pa.open(
-                rate=RATE_HZ,
-                channels=1,
-                format=pyaudio.paInt16,
-                input=True,
-                input_device_index=index,
-                frames_per_buffer=CHUNK_SAMPLES,
-            )
-        except (OSError, AudioError) as exc:
-            self._pa.terminate()
-            raise AudioError(f"cannot open the microphone {device or '(default)'}: {exc}") from exc
+        self._pa, self._stream = _open_stream(device, want_input=True)
         self._closed = False
 
     def chunks(self) -> Iterator[AudioChunk]:
@@ -230,21 +236,7 @@ class PyAudioSink:
     """A speaker through PortAudio."""
 
     def __init__(self, device: str | None = None) -> None:
-        import pyaudio
-
-        self._pa = pyaudio.PyAudio()
-        try:
-            index = _find_device(self._pa, device, want_input=False)
-            self._stream = self._pa.open(
-                rate=SINK_RATE_HZ,
-                channels=1,
-                format=pyaudio.paInt16,
-                output=True,
-                output_device_index=index,
-            )
-        except (OSError, AudioError) as exc:
-            self._pa.terminate()
-            raise AudioError(f"cannot open the speaker {device or '(default)'}: {exc}") from exc
+        self._pa, self._stream = _open_stream(device, want_input=False)
 
     def play(self, samples: Samples, rate_hz: int) -> None:
         self._stream.write(resample(samples, rate_hz, SINK_RATE_HZ).tobytes())
