@@ -28,6 +28,7 @@ Timestamp = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
 SlotValue = str | int | float | bool
+ReplyOutcome = Literal["ok", "no_route", "stand_down", "error", "limit", "duplicate", "expired"]
 
 
 class Message(BaseModel):
@@ -102,6 +103,20 @@ class Telemetry(Message):
     queue_depth: Annotated[int, Field(ge=0)] = Field(
         default=0, description="Intents waiting in the offline queue."
     )
+    dead_letters: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description=(
+            "Intents in the device's dead-letter table: refused by the broker or expired, "
+            "never sent again."
+        ),
+    )
+    expired_intents: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="Of the dead letters, the intents that expired before they could be sent.",
+    )
+    dropped_audio_chunks: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="Microphone chunks dropped because processing fell behind."
+    )
     stage_latency_ms: dict[ShortText, NonNegative] = Field(default_factory=dict)
     model_load_seconds: dict[ShortText, NonNegative] = Field(default_factory=dict)
 
@@ -136,6 +151,14 @@ class Intent(Message):
     continued: bool = Field(
         default=False, description="True when this turn continued a conversation (no wake word)."
     )
+    expires_at: Timestamp | None = Field(
+        default=None,
+        description=(
+            "After this moment (epoch seconds) the intent must not be executed: the device "
+            "drops it unsent and the hub answers outcome expired. Compared with the "
+            "receiver's clock."
+        ),
+    )
 
 
 class Reply(Message):
@@ -145,7 +168,15 @@ class Reply(Message):
     type: Literal["reply"] = "reply"
     turn_id: TurnId
     text: SpokenText = ""
-    outcome: Literal["ok", "no_route", "stand_down", "error", "limit", "duplicate"] = "ok"
+    outcome: ReplyOutcome = Field(
+        default="ok",
+        description=(
+            "ok; no_route (no tool for the intent); stand_down (another device in the area "
+            "answers: speak nothing); error; limit (a tenant quota); duplicate (a redelivery, "
+            "not executed again: speak nothing); expired (arrived after its expires_at, not "
+            "executed)."
+        ),
+    )
     continue_conversation: bool = False
 
     @property

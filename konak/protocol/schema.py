@@ -116,6 +116,20 @@ def protocol_markdown() -> str:
         "The device sets a last will on its `status` topic: a retained `status` with",
         '`"state": "offline"`, which the broker publishes when the device vanishes.',
         "",
+        "Intents expire. A device sets `expires_at` on each intent (now plus",
+        "`hub.intent_expiry_seconds` of its config, overridable per intent in",
+        "`[hub.intent_expiry]`), so a command heard before a long outage does not run long",
+        "after it was said. The device never publishes an intent past its `expires_at`; the",
+        "hub does not execute one that arrives past it and answers outcome `expired`, whose",
+        "text the device speaks. Each side compares with its own clock, so device and hub",
+        "clocks must be synchronised (NTP). An intent without `expires_at` never expires.",
+        "",
+        "A broker refusal of an intent (an MQTT 5 PUBACK reason code >= 0x80, e.g. 0x87",
+        "Not authorized after the device's ACL changed) is final: the device moves the",
+        "intent, with the reason code, to a dead-letter table beside its queue and sends the",
+        "next one; expired intents go there too. Telemetry counts both (`dead_letters`,",
+        "`expired_intents`).",
+        "",
     ]
     for kind, spec in SPECS.items():
         lines += [

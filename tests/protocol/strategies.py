@@ -57,6 +57,9 @@ telemetries = st.builds(
     rss_bytes=st.integers(min_value=0, max_value=2**40),
     temperature_celsius=st.none() | st.floats(-40, 120),
     queue_depth=st.integers(0, 10_000),
+    dead_letters=st.integers(0, 10_000),
+    expired_intents=st.integers(0, 10_000),
+    dropped_audio_chunks=st.integers(0, 10**9),
     stage_latency_ms=st.dictionaries(short, non_negative, max_size=5),
     model_load_seconds=st.dictionaries(short, non_negative, max_size=5),
 )
@@ -75,13 +78,16 @@ intents = st.builds(
     wake_score=st.none() | fractions,
     speech_ended_at=st.none() | timestamps,
     continued=st.booleans(),
+    expires_at=st.none() | timestamps,
 )
 replies = st.builds(
     Reply,
     **_common(),
     turn_id=turn_ids,
     text=texts,
-    outcome=st.sampled_from(["ok", "no_route", "stand_down", "error", "limit", "duplicate"]),
+    outcome=st.sampled_from(
+        ["ok", "no_route", "stand_down", "error", "limit", "duplicate", "expired"]
+    ),
     continue_conversation=st.booleans(),
 )
 configs = st.builds(

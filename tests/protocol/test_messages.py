@@ -18,6 +18,7 @@ from konak.protocol import (
     ProtocolError,
     Reply,
     Status,
+    Telemetry,
     build_topic,
     decode,
     message_type,
@@ -136,6 +137,8 @@ def test_encoding_a_message_over_64_kib_is_refused() -> None:
         ({"tenant": "Acme"}, "invalid_value", "tenant"),
         ({"ts": -1}, "invalid_value", "ts"),
         ({"slots": {"name": {"nested": 1}}}, "wrong_type", "slots.name"),
+        ({"expires_at": "soon"}, "wrong_type", "expires_at"),
+        ({"expires_at": -5.0}, "invalid_value", "expires_at"),
     ],
 )
 def test_each_bad_field_raises_one_typed_error_naming_it(
@@ -166,6 +169,30 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
     assert msg.intent == "HassTurnOn"
 
 
+def test_an_intent_from_a_sender_without_expiry_never_expires() -> None:
+    msg = Intent.from_payload(raw(intent_payload()), topic=TOPIC)
+    assert msg.expires_at is None
+    later = Intent.from_payload(raw(intent_payload(expires_at=1_790_000_030.5)), topic=TOPIC)
+    assert later.expires_at == 1_790_000_030.5
+
+
+def test_telemetry_from_a_sender_without_the_loss_counters_reads_them_as_zero() -> None:
+    payload = {
+        "v": 1,
+        "type": "telemetry",
+        "tenant": "acme",
+        "device": "kitchen",
+        "uptime_seconds": 1.0,
+        "cpu_percent": 1.0,
+        "rss_bytes": 1,
+    }
+    msg = Telemetry.from_payload(raw(payload), topic="konak/v1/acme/kitchen/telemetry")
+    assert (msg.dead_letters, msg.expired_intents, msg.dropped_audio_chunks) == (0, 0, 0)
+    with pytest.raises(ProtocolError) as info:
+        Telemetry.from_payload(raw({**payload, "dead_letters": -1}))
+    assert (info.value.code, info.value.field) == ("invalid_value", "dead_letters")
+
+
 def test_an_announce_command_without_text_is_refused() -> None:
     payload = {
         "v": 1,
@@ -185,6 +212,11 @@ def test_a_stand_down_reply_is_not_spoken() -> None:
     reply = Reply(tenant="a", device="b", turn_id="t-12345678", text="x", outcome="stand_down")
     assert not reply.speak
     assert Reply(tenant="a", device="b", turn_id="t-12345678", text="Done.").speak
+
+
+def test_an_expired_reply_is_spoken_so_the_user_knows_nothing_was_done() -> None:
+    late = Reply(tenant="a", device="b", turn_id="t-12345678", text="Too late.", outcome="expired")
+    assert late.speak
 
 
 def test_messages_are_immutable() -> None:
