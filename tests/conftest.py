@@ -1,8 +1,12 @@
-"""Fixtures shared by the whole suite: a real Mosquitto broker and MQTT probes."""
+"""Fixtures shared by the whole suite: a real Mosquitto broker, MQTT probes, and a guard that
+fails a test during which an exception was logged."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -46,3 +50,82 @@ def mqtt_probe(broker: Mosquitto) -> Iterator[ProbeFactory]:
     yield connect
     for probe in probes:
         probe.close()
+
+
+class _LoggedExceptions(logging.Handler):
+    """Keeps every ERROR (or worse) record that carries exception info, from any thread."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.records.append(record)
+
+
+def _exception_line(record: logging.LogRecord) -> str:
+    """``Type: text`` of the exception; `match=` is searched in this and the message."""
+    exc_type, exc, _ = record.exc_info if isinstance(record.exc_info, tuple) else (None,) * 3
+    if exc_type is None:
+        return "no exception (logged outside an except block)"
+    return f"{exc_type.__name__}: {exc}"
+
+
+def _describe(record: logging.LogRecord) -> str:
+    """One line: logger, message, exception and the line that raised it."""
+    where = ""
+    if isinstance(record.exc_info, tuple) and record.exc_info[2] is not None:
+        raised = traceback.extract_tb(record.exc_info[2])[-1]
+        where = f" (raised at {raised.filename}:{raised.lineno} in {raised.name})"
+    return f"{record.name}: {record.getMessage()} -- {_exception_line(record)}{where}"
+
+
+@pytest.fixture(autouse=True)
+def fail_on_logged_exceptions(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which an ERROR record with exception info was logged, from any thread,
+    unless it is marked ``@pytest.mark.expect_error_log`` (with ``match=`` a regex every such
+    record's message or ``Type: text`` of its exception must contain)."""
+    recorder = _LoggedExceptions()
+    root = logging.getLogger()
+    # Records stop at a logger that does not propagate, and at a root level above ERROR.
+    watched = [root] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    ]
+    for logger in watched:
+        logger.addHandler(recorder)
+    saved_level = root.level
+    lowered = saved_level > logging.ERROR
+    if lowered:
+        root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger in watched:
+            logger.removeHandler(recorder)
+        if lowered:
+            root.setLevel(saved_level)
+    # Only what was emitted while the test ran counts: later records no longer reach `recorder`.
+    recorded = list(recorder.records)
+    marker = request.node.get_closest_marker("expect_error_log")
+    if marker is not None:
+        if marker.args or set(marker.kwargs) - {"match"}:
+            pytest.fail("expect_error_log takes only match=<regex>", pytrace=False)
+        pattern = marker.kwargs.get("match")
+        if pattern is None:
+            return
+        recorded = [
+            record
+            for record in recorded
+            if not re.search(pattern, f"{record.getMessage()}\n{_exception_line(record)}")
+        ]
+    if recorded:
+        lines = "\n".join(f"  {_describe(record)}" for record in recorded)
+        expectation = (
+            f"records not matching expect_error_log(match={marker.kwargs['match']!r})"
+            if marker is not None
+            else "exceptions (mark the test @pytest.mark.expect_error_log(match=...) if expected)"
+        )
+        pytest.fail(f"{len(recorded)} logged {expectation}:\n{lines}", pytrace=False)
