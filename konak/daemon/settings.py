@@ -33,6 +33,9 @@ DEFAULT_INTENTS: Final = (
 )
 
 
+DEFAULT_INTENT_EXPIRY_SECONDS: Final = 30.0
+
+
 @dataclass(frozen=True)
 class WakeWord:
     """One wake word model and its threshold."""
@@ -126,6 +129,11 @@ class HubSettings:
     reply_timeout_seconds: float = 8.0
     telemetry_interval_seconds: float = 60.0
     queue_path: Path = Path("/var/lib/konak/daemon/queue.sqlite3")
+    # After this long an intent is not sent (nor executed by the hub): a command said
+    # before a long outage must not run long after it was said.
+    intent_expiry_seconds: float = DEFAULT_INTENT_EXPIRY_SECONDS
+    # Intent name -> its own expiry, from the table [hub.intent_expiry].
+    intent_expiry_seconds_by_intent: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,10 @@ class _Section:
         if not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{self.key(key)} must be a list of strings")
         return tuple(value)
+
+    def positives(self, key: str) -> dict[str, float]:
+        sub = _Section(self.key(key), self.get(key, dict, {}))
+        return {name: sub.positive(name, 0.0) for name in sub.raw}
 
     def string_lists(self, key: str) -> dict[str, tuple[str, ...]]:
         sub = _Section(self.key(key), self.get(key, dict, {}))
@@ -325,6 +337,8 @@ def parse(raw: Mapping[str, Any], *, base_dir: Path, default_models_dir: Path) -
         reply_timeout_seconds=h.positive("reply_timeout_seconds", 8.0),
         telemetry_interval_seconds=h.positive("telemetry_interval_seconds", 60.0),
         queue_path=_path(h, "queue_path", base_dir) or HubSettings.queue_path,
+        intent_expiry_seconds=h.positive("intent_expiry_seconds", DEFAULT_INTENT_EXPIRY_SECONDS),
+        intent_expiry_seconds_by_intent=h.positives("intent_expiry"),
     )
     credentials_file = _path(h, "credentials_file", base_dir)
     if credentials_file is not None:
@@ -343,6 +357,13 @@ def parse(raw: Mapping[str, Any], *, base_dir: Path, default_models_dir: Path) -
     for section in (*sec.values(), top):
         section.done()
     return Settings(device, models_dir, audio, wake, vad, stt, intent, hub, tts, watchdog)
+
+
+def intent_expiry_seconds(hub: HubSettings, intent_name: str | None) -> float:
+    """How long an intent named ``intent_name`` (None: no intent matched) may wait to be sent."""
+    if intent_name is None:
+        return hub.intent_expiry_seconds
+    return hub.intent_expiry_seconds_by_intent.get(intent_name, hub.intent_expiry_seconds)
 
 
 def _with_enrolment(hub: HubSettings, device: DeviceSettings, path: Path) -> HubSettings:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from konak.daemon.errors import ConfigError
-from konak.daemon.settings import Settings, load, parse
+from konak.daemon.settings import Settings, intent_expiry_seconds, load, parse
 
 EXAMPLE = Path(__file__).parents[2] / "konak" / "daemon" / "daemon.example.toml"
 
@@ -23,6 +23,7 @@ def test_the_example_config_is_valid_and_fully_read() -> None:
     assert settings.device.tenant == "acme"
     assert [w.model for w in settings.wake.words] == ["oww-hey-jarvis", "oww-alexa"]
     assert settings.intent.slot_lists["area"] == ("kitchen", "bedroom", "living room")
+    assert intent_expiry_seconds(settings.hub, "HassTurnOn") == 60.0
 
 
 def test_defaults_fill_everything_but_the_device_identity() -> None:
@@ -35,6 +36,14 @@ def test_defaults_fill_everything_but_the_device_identity() -> None:
 def test_relative_paths_are_relative_to_the_config_file() -> None:
     settings = _parse(audio={"source": "file", "source_path": "in.wav", "sink": "none"})
     assert settings.audio.source_path == Path("/etc/konak/in.wav")
+
+
+def test_an_intent_expires_after_its_own_expiry_or_else_the_default() -> None:
+    hub = _parse(hub={"intent_expiry_seconds": 20, "intent_expiry": {"HassTurnOn": 90}}).hub
+    assert intent_expiry_seconds(hub, "HassTurnOn") == 90.0
+    assert intent_expiry_seconds(hub, "HassTurnOff") == 20.0
+    assert intent_expiry_seconds(hub, None) == 20.0
+    assert intent_expiry_seconds(_parse().hub, "HassTurnOn") == 30.0
 
 
 def test_an_integer_is_accepted_where_a_float_is_expected() -> None:
@@ -60,6 +69,16 @@ def test_an_integer_is_accepted_where_a_float_is_expected() -> None:
         ({"intent": {"slot_lists": {"area": [1]}}}, "intent.slot_lists.area must be a list of"),
         ({"tts": {"threads": 0}}, "tts.threads must be at least 1"),
         ({"hub": "localhost"}, "hub must be dict, not str"),
+        ({"hub": {"intent_expiry_seconds": 0}}, "hub.intent_expiry_seconds must be greater than 0"),
+        ({"hub": {"intent_expiry": 30}}, "hub.intent_expiry must be dict, not int"),
+        (
+            {"hub": {"intent_expiry": {"HassTurnOn": -1}}},
+            "hub.intent_expiry.HassTurnOn must be greater than 0",
+        ),
+        (
+            {"hub": {"intent_expiry": {"HassTurnOn": "1m"}}},
+            "hub.intent_expiry.HassTurnOn must be float, not str",
+        ),
     ],
 )
 def test_each_invalid_value_names_its_key(sections: dict[str, Any], message: str) -> None:
