@@ -1,14 +1,17 @@
-"""The persistent intent queue keeps order and survives a reopen."""
+"""The persistent intent queue keeps order, survives a reopen, keeps what it cannot send as
+dead letters, and upgrades the files of earlier versions."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
 from konak.daemon.errors import QueueError
-from konak.daemon.outbox import Outbox
+from konak.daemon.outbox import EXPIRED, REFUSED, SCHEMA_VERSION, Outbox
 
 
 def test_intents_come_out_in_the_order_they_went_in(tmp_path: Path) -> None:
@@ -58,3 +61,154 @@ def test_an_unusable_queue_path_is_a_queue_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(QueueError, match="cannot open the intent queue"):
         Outbox(blocker / "q.sqlite3")
+
+
+class Clock:
+    """A settable clock (epoch seconds)."""
+
+    def __init__(self, now: float = 1_790_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_intent_is_expired_from_its_expiry_on_and_one_without_expiry_never_is(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "q.sqlite3")
+    box.put("turn-exp", "t", b"x", expires_at=100.0)
+    box.put("turn-forever", "t", b"y")
+    first = box.head()
+    assert first is not None
+    assert (first.expired(99.9), first.expired(100.0)) == (False, True)
+    box.remove(first.seq)
+    second = box.head()
+    assert second is not None
+    assert second.expires_at is None
+    assert not second.expired(1e12)
+
+
+def test_a_dead_letter_leaves_the_queue_and_keeps_the_intent_with_its_reason_and_time(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    box = Outbox(tmp_path / "q.sqlite3", clock=clock)
+    box.put("turn-a", "topic/a", b"a", expires_at=clock.now + 30)
+    box.put("turn-b", "topic/b", b"b")
+    head = box.head()
+    assert head is not None
+    clock.now += 5
+
+    moved = box.dead_letter(head.seq, REFUSED, reason_code=0x87, detail="Not authorized")
+
+    assert moved is not None
+    assert [d.turn_id for d in box.dead_letters()] == ["turn-a"]
+    assert box.dead_letters()[0] == moved
+    assert (moved.topic, moved.payload, moved.reason, moved.reason_code, moved.detail) == (
+        "topic/a",
+        b"a",
+        "refused",
+        0x87,
+        "Not authorized",
+    )
+    assert (moved.queued_at, moved.expires_at, moved.dead_at) == (
+        clock.now - 5,
+        clock.now + 25,
+        clock.now,
+    )
+    next_head = box.head()
+    assert next_head is not None
+    assert next_head.turn_id == "turn-b"
+    assert len(box) == 1
+
+
+def test_dead_letters_are_counted_by_reason_and_survive_reopening(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "q.sqlite3")
+    for i, reason in enumerate([EXPIRED, REFUSED, EXPIRED]):
+        box.put(f"turn-{i:04d}", "t", b"x", expires_at=1.0)
+        head = box.head()
+        assert head is not None
+        box.dead_letter(head.seq, reason)
+    box.close()
+
+    reopened = Outbox(tmp_path / "q.sqlite3")
+
+    assert (reopened.dead_letter_count(), reopened.expired_count(), len(reopened)) == (3, 2, 0)
+    assert [d.reason for d in reopened.dead_letters()] == ["expired", "refused", "expired"]
+
+
+def test_dead_lettering_an_intent_that_is_no_longer_queued_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "q.sqlite3")
+    box.put("turn-a", "t", b"a")
+    head = box.head()
+    assert head is not None
+    box.remove(head.seq)
+
+    assert box.dead_letter(head.seq, EXPIRED) is None
+    assert box.dead_letter_count() == 0
+
+
+def test_a_waiter_wakes_when_an_intent_becomes_a_dead_letter(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "q.sqlite3")
+    box.put("turn-a", "t", b"a")
+    head = box.head()
+    assert head is not None
+    woke: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: woke.append(box.wait_for(lambda: box.dead_letter_count() == 1, 30))
+    )
+    thread.start()
+    box.dead_letter(head.seq, REFUSED, reason_code=0x87)
+    thread.join(timeout=30)
+    assert woke == [True]
+
+
+OLD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    turn_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL
+)
+"""
+
+
+def test_a_queue_file_of_the_first_schema_is_upgraded_and_keeps_its_intents(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.execute(OLD_SCHEMA)
+        old.executemany(
+            "INSERT INTO outbox (turn_id, topic, payload) VALUES (?, ?, ?)",
+            [("turn-old-1", "t/1", b"1"), ("turn-old-2", "t/2", b"2")],
+        )
+        old.commit()
+
+    box = Outbox(path)
+    box.put("turn-new", "t/3", b"3", expires_at=5.0)
+
+    queued = []
+    while (item := box.head()) is not None:
+        queued.append((item.turn_id, item.payload, item.expires_at))
+        box.remove(item.seq)
+    assert queued == [
+        ("turn-old-1", b"1", None),
+        ("turn-old-2", b"2", None),
+        ("turn-new", b"3", 5.0),
+    ]
+    box.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert Outbox(path).dead_letters() == []
+
+
+def test_a_queue_file_from_a_newer_daemon_is_refused_with_its_version(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as newer:
+        newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(QueueError, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
+        Outbox(path)
