@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import string
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -30,6 +31,7 @@ FAILED_TEXT: Final = "Sorry, that didn't work. Please try again later."
 PARTLY_FAILED_TEXT: Final = "Sorry, part of that didn't work."
 MISSING_TEXT: Final = "Sorry, I need more details to do that."
 INTERRUPTED_TEXT: Final = ""
+EXPIRED_TEXT: Final = "That came too late, so I didn't do it."
 # How long a turn waits for MCP servers that are still making their first connection.
 STARTUP_WAIT_SECONDS: Final = 10.0
 
@@ -96,8 +98,10 @@ class TurnProcessor:
         publish: Publish,
         tenants: Callable[[], Mapping[str, TenantSettings]],
         quotas: Quotas | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.host = host
         self.arbiter = arbiter
         self.metrics = metrics
@@ -116,8 +120,11 @@ class TurnProcessor:
             await self._reply(intent, Outcome("duplicate", earlier.reply_text or INTERRUPTED_TEXT))
             return
         # A turn cancelled here (shutdown) stays claimed: executing at most once beats twice.
+        # An expired turn is claimed too, so a redelivery of it is a duplicate, never run.
         area = self._area(intent)
-        if self.quotas is not None and not self.quotas.admit_intent(intent.tenant):
+        if self._expired(intent):
+            result = Outcome("expired", EXPIRED_TEXT)
+        elif self.quotas is not None and not self.quotas.admit_intent(intent.tenant):
             logger.info("turn %s/%s: intents_per_minute reached", intent.tenant, intent.turn_id)
             result = Outcome("limit", LIMIT_TEXT)
         elif area is not None and not await self.arbiter.wins(intent, area):
@@ -126,6 +133,22 @@ class TurnProcessor:
             result = await self.route(intent)
         self.store.finish_turn(intent.tenant, intent.turn_id, result.outcome, result.text)
         await self._reply(intent, result)
+
+    def _expired(self, intent: Intent) -> bool:
+        """Whether the intent arrived after its ``expires_at`` (by the hub's clock)."""
+        if intent.expires_at is None:
+            return False
+        late_seconds = self.clock() - intent.expires_at
+        if late_seconds < 0:
+            return False
+        logger.warning(
+            "turn %s/%s from %s arrived %.1fs after it expired; not executed",
+            intent.tenant,
+            intent.turn_id,
+            intent.device,
+            late_seconds,
+        )
+        return True
 
     def _area(self, intent: Intent) -> str | None:
         """The area to arbitrate in, or None when no other device there could compete."""

@@ -83,8 +83,18 @@ def setup(tmp_path: Path) -> Any:
     store.close()
 
 
-def _intent(name: str | None, turn: str = "t-1234567890", **slots: Any) -> Intent:
-    return Intent(tenant="acme", device="pi", turn_id=turn, text="x", intent=name, slots=slots)
+def _intent(
+    name: str | None, turn: str = "t-1234567890", expires_at: float | None = None, **slots: Any
+) -> Intent:
+    return Intent(
+        tenant="acme",
+        device="pi",
+        turn_id=turn,
+        text="x",
+        intent=name,
+        slots=slots,
+        expires_at=expires_at,
+    )
 
 
 async def test_independent_calls_of_one_turn_run_in_parallel(setup: Any) -> None:
@@ -157,3 +167,42 @@ async def test_a_redelivery_is_acknowledged_with_the_first_reply_and_not_execute
         ("duplicate", "b done.", False),
     ]
     assert host.calls == [("b", {})]
+
+
+async def test_an_intent_that_arrives_after_its_expiry_is_answered_expired_and_not_executed(
+    setup: Any,
+) -> None:
+    processor, host, replies = setup
+    processor.clock = lambda: 1_000.0
+
+    await processor.handle(_intent("b", expires_at=999.0))
+
+    assert [(r.outcome, r.text, r.speak) for r in replies] == [
+        ("expired", "That came too late, so I didn't do it.", True)
+    ]
+    assert host.calls == []
+    assert processor.metrics.value("konak_hub_intents_total", {"outcome": "expired"}) == 1
+
+
+async def test_an_intent_that_arrives_before_its_expiry_is_executed(setup: Any) -> None:
+    processor, host, replies = setup
+    processor.clock = lambda: 1_000.0
+
+    await processor.handle(_intent("b", expires_at=1_000.5))
+
+    assert [(r.outcome, r.text) for r in replies] == [("ok", "b done.")]
+    assert host.calls == [("b", {})]
+
+
+async def test_a_redelivery_of_an_expired_intent_is_a_duplicate_and_is_still_not_executed(
+    setup: Any,
+) -> None:
+    processor, host, replies = setup
+    processor.clock = lambda: 1_000.0
+    await processor.handle(_intent("b", expires_at=999.0))
+    processor.clock = lambda: 0.0  # even if the hub's clock is then set back
+
+    await processor.handle(_intent("b", expires_at=999.0))
+
+    assert [(r.outcome, r.speak) for r in replies] == [("expired", True), ("duplicate", False)]
+    assert host.calls == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,45 @@ async def test_a_redelivered_intent_is_executed_once_also_across_a_hub_restart(
         False,
     )
     assert after_restart.outcome == "duplicate"
+
+
+async def test_an_intent_that_arrives_expired_is_answered_too_late_and_never_executed(
+    broker: Mosquitto,
+    tmp_path: Path,
+    hubs: Callable[..., Any],
+    devices: Callable[..., Device],
+    mqtt_probe: Callable[..., MqttProbe],
+) -> None:
+    z2m = mqtt_probe()
+    z2m.subscribe("zigbee2mqtt/+/set")
+    running = await hubs(hub_settings(broker, tmp_path, (home_server(broker, tmp_path),)))
+    kitchen = devices("kitchen-pi")
+    light = {"name": "kitchen light"}
+    late = intent("kitchen-pi", "t-late-00001", "HassTurnOn", slots=light, expires_at=time.time())
+
+    await kitchen.send(late)
+    late_reply = await kitchen.reply()
+    await kitchen.send(late)  # the broker's redelivery
+    redelivered = await kitchen.reply()
+    await kitchen.send(
+        intent(
+            "kitchen-pi", "t-timely-001", "HassTurnOff", slots=light, expires_at=time.time() + 60
+        )
+    )
+    timely = await kitchen.reply()
+
+    assert (late_reply.turn_id, late_reply.outcome, late_reply.text, late_reply.speak) == (
+        "t-late-00001",
+        "expired",
+        "That came too late, so I didn't do it.",
+        True,
+    )
+    assert (redelivered.outcome, redelivered.speak) == ("duplicate", False)
+    assert timely.outcome == "ok"
+    # The light got only the timely command: the expired one never reached the tool.
+    first = json.loads((await asyncio.to_thread(z2m.next, 20)).payload)
+    assert first == {"state": "OFF"}
+    assert running.hub.metrics.value("konak_hub_intents_total", {"outcome": "expired"}) == 1
 
 
 async def test_arbitration_answers_only_the_device_with_the_highest_wake_score(
