@@ -11,6 +11,7 @@ import os
 import select
 import sys
 import threading
+import time
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ RATE_HZ: Final = 16_000
 CHUNK_SAMPLES: Final = 1280  # 80 ms, openWakeWord's step
 SINK_RATE_HZ: Final = 22_050
 STDIN_POLL_SECONDS: Final = 0.2  # a silent stdin still lets signals and close() through
+PA_INPUT_OVERFLOWED: Final = -9981  # PortAudio's paInputOverflowed
 
 Samples = npt.NDArray[np.int16]
 
@@ -86,7 +88,11 @@ def chunked(samples: Samples, start_seconds: float = 0.0) -> Iterator[AudioChunk
 
 
 class AudioSource(Protocol):
-    """Yields 80 ms chunks until the audio ends or :meth:`close` is called."""
+    """Yields 80 ms chunks until the audio ends or :meth:`close` is called.
+
+    A source whose ``live`` attribute is true produces audio in real time (a microphone):
+    :class:`konak.daemon.capture.Capture` reads it from its own thread so it never waits.
+    """
 
     def chunks(self) -> Iterator[AudioChunk]: ...
 
@@ -113,12 +119,18 @@ class FileSource:
             data, rate = np.fromfile(path, dtype="<i2").astype(np.int16), rate_hz
         self.samples = resample(data, rate, RATE_HZ)
         self.realtime = realtime
+        self.live = realtime
         self._closed = threading.Event()
 
     def chunks(self) -> Iterator[AudioChunk]:
+        started = time.monotonic()
         for chunk in chunked(self.samples):
-            # Pacing a file like a microphone: real time is what is being simulated.
-            if self._closed.is_set() or (self.realtime and self._closed.wait(0.08)):
+            if self.realtime:
+                # Paced like a microphone: each chunk is due when its audio has been "heard".
+                due = started + chunk.start_seconds + CHUNK_SAMPLES / RATE_HZ
+                if self._closed.wait(max(0.0, due - time.monotonic())):
+                    return
+            if self._closed.is_set():
                 return
             yield chunk
 
@@ -128,6 +140,8 @@ class FileSource:
 
 class StdinSource:
     """Raw s16le mono audio at ``rate_hz`` on standard input."""
+
+    live = True  # a pipe from arecord or a network stream does not wait for us
 
     def __init__(self, rate_hz: int = RATE_HZ, stream: IO[bytes] | None = None) -> None:
         self.rate_hz = rate_hz
@@ -217,14 +231,25 @@ def _open_stream(device: str | None, *, want_input: bool) -> tuple[Any, Any]:
 class PyAudioSource:
     """A microphone through PortAudio; opened at 16 kHz."""
 
+    live = True
+
     def __init__(self, device: str | None = None) -> None:
         self._pa, self._stream = _open_stream(device, want_input=True)
         self._closed = False
+        self.overflows = 0  # PortAudio's own input overflows (audio lost before we read it)
 
     def chunks(self) -> Iterator[AudioChunk]:
         position = 0.0
         while not self._closed:
-            data = self._stream.read(CHUNK_SAMPLES, exception_on_overflow=False)
+            try:
+                data = self._stream.read(CHUNK_SAMPLES, exception_on_overflow=True)
+            except OSError as exc:
+                if getattr(exc, "errno", None) != PA_INPUT_OVERFLOWED:
+                    raise AudioError(f"the microphone failed: {exc}") from exc
+                self.overflows += 1
+                if self.overflows == 1 or self.overflows % 100 == 0:
+                    logger.warning("microphone input overflowed (%d times)", self.overflows)
+                continue
             yield AudioChunk(np.frombuffer(data, "<i2").astype(np.int16), position)
             position += CHUNK_SAMPLES / RATE_HZ
 

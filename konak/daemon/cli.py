@@ -7,19 +7,22 @@ import logging
 import os
 import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from types import FrameType
-from typing import Final
-
-import numpy as np
+from typing import TYPE_CHECKING, Final
 
 from konak.daemon.errors import ConfigError, DaemonError
+
+if TYPE_CHECKING:
+    from konak.daemon.events import Event
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG: Final = Path("/etc/konak/daemon.toml")
 DEFAULT_CREDENTIALS: Final = Path("/var/lib/konak/daemon/credentials.json")
+TRANSCRIBE_TIMEOUT_SECONDS: Final = 300.0
+JOIN_SECONDS: Final = 10.0
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +31,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     run = sub.add_parser("run", help="run the daemon (systemd Type=notify)")
     run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="daemon.toml")
     run.set_defaults(handler=_run)
-    tr = sub.add_parser("transcribe", help="print what each stage finds in a WAV file")
+    tr = sub.add_parser(
+        "transcribe", help="run the daemon's turn over a WAV file and print each stage's result"
+    )
     tr.add_argument("file", type=Path, help="a 16-bit PCM WAV file")
     tr.add_argument("--config", type=Path, help="daemon.toml (default: built-in defaults)")
     tr.add_argument("--no-wake", action="store_true", help="skip the wake word stage")
@@ -88,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     from konak.daemon.engines import load_engines
     from konak.daemon.notify import Notifier, setup_logging
     from konak.daemon.service import Daemon
-    from konak.daemon.settings import Settings, load
+    from konak.daemon.settings import load
 
     setup_logging(args.log_level)
     settings = load(args.config, default_models_dir=_models_dir())
@@ -101,17 +106,20 @@ def _run(args: argparse.Namespace) -> int:
     def on_term(signum: int, frame: FrameType | None) -> None:
         daemon.stop()
 
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        notifier.notify(RELOADING="1", STATUS="reloading config")
-        try:
-            fresh: Settings = load(args.config, default_models_dir=_models_dir())
-            daemon.reload(fresh)
-        except DaemonError as exc:
-            print(f"konak daemon: reload refused: {exc.message} [{exc.code}]", file=sys.stderr)
+    def reported(error: DaemonError | None) -> None:
+        if error is not None:
+            print(f"konak daemon: reload refused: {error.message} [{error.code}]", file=sys.stderr)
             notifier.notify(READY="1", STATUS=f"reload refused; {daemon.state}")
             return
         logger.info("config reloaded from %s", args.config)
         notifier.notify(READY="1", STATUS=f"config reloaded; {daemon.state}")
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        # The handler runs on the audio thread: the new engines are built elsewhere.
+        notifier.notify(RELOADING="1", STATUS="reloading config")
+        daemon.reload_in_background(
+            lambda: load(args.config, default_models_dir=_models_dir()), reported
+        )
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -120,77 +128,62 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from konak.daemon.audio import CHUNK_SAMPLES, FileSource
-    from konak.daemon.engines import load_engines, word_name
+    """Run the daemon's own turn over a file (no broker, no speaker) and print its events."""
+    from konak.daemon.audio import FileSource, NullSink
+    from konak.daemon.engines import load_engines
+    from konak.daemon.service import Daemon
     from konak.daemon.settings import Settings
-    from konak.daemon.vad import Endpoint, Endpointer, command_start
-    from konak.daemon.wake import WakeDetector
 
     settings = _settings(args.config, offline=True)
     assert isinstance(settings, Settings)
     engines = load_engines(settings)
     for name, seconds in engines.load_seconds.items():
         print(f"load    {name:<7} {seconds * 1000:8.1f} ms")
-    samples = FileSource(args.file).samples
-    chunks = [samples[i : i + CHUNK_SAMPLES] for i in range(0, samples.size, CHUNK_SAMPLES)]
-    chunks = [np.pad(c, (0, CHUNK_SAMPLES - c.size)) for c in chunks]
-    start_index = 0
-    if not args.no_wake:
-        detector = WakeDetector(
-            engines.wake,
-            {word_name(w.model): w.threshold for w in settings.wake.words},
-            settings.wake.refractory_seconds,
-        )
-        t0 = time.perf_counter()
-        found = None
-        for index, chunk in enumerate(chunks):
-            found = detector.process(chunk, index * CHUNK_SAMPLES / 16_000)
-            if found is not None:
-                start_index = index + 1
-                break
-        ms = (time.perf_counter() - t0) * 1000
-        if found is None:
-            print(f"wake    none              {ms:8.1f} ms")
-            return 1
-        at = start_index * CHUNK_SAMPLES / 16_000
-        print(f"wake    {found.word} {found.score:.2f} at {at:.2f}s {ms:8.1f} ms")
-    endpointer = Endpointer(
-        engines.vad,
-        threshold=settings.vad.threshold,
-        end_silence_seconds=settings.vad.end_silence_seconds,
-        max_command_seconds=settings.vad.max_command_seconds,
-        no_speech_timeout_seconds=settings.vad.no_speech_timeout_seconds,
-    )
-    endpointer.reset(skip_tail_seconds=0.8 if start_index else 0.0)
-    t0 = time.perf_counter()
-    state, end_index = Endpoint.WAITING, len(chunks)
-    for index in range(start_index, len(chunks)):
-        state = endpointer.process(chunks[index])
-        if state not in (Endpoint.WAITING, Endpoint.SPEAKING):
-            end_index = index + 1
-            break
-    ms = (time.perf_counter() - t0) * 1000
-    # As the daemon does: the pre-roll ahead of the command, minus the wake word's tail.
-    preroll = round(settings.wake.preroll_seconds * 16_000 / CHUNK_SAMPLES) if start_index else 0
-    first = max(0, start_index - preroll)
-    command = np.concatenate(chunks[first:end_index] or [np.zeros(0, np.int16)])
-    if start_index:
-        wake_at = (start_index - first) * CHUNK_SAMPLES
-        command = command[command_start(engines.vad, command, wake_at, settings.vad.threshold) :]
-    print(f"vad     {state.value} {command.size / 16_000:.2f}s {ms:8.1f} ms")
-    t0 = time.perf_counter()
-    transcript = engines.stt.transcribe(command)
-    ms = (time.perf_counter() - t0) * 1000
-    shown = transcript.text or f"(rejected: {transcript.candidate!r})"
-    print(f"stt     {shown} {ms:8.1f} ms")
-    t0 = time.perf_counter()
-    recognized = engines.intents.recognize(transcript.text) if transcript.text else None
-    ms = (time.perf_counter() - t0) * 1000
-    if recognized is None:
-        print(f"intent  none {ms:8.1f} ms")
-    else:
-        print(f"intent  {recognized.name} {recognized.slots} {ms:8.1f} ms")
+    source = FileSource(args.file)
+    daemon = Daemon(settings, engines, source, NullSink(), offline=True)
+    if args.no_wake:
+        daemon.continue_without_wake()
+    heard: list[Event] = []
+
+    def show(event: Event) -> None:
+        heard.append(event)
+        line = describe(event)
+        if line is not None:
+            print(line, flush=True)
+
+    daemon.bus.subscribe(show)
+    done = threading.Thread(target=daemon.run, name="konak-transcribe", daemon=True)
+    done.start()
+    if not daemon.source_done.wait(TRANSCRIBE_TIMEOUT_SECONDS):
+        raise DaemonError(f"{args.file}: not done within {TRANSCRIBE_TIMEOUT_SECONDS:.0f}s")
+    daemon.wait_idle(TRANSCRIBE_TIMEOUT_SECONDS)
+    daemon.stop()
+    done.join(JOIN_SECONDS)
+    if not any(e.type == "run-start" for e in heard):
+        print("wake    none")
+        return 1
     return 0
+
+
+def describe(event: Event) -> str | None:
+    """One line per stage end (and errors) for ``konak daemon transcribe``."""
+    data = event.data
+    ms = f"{data.get('duration_ms', 0.0):8.1f} ms"
+    if event.type == "wake-end":
+        return f"wake    {data['word']} {data['score']:.2f} {ms}"
+    if event.type == "vad-end":
+        return f"vad     {data['endpoint']} {data['command_seconds']:.2f}s {ms}"
+    if event.type == "stt-end":
+        return f"stt     {data.get('text') or '(rejected)'} {ms}"
+    if event.type == "intent-end":
+        return f"intent  {data['intent'] or 'none'} {data['slots'] if data['intent'] else ''} {ms}"
+    if event.type == "hub-end":
+        return f"hub     {data.get('outcome')} {ms}"
+    if event.type == "tts-end":
+        return f"tts     {data['text']!r} {ms}"
+    if event.type == "error":
+        return f"error   {data['code']} {data.get('message', '')}".rstrip()
+    return None
 
 
 def _say(args: argparse.Namespace) -> int:

@@ -1,9 +1,12 @@
-"""The daemon: the audio loop walking each turn through its stages, and the hub link.
+"""The daemon: the audio loop, a turn worker per voice turn, the hub link and the speaker.
 
-A turn is: wake (or a continued conversation) -> VAD endpointing -> STT -> intent ->
-a local skill or the hub -> reply -> TTS. Each stage emits ``<stage>-start`` and
-``<stage>-end`` events; a failure emits one ``error`` event with a stable code; every
-turn ends with ``run-end``.
+The audio loop consumes capture's chunks and does only what must keep pace with the
+microphone: wake word detection and endpointing (both a few milliseconds per chunk).
+When a wake word is heard it starts a :class:`~konak.daemon.pipeline.PipelineRun` on a
+turn worker thread and streams the command's audio to it; speech recognition, intent
+recognition, the hub and the reply all happen on that worker while the loop goes on
+listening. MQTT, earcons, systemd status, telemetry and logs subscribe to the runs'
+events (:mod:`konak.daemon.subscribers`).
 """
 
 from __future__ import annotations
@@ -14,42 +17,46 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
 
 from konak import __version__
-from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ, AudioSink, AudioSource, Samples
+from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ, AudioChunk, AudioSink, AudioSource, Samples
+from konak.daemon.capture import Capture
 from konak.daemon.engines import Engines, build_intents, build_stt, word_name
+from konak.daemon.errors import DaemonError
 from konak.daemon.events import Event, EventBus, Stage
-from konak.daemon.feedback import Speaker
+from konak.daemon.feedback import Playback, Speaker
 from konak.daemon.hublink import HubLink
+from konak.daemon.intent import Recognized
 from konak.daemon.notify import Notifier
 from konak.daemon.outbox import Outbox
-from konak.daemon.settings import Settings
+from konak.daemon.pipeline import (
+    CommandAudio,
+    Endpointed,
+    HubPort,
+    PipelineRun,
+    RunCancelled,
+    TurnContext,
+    execute,
+)
+from konak.daemon.settings import Settings, intent_expiry_seconds
 from konak.daemon.skills import LocalSkills
-from konak.daemon.telemetry import TelemetryReporter
-from konak.daemon.vad import Endpoint, Endpointer, command_start
+from konak.daemon.stt import Transcript
+from konak.daemon.subscribers import Earcons, EventLogger, Latencies, SystemdStatus, WakePublisher
+from konak.daemon.telemetry import DeviceFigures, TelemetryReporter
+from konak.daemon.vad import Endpoint, Endpointer, command_start_from_frames
 from konak.daemon.wake import Detection, WakeDetector
-from konak.protocol import Cmd, Config, Intent, Message, Reply, Status, Wake
+from konak.protocol import Cmd, Config, Intent, Message, Reply, Status
 
 logger = logging.getLogger(__name__)
 
-NOT_UNDERSTOOD: Final = "Sorry, I didn't catch that."
-HUB_NOT_ANSWERING: Final = "The hub is not answering."
 TIMER_DONE: Final = "Your timer is done."
 WAKE_TAIL_SECONDS: Final = 0.8  # how long speech after a detection may be the wake word
-
-
-@dataclass
-class _Listening:
-    turn_id: str
-    audio: list[Samples]
-    wake: Detection | None
-    continued: bool
-    started: float
-    wake_at: int  # samples of pre-roll before the command audio
+REPLY_POLL_SECONDS: Final = 0.1  # a cancelled run stops waiting for its reply this quickly
+JOIN_SECONDS: Final = 5.0
 
 
 def new_turn_id() -> str:
@@ -57,8 +64,98 @@ def new_turn_id() -> str:
     return "t-" + secrets.token_hex(8)
 
 
+@dataclass
+class _Turn:
+    """A run in progress and its worker."""
+
+    run: PipelineRun
+    thread: threading.Thread | None = None
+    handed_off: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _Listening:
+    """The command being spoken: the audio loop streams it to the turn worker."""
+
+    turn: _Turn
+    command: CommandAudio
+    wake_at: int  # samples of pre-roll ahead of the command (0: no wake word)
+    held: list[Samples]  # audio kept until the command's start is known
+    start: int | None  # where the command starts, counted from the pre-roll's start
+
+
+class Replies:
+    """Replies from the hub, handed to the turn waiting for each."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[Reply]] = {}
+        self._cond = threading.Condition()
+
+    def expect(self, turn_id: str) -> None:
+        """Register a turn before its intent is sent (a fast reply is not lost)."""
+        with self._cond:
+            self._waiting.setdefault(turn_id, [])
+
+    def resolve(self, reply: Reply) -> bool:
+        """Deliver ``reply``; False if no turn waits for it."""
+        with self._cond:
+            box = self._waiting.get(reply.turn_id)
+            if box is None:
+                return False
+            box.append(reply)
+            self._cond.notify_all()
+            return True
+
+    def wait(self, turn_id: str, timeout: float, cancelled: threading.Event) -> Reply | None:
+        """The reply to ``turn_id`` or None after ``timeout``; :class:`RunCancelled` if the
+        run is cancelled first."""
+        deadline = time.monotonic() + timeout
+        try:
+            with self._cond:
+                while True:
+                    box = self._waiting.get(turn_id)
+                    if box:
+                        return box[0]
+                    if cancelled.is_set():
+                        raise RunCancelled
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self._cond.wait(min(left, REPLY_POLL_SECONDS))
+        finally:
+            with self._cond:
+                self._waiting.pop(turn_id, None)
+
+    def wake_all(self) -> None:
+        """Let every waiter re-check (after cancelling runs)."""
+        with self._cond:
+            self._cond.notify_all()
+
+
+class _HubPort:
+    """The hub as a turn sees it: the durable outbox, then the reply."""
+
+    def __init__(self, daemon: Daemon, outbox: Outbox) -> None:
+        self.daemon, self.outbox = daemon, outbox
+
+    def send(self, intent: Intent) -> None:
+        self.daemon.replies.expect(intent.turn_id)
+        self.outbox.put(intent.turn_id, intent.topic, intent.to_payload(), intent.expires_at)
+        self.daemon._handed_off(intent.turn_id)
+
+    def wait_reply(self, turn_id: str, timeout: float, cancelled: threading.Event) -> Reply | None:
+        return self.daemon.replies.wait(turn_id, timeout, cancelled)
+
+    def queued(self) -> int:
+        return len(self.outbox)
+
+
 class Daemon:
-    """One device: engines loaded once, an audio source and sink, the hub link."""
+    """One device: engines loaded once, an audio source and sink, the hub link.
+
+    ``offline`` runs without a broker (``konak daemon transcribe``): no intent is sent,
+    unless ``hub_port`` stands in for the hub (unit tests).
+    """
 
     def __init__(
         self,
@@ -68,28 +165,54 @@ class Daemon:
         sink: AudioSink,
         *,
         notifier: Notifier | None = None,
+        offline: bool = False,
+        hub_port: HubPort | None = None,
     ) -> None:
         self.settings = settings
         self.engines = engines
         self.source = source
+        self.sink = sink
+        self.capture = Capture(source)
         self.bus = EventBus()
         self.notifier = notifier or Notifier({})
-        self.speaker = Speaker(sink, engines.tts, self.bus, earcons=settings.tts.earcons)
-        self.sink = sink
+        self.speaker = Speaker(sink, engines.tts, earcons=settings.tts.earcons)
         self.skills = LocalSkills(self._timer_done)
-        self.outbox = Outbox(settings.hub.queue_path)
-        self.hub = HubLink(settings.device, settings.hub, self.outbox, self._on_hub, self.status)
-        self.telemetry = TelemetryReporter(self, settings.hub.telemetry_interval_seconds)
-        self.latency_ms: dict[str, float] = {}
-        self.state = "starting"
+        self.replies = Replies()
+        self.latencies = Latencies()
+        self.systemd = SystemdStatus(self.notifier)
         self.stopped = threading.Event()
-        self.source_done = threading.Event()  # the audio source has ended (files, stdin)
+        self.source_done = threading.Event()  # the source ended and each command was handled
         self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._pending: dict[str, threading.Timer] = {}
+        self._turns: dict[str, _Turn] = {}
+        self._wakes: dict[str, Detection] = {}  # the wake word of each turn in progress
+        self._turns_lock = threading.Lock()
         self._continue = threading.Event()
+        self._reload_lock = threading.Lock()
+        self._stt_lock = threading.Lock()
+        self._intent_lock = threading.Lock()
         self._last_watchdog = 0.0
-        self.detector = self._detector(settings)
+        self.outbox: Outbox | None = None
+        self.hub: HubLink | None = None
+        self.telemetry: TelemetryReporter | None = None
+        self._hub_port: HubPort | None = hub_port
+        if not offline:
+            self.outbox = Outbox(settings.hub.queue_path)
+            self.hub = HubLink(
+                settings.device, settings.hub, self.outbox, self._on_hub, self.status
+            )
+            self._hub_port = _HubPort(self, self.outbox)
+            self.telemetry = TelemetryReporter(
+                settings.device,
+                self.figures,
+                self.hub.publish,
+                settings.hub.telemetry_interval_seconds,
+            )
+            self.bus.subscribe(WakePublisher(settings.device, self.hub.publish))
+        for subscriber in (EventLogger(), self.latencies, self.systemd, Earcons(self.speaker)):
+            self.bus.subscribe(subscriber)
+        self.detector = WakeDetector(
+            engines.wake, self._thresholds(settings), settings.wake.refractory_seconds
+        )
         self.endpointer = Endpointer(
             engines.vad,
             threshold=settings.vad.threshold,
@@ -100,13 +223,19 @@ class Daemon:
         preroll_chunks = max(1, round(settings.wake.preroll_seconds * RATE_HZ / CHUNK_SAMPLES))
         self._preroll: collections.deque[Samples] = collections.deque(maxlen=preroll_chunks)
 
-    def _detector(self, settings: Settings) -> WakeDetector:
+    @staticmethod
+    def _thresholds(settings: Settings) -> dict[str, float]:
         thresholds = {word_name(w.model): w.threshold for w in settings.wake.words}
         if settings.wake.stop_word is not None:
             thresholds[word_name(settings.wake.stop_word)] = 0.5
-        return WakeDetector(self.engines.wake, thresholds, settings.wake.refractory_seconds)
+        return thresholds
 
     # ------------------------------------------------------------------ lifecycle
+    @property
+    def state(self) -> str:
+        """What the daemon is doing now (as in systemd's ``STATUS=``)."""
+        return self.systemd.state
+
     def status(self) -> Status:
         """The retained status message."""
         import onnxruntime  # type: ignore[import-untyped]
@@ -126,19 +255,33 @@ class Daemon:
             capabilities=["wake", "stt", "intent", "tts", "timers", "announce"],
         )
 
-    def set_state(self, state: str) -> None:
-        """Record and announce the current state (``STATUS=`` for systemd)."""
-        self.state = state
-        self.notifier.notify(STATUS=state)
+    def figures(self) -> DeviceFigures:
+        """The daemon's counters for telemetry (a snapshot, not the daemon)."""
+        outbox = self.outbox
+        return DeviceFigures(
+            queue_depth=len(outbox) if outbox is not None else 0,
+            dead_letters=outbox.dead_letter_count() if outbox is not None else 0,
+            expired_intents=outbox.expired_count() if outbox is not None else 0,
+            dropped_audio_chunks=self.capture.stats.dropped_chunks,
+            stage_latency_ms=self.latencies.snapshot(),
+            model_load_seconds=dict(self.engines.load_seconds),
+        )
 
     def run(self) -> int:
         """Serve until :meth:`stop`; returns the exit status."""
-        self.hub.start()
-        self.telemetry.start()
-        self.state = "listening"  # before READY: a SIGHUP right after it reports this state
+        if self.hub is not None:
+            self.hub.start()
+        if self.telemetry is not None:
+            self.telemetry.start()
+        self.systemd.state = "listening"  # before READY: a SIGHUP right after it reports this
         self.notifier.notify(READY="1", STATUS="listening")
         try:
             self._audio_loop()
+            error = self.capture.error
+            if error is not None and not self._stop.is_set():
+                logger.error("the audio source failed (%s); stopping", error)
+                return 1
+            self._wait_handed_off()
             self.source_done.set()
             while not self._stop.is_set():
                 self._watchdog(force=True)
@@ -150,22 +293,37 @@ class Daemon:
     def stop(self) -> None:
         """Ask :meth:`run` to finish (from a signal handler or another thread)."""
         self._stop.set()
-        self.source.close()
+        self.capture.close()
+
+    def continue_without_wake(self) -> None:
+        """Start the next turn without a wake word (a continued conversation)."""
+        self._continue.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every turn has ended; False after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        for turn in self._active():
+            if turn.thread is not None:
+                turn.thread.join(max(0.0, deadline - time.monotonic()))
+        return not self._active()
 
     def _shutdown(self) -> None:
         self.notifier.notify(STOPPING="1", STATUS="stopping")
-        self.state = "stopping"
-        with self._lock:
-            for timer in self._pending.values():
-                timer.cancel()
-            self._pending.clear()
+        self.systemd.state = "stopping"
         self.skills.cancel_all()
-        self.telemetry.stop()
-        self.hub.stop()
+        self._interrupt()
+        for turn in self._active():
+            if turn.thread is not None and turn.thread is not threading.current_thread():
+                turn.thread.join(JOIN_SECONDS)
+        if self.telemetry is not None:
+            self.telemetry.stop()
+        if self.hub is not None:
+            self.hub.stop()
         self.speaker.stop()
         self.speaker.close()
         self.sink.close()
-        self.outbox.close()
+        if self.outbox is not None:
+            self.outbox.close()
         self.stopped.set()
 
     def _watchdog(self, force: bool = False) -> None:
@@ -174,229 +332,288 @@ class Daemon:
             self._last_watchdog = now
             self.notifier.notify(WATCHDOG="1")
 
-    # ------------------------------------------------------------------ audio loop
-    def _audio_loop(self) -> None:
-        listening: _Listening | None = None
-        was_playing = False
-        for chunk in self.source.chunks():
-            if self._stop.is_set():
-                return
-            self._watchdog()
-            samples = chunk.samples
-            if listening is not None:
-                listening = self._listen(listening, samples)
-                continue
-            if self.speaker.busy.is_set() and not self.settings.wake.barge_in:
-                was_playing = True
-                self._stop_word(samples, chunk.start_seconds)
-                continue
-            if was_playing:
-                # Forget audio heard during playback so the reply cannot wake the device.
-                was_playing = False
-                self.detector.reset()
-                self._preroll.clear()
-            if self._continue.is_set():
-                self._continue.clear()
-                listening = self._begin(new_turn_id(), None, continued=True)
-                continue
-            self._preroll.append(samples)
-            detection = self.detector.process(samples, chunk.start_seconds)
-            if detection is None:
-                continue
-            if detection.word == self._stop_word_name():
-                self.speaker.stop()
-                continue
-            logger.info(
-                "wake word %s (%.2f) at %.2fs", detection.word, detection.score, chunk.start_seconds
-            )
-            if self.settings.wake.barge_in and self.speaker.busy.is_set():
-                logger.info("barge-in: interrupting playback for a new turn")
-                self.speaker.stop()
-            listening = self._begin(new_turn_id(), detection, continued=False)
+    # ------------------------------------------------------------------ turns
+    def _active(self) -> list[_Turn]:
+        with self._turns_lock:
+            return list(self._turns.values())
 
-    def _stop_word_name(self) -> str | None:
-        stop = self.settings.wake.stop_word
-        return word_name(stop) if stop is not None else None
+    def _handed_off(self, turn_id: str) -> None:
+        with self._turns_lock:
+            turn = self._turns.get(turn_id)
+        if turn is not None:
+            turn.handed_off.set()
 
-    def _stop_word(self, samples: Samples, at: float) -> None:
-        name = self._stop_word_name()
-        if name is None:
-            return
-        detection = self.detector.process(samples, at)
-        if detection is not None and detection.word == name:
-            logger.info("stop word heard: interrupting playback")
-            self.speaker.stop()
+    def _wait_handed_off(self) -> None:
+        """Wait until each turn has sent its intent or ended (the source has ended)."""
+        for turn in self._active():
+            while not turn.handed_off.wait(0.5) and not self._stop.is_set():
+                self._watchdog()
 
-    def _begin(self, turn_id: str, wake: Detection | None, *, continued: bool) -> _Listening:
-        self.bus.emit(Event("run-start", turn_id, {"continued": continued}))
-        if wake is not None:
-            self.bus.emit(
-                Event(f"{Stage.WAKE}-end", turn_id, {"word": wake.word, "score": wake.score})
-            )
-            d = self.settings.device
-            self.hub.publish(
-                Wake(
-                    tenant=d.tenant,
-                    device=d.device,
-                    turn_id=turn_id,
-                    wake_word=wake.word,
-                    score=wake.score,
-                    area=d.area,
-                )
-            )
-        self.set_state("listening-command")
-        audio = list(self._preroll) if wake is not None else []
-        self._preroll.clear()
-        self.endpointer.reset(skip_tail_seconds=WAKE_TAIL_SECONDS if wake is not None else 0.0)
-        self.bus.emit(Event(f"{Stage.VAD}-start", turn_id))
-        listening = _Listening(
-            turn_id, [], wake, continued, time.monotonic(), sum(a.size for a in audio)
+    def _interrupt(self) -> None:
+        """Stop playback and cancel every turn in progress (barge-in, stop word, stop)."""
+        for turn in self._active():
+            turn.run.cancel()
+        self.replies.wake_all()
+        self.speaker.stop()
+
+    def _context(self) -> TurnContext:
+        """What the next turn uses, read once: a reload swaps engines between turns."""
+        engines, settings = self.engines, self.settings
+        return TurnContext(
+            stt=engines.stt,
+            recognize=engines.intents.recognize,
+            is_local=self.skills.handles,
+            answer_locally=self.skills.answer,
+            build_intent=lambda turn_id, transcript, recognized, endpointed: self._intent(
+                settings, turn_id, transcript, recognized, endpointed
+            ),
+            hub=self._hub_port,
+            speak=self._speak,
+            reply_timeout_seconds=settings.hub.reply_timeout_seconds,
+            stt_lock=self._stt_lock,
+            intent_lock=self._intent_lock,
         )
-        # The pre-roll goes to STT, not to the endpointer: it holds the wake word.
-        listening.audio.extend(audio)
-        return listening
 
-    def _listen(self, listening: _Listening, samples: Samples) -> _Listening | None:
-        listening.audio.append(samples)
-        state = self.endpointer.process(samples)
-        if state in (Endpoint.WAITING, Endpoint.SPEAKING):
-            return None if self._stop.is_set() else listening
-        turn_id = listening.turn_id
-        # The wake engine heard nothing while the command was spoken: start it afresh
-        # so the features of the last wake word cannot fire again.
-        self.detector.reset()
-        self.bus.emit(Event(f"{Stage.VAD}-end", turn_id, {"endpoint": state.value}))
-        if state is Endpoint.NO_SPEECH:
-            self._fail(turn_id, "no_speech", None)
-        else:
-            self.speaker.earcon("ack", turn_id)
-            audio = np.concatenate(listening.audio)
-            if listening.wake is not None:
-                start = command_start(
-                    self.engines.vad, audio, listening.wake_at, self.settings.vad.threshold
-                )
-                audio = audio[start:]
-                logger.debug("command audio starts %d samples after the pre-roll", start)
-            self._turn(listening, audio, time.time())
-        self.set_state("listening")
-        return None
-
-    # ------------------------------------------------------------------ the turn
-    def _timed(self, stage: Stage, turn_id: str, work: Callable[[], Any]) -> Any:
-        self.bus.emit(Event(f"{stage}-start", turn_id))
-        start = time.perf_counter()
-        result = work()
-        self.latency_ms[stage.value] = (time.perf_counter() - start) * 1000
-        return result
-
-    def _turn(self, listening: _Listening, audio: Samples, speech_ended_at: float) -> None:
-        turn_id = listening.turn_id
-        self.set_state("transcribing")
-        transcript = self._timed(Stage.STT, turn_id, lambda: self.engines.stt.transcribe(audio))
-        self.bus.emit(
-            Event(
-                f"{Stage.STT}-end",
-                turn_id,
-                {"text": transcript.text, "rejected": transcript.rejected},
-            )
-        )
-        if not transcript.text:
-            self._fail(turn_id, "not_understood", NOT_UNDERSTOOD)
-            return
-        recognized = self._timed(
-            Stage.INTENT, turn_id, lambda: self.engines.intents.recognize(transcript.text)
-        )
+    def _intent(
+        self,
+        settings: Settings,
+        turn_id: str,
+        transcript: Transcript,
+        recognized: Recognized | None,
+        endpointed: Endpointed,
+    ) -> Intent:
+        d = settings.device
         name = recognized.name if recognized else None
-        slots = dict(recognized.slots) if recognized else {}
-        self.bus.emit(Event(f"{Stage.INTENT}-end", turn_id, {"intent": name, "slots": slots}))
-        if name is not None and self.skills.handles(name):
-            answer = self.skills.answer(name, slots)
-            self.speaker.say(answer, turn_id, on_done=lambda: self._end(turn_id))
-            return
-        d = self.settings.device
-        wake = listening.wake
-        message = Intent(
+        wake = self._wakes.get(turn_id)
+        return Intent(
             tenant=d.tenant,
             device=d.device,
             turn_id=turn_id,
             text=transcript.text,
             intent=name,
-            slots=slots,
+            slots=dict(recognized.slots) if recognized else {},
             language=d.language,
             area=d.area,
             wake_word=wake.word if wake else None,
             wake_score=wake.score if wake else None,
-            speech_ended_at=speech_ended_at,
-            continued=listening.continued,
+            speech_ended_at=endpointed.wall_time,
+            continued=wake is None,
+            expires_at=time.time() + intent_expiry_seconds(settings.hub, name),
         )
-        self.bus.emit(Event(f"{Stage.HUB}-start", turn_id, {"queued": len(self.outbox) + 1}))
-        timer = threading.Timer(
-            self.settings.hub.reply_timeout_seconds, self._reply_timeout, [turn_id]
+
+    def _speak(self, text: str, cancelled: threading.Event) -> tuple[int, bool, str | None]:
+        playback = self.speaker.say(text)
+        playback.wait()
+        return playback.sentences, playback.interrupted, playback.error
+
+    def _start_turn(self, wake: Detection | None) -> _Turn:
+        run = PipelineRun(new_turn_id(), self.bus, continued=wake is None)
+        turn = _Turn(run)
+        with self._turns_lock:
+            self._turns[run.turn_id] = turn
+        if wake is not None:
+            self._wakes[run.turn_id] = wake
+        return turn
+
+    def _work(self, turn: _Turn, command: CommandAudio, wake: Detection | None) -> None:
+        """The turn worker: one run, then tidy up."""
+        run = turn.run
+        try:
+            outcome = execute(
+                run, self._context(), command, (wake.word, wake.score) if wake else None
+            )
+        except Exception:  # the worker's supervisor: the daemon outlives any turn
+            logger.exception("turn %s failed unexpectedly", run.turn_id)
+            run.end()
+            return
+        finally:
+            turn.handed_off.set()
+            with self._turns_lock:
+                self._turns.pop(run.turn_id, None)
+            self._wakes.pop(run.turn_id, None)
+        if outcome.continue_conversation and not self._stop.is_set():
+            self._continue.set()
+
+    # ------------------------------------------------------------------ audio loop
+    def _audio_loop(self) -> None:
+        listening: _Listening | None = None
+        suppressed = False
+        try:
+            for chunk in self.capture.chunks():
+                self._watchdog()
+                if self._stop.is_set():
+                    return
+                if chunk is None:
+                    continue
+                if listening is not None:
+                    listening = self._listen(listening, chunk)
+                    continue
+                playing = self.speaker.busy.is_set()
+                if playing and not self.settings.wake.barge_in:
+                    suppressed = True
+                    self._stop_word(chunk)
+                    continue
+                if suppressed:
+                    # Forget audio heard during playback so the reply cannot wake the device.
+                    suppressed = False
+                    self.detector.reset()
+                    self._preroll.clear()
+                if self._continue.is_set():
+                    self._continue.clear()
+                    listening = self._listen(self._begin(None), chunk)
+                    continue
+                self._preroll.append(chunk.samples)
+                detection = self.detector.process(chunk.samples, chunk.start_seconds)
+                if detection is None:
+                    continue
+                if detection.word == self._stop_word_name():
+                    logger.info("stop word heard")
+                    self._interrupt()
+                    continue
+                logger.info(
+                    "wake word %s (%.2f) at %.2fs",
+                    detection.word,
+                    detection.score,
+                    chunk.start_seconds,
+                )
+                if playing:
+                    logger.info("barge-in: interrupting playback for a new turn")
+                    self._interrupt()
+                listening = self._begin(detection)
+        finally:
+            if listening is not None:
+                self._source_ended(listening)
+
+    def _source_ended(self, listening: _Listening) -> None:
+        """The audio ended mid-command: a stop cancels the turn; the end of a file or
+        stream is the end of speech."""
+        if self._stop.is_set():
+            listening.command.end(None, 0.0)
+            return
+        self._release(listening, final=True)
+        state = Endpoint.END if self.endpointer.speech_seen else Endpoint.NO_SPEECH
+        listening.command.end(state, self.capture.stats.chunks * CHUNK_SAMPLES / RATE_HZ)
+
+    def _stop_word_name(self) -> str | None:
+        stop = self.settings.wake.stop_word
+        return word_name(stop) if stop is not None else None
+
+    def _stop_word(self, chunk: AudioChunk) -> None:
+        name = self._stop_word_name()
+        if name is None:
+            return
+        detection = self.detector.process(chunk.samples, chunk.start_seconds)
+        if detection is not None and detection.word == name:
+            logger.info("stop word heard: interrupting playback")
+            self._interrupt()
+
+    def _begin(self, wake: Detection | None) -> _Listening:
+        """Start a turn: its worker begins decoding as soon as the command's start is known."""
+        turn = self._start_turn(wake)
+        command = CommandAudio()
+        self.endpointer.reset(skip_tail_seconds=WAKE_TAIL_SECONDS if wake is not None else 0.0)
+        held: list[Samples] = []
+        if wake is not None:
+            # The pre-roll holds the wake word: the VAD finds where the command starts.
+            held = list(self._preroll)
+            for samples in held:
+                self.endpointer.prime(samples)
+        self._preroll.clear()
+        wake_at = sum(s.size for s in held)
+        listening = _Listening(turn, command, wake_at, held, None if wake is not None else 0)
+        turn.thread = threading.Thread(
+            target=self._work,
+            args=(turn, command, wake),
+            name=f"konak-turn-{turn.run.turn_id}",
+            daemon=True,
         )
-        timer.daemon = True
-        with self._lock:
-            self._pending[turn_id] = timer
-        self.outbox.put(turn_id, message.topic, message.to_payload())
-        timer.start()
+        turn.thread.start()
+        self._release(listening, final=False)
+        return listening
 
-    def _fail(self, turn_id: str, code: str, spoken: str | None) -> None:
-        self.bus.emit(Event("error", turn_id, {"code": code}))
-        self.speaker.earcon("error", turn_id)
-        if spoken is not None:
-            self.speaker.say(spoken, turn_id, on_done=lambda: self._end(turn_id))
-        else:
-            self._end(turn_id)
-
-    def _end(self, turn_id: str) -> None:
-        self.bus.emit(Event("run-end", turn_id))
-
-    def _reply_timeout(self, turn_id: str) -> None:
-        with self._lock:
-            if self._pending.pop(turn_id, None) is None:
+    def _release(self, listening: _Listening, *, final: bool) -> None:
+        """Once the command's start is known, stream what was held from there on."""
+        if listening.start is None:
+            listening.start = command_start_from_frames(
+                self.endpointer.speech_frames, listening.wake_at, final=final
+            )
+            if listening.start is None:
                 return
-        logger.warning(
-            "no reply to turn %s within %.1fs", turn_id, self.settings.hub.reply_timeout_seconds
-        )
-        self._fail(turn_id, "hub_timeout", HUB_NOT_ANSWERING)
+            logger.debug("command audio starts %d samples into the pre-roll", listening.start)
+        if listening.held:
+            audio = np.concatenate(listening.held)
+            listening.command.push(audio[listening.start :])
+            listening.held = []
+
+    def _listen(self, listening: _Listening, chunk: AudioChunk) -> _Listening | None:
+        state = self.endpointer.process(chunk.samples)
+        if listening.start is None or listening.held:
+            listening.held.append(chunk.samples)
+        else:
+            listening.command.push(chunk.samples)
+        ended = state not in (Endpoint.WAITING, Endpoint.SPEAKING)
+        self._release(listening, final=ended)
+        if not ended:
+            return listening
+        # The wake engine heard nothing while the command was spoken: start it afresh
+        # so the features of the last wake word cannot fire again.
+        self.detector.reset()
+        listening.command.end(state, chunk.start_seconds + chunk.samples.size / RATE_HZ)
+        return None
+
+    # ------------------------------------------------------------------ outside turns
+    def _announce(self, text: str, turn_id: str) -> None:
+        """Speak outside a turn (announcements, timers), with tts events."""
+        self.bus.emit(Event(f"{Stage.TTS}-start", turn_id, {"text": text}))
+        started = time.monotonic()
+
+        def done(playback: Playback) -> None:
+            data: dict[str, Any] = {
+                "text": text,
+                "sentences": playback.sentences,
+                "interrupted": playback.interrupted,
+                "duration_ms": round((time.monotonic() - started) * 1000, 3),
+            }
+            if playback.error is not None:
+                data["error"] = "tts_failed"
+            self.bus.emit(Event(f"{Stage.TTS}-end", turn_id, data))
+
+        self.speaker.say(text, on_done=done)
 
     def _timer_done(self) -> None:
-        self.speaker.earcon("timer", "timer")
-        self.speaker.say(TIMER_DONE, "timer")
+        self.speaker.earcon("timer")
+        self._announce(TIMER_DONE, "timer")
 
     # ------------------------------------------------------------------ from the hub
     def _on_hub(self, message: Message) -> None:
         if isinstance(message, Reply):
-            self._on_reply(message)
+            if not self.replies.resolve(message):
+                logger.info("dropping a reply to unknown or finished turn %s", message.turn_id)
         elif isinstance(message, Cmd):
             self._on_cmd(message)
         elif isinstance(message, Config):
-            threading.Thread(target=self.apply_config, args=(message,), daemon=True).start()
-
-    def _on_reply(self, reply: Reply) -> None:
-        with self._lock:
-            timer = self._pending.pop(reply.turn_id, None)
-        if timer is None:
-            logger.info("dropping a reply to unknown or finished turn %s", reply.turn_id)
-            return
-        timer.cancel()
-        turn_id = reply.turn_id
-        self.latency_ms[Stage.HUB.value] = 0.0
-        self.bus.emit(Event(f"{Stage.HUB}-end", turn_id, {"outcome": reply.outcome}))
-        if reply.speak:
-            self.speaker.say(reply.text, turn_id, on_done=lambda: self._end(turn_id))
-        else:
-            self._end(turn_id)
-        if reply.continue_conversation:
-            # Set after say(): the speaker is busy by now, so listening starts after it.
-            self._continue.set()
+            threading.Thread(
+                target=self._apply_config_safely, args=(message,), name="konak-reload", daemon=True
+            ).start()
 
     def _on_cmd(self, cmd: Cmd) -> None:
         if cmd.action == "announce" and cmd.text:
-            self.speaker.say(cmd.text, cmd.command_id)
+            self._announce(cmd.text, cmd.command_id)
         elif cmd.action == "stop":
-            self.speaker.stop()
+            self._interrupt()
         else:
             logger.info("command %s is handled by `konak models`, not the daemon", cmd.action)
+
+    def _apply_config_safely(self, config: Config) -> None:
+        try:
+            self.apply_config(config)
+        except DaemonError as exc:
+            logger.error(
+                "config revision %d from the hub refused: %s [%s]",
+                config.revision,
+                exc.message,
+                exc.code,
+            )
 
     def apply_config(self, config: Config) -> None:
         """Apply the hub's sentences, slot lists and wake thresholds."""
@@ -419,11 +636,35 @@ class Daemon:
         sentences: dict[str, list[str]] | None = None,
         slot_lists: dict[str, list[str]] | None = None,
     ) -> None:
-        """Rebuild intents, the STT grammar and wake thresholds from ``settings``."""
-        intents = build_intents(settings, sentences, slot_lists)
-        stt = build_stt(settings, intents)
-        self.engines.intents, self.engines.stt = intents, stt
-        self.detector.thresholds = self._detector(settings).thresholds
-        self.settings = replace(
-            self.settings, wake=settings.wake, intent=settings.intent, stt=settings.stt
-        )
+        """Rebuild intents, the STT grammar and wake thresholds from ``settings``.
+
+        Called off the audio thread; the new engines are built first and swapped in with
+        one assignment, so a turn in progress finishes with the engines it started with
+        and the next turn uses the new ones.
+        """
+        with self._reload_lock:
+            intents = build_intents(settings, sentences, slot_lists)
+            stt = build_stt(settings, intents)
+            self.engines = replace(self.engines, intents=intents, stt=stt)
+            self.detector.thresholds = self._thresholds(settings)
+            self.settings = replace(
+                self.settings, wake=settings.wake, intent=settings.intent, stt=settings.stt
+            )
+
+    def reload_in_background(
+        self, load: Callable[[], Settings], report: Callable[[DaemonError | None], None]
+    ) -> threading.Thread:
+        """Load and apply settings on a thread of its own (SIGHUP); ``report`` says how
+        it went (None: applied)."""
+
+        def work() -> None:
+            try:
+                self.reload(load())
+            except DaemonError as exc:
+                report(exc)
+                return
+            report(None)
+
+        thread = threading.Thread(target=work, name="konak-reload", daemon=True)
+        thread.start()
+        return thread

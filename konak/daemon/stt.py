@@ -35,10 +35,27 @@ class Transcript:
     agreement: float | None = None
 
 
+class SttStream(Protocol):
+    """One command being decoded while it is spoken: fed as audio arrives, then finished."""
+
+    def feed(self, samples: Samples) -> None: ...
+
+    def finish(self) -> Transcript: ...
+
+
 class SttEngine(Protocol):
-    """Transcribes one command (16 kHz mono samples)."""
+    """Speech to text for one command at a time (16 kHz mono samples)."""
+
+    def start(self) -> SttStream: ...
 
     def transcribe(self, samples: Samples) -> Transcript: ...
+
+
+def transcribe_whole(engine: SttEngine, samples: Samples) -> Transcript:
+    """Decode a whole recording through the engine's stream."""
+    stream = engine.start()
+    stream.feed(samples)
+    return stream.finish()
 
 
 def agreement(a: list[str], b: list[str]) -> float:
@@ -91,11 +108,8 @@ class PocketSphinxStt:
         return out
 
     @staticmethod
-    def _decode(decoder: Any, samples: Samples) -> list[tuple[str, int]]:
+    def _words(decoder: Any) -> list[tuple[str, int]]:
         """The recognised words with their start frames (fillers and silence left out)."""
-        decoder.start_utt()
-        decoder.process_raw(samples.astype("<i2").tobytes(), full_utt=True)
-        decoder.end_utt()
         if decoder.hyp() is None:
             return []
         return [
@@ -104,13 +118,22 @@ class PocketSphinxStt:
             if not str(seg.word).startswith(("<", "[")) and str(seg.word) != "</s>"
         ]
 
+    def start(self) -> _PocketSphinxStream:
+        """Begin a command: its audio is decoded as it is fed."""
+        decoders = [self._open] if self._grammar is None else [self._open, self._grammar]
+        return _PocketSphinxStream(self, decoders)
+
     def transcribe(self, samples: Samples) -> Transcript:
+        """The transcript of a whole recording."""
+        return transcribe_whole(self, samples)
+
+    def _result(
+        self, open_words: list[tuple[str, int]], words: list[tuple[str, int]]
+    ) -> Transcript:
         """The transcript, or a rejection when the grammar hypothesis is not supported."""
-        open_words = self._decode(self._open, samples)
         open_text = " ".join(w for w, _ in open_words)
         if self._grammar is None:
             return Transcript(strip_prefix(open_text, self.prefixes))
-        words = self._decode(self._grammar, samples)
         candidate = " ".join(w for w, _ in words)
         text = strip_prefix(candidate, self.prefixes)
         # Compare only what follows the wake word's tail: the open model garbles names.
@@ -122,6 +145,26 @@ class PocketSphinxStt:
             logger.info("rejected %r (open: %r, agreement %.2f)", candidate, open_text, score)
             return Transcript("", rejected=True, candidate=candidate, agreement=score)
         return Transcript(text, candidate=candidate, agreement=score)
+
+
+class _PocketSphinxStream:
+    """Feeds each decoder as audio arrives; the endpoint leaves only finalisation."""
+
+    def __init__(self, engine: PocketSphinxStt, decoders: list[Any]) -> None:
+        self._engine, self._decoders = engine, decoders
+        for decoder in decoders:
+            decoder.start_utt()
+
+    def feed(self, samples: Samples) -> None:
+        data = samples.astype("<i2").tobytes()
+        for decoder in self._decoders:
+            decoder.process_raw(data, full_utt=False)
+
+    def finish(self) -> Transcript:
+        for decoder in self._decoders:
+            decoder.end_utt()
+        words = [PocketSphinxStt._words(d) for d in self._decoders]
+        return self._engine._result(words[0], words[1] if len(words) > 1 else [])
 
 
 class VoskStt:
@@ -138,17 +181,31 @@ class VoskStt:
         self._phrases = phrases
         self._vosk = vosk
 
-    def transcribe(self, samples: Samples) -> Transcript:
-        """Feed the command in 0.2 s pieces, as a stream, and take the final result."""
+    def start(self) -> _VoskStream:
+        """Begin a command with a fresh recognizer."""
         args: list[Any] = [self._model, float(RATE_HZ)]
         if self._phrases is not None:
             args.append(json.dumps([*self._phrases, "[unk]"]))
-        recognizer = self._vosk.KaldiRecognizer(*args)
-        data = samples.astype("<i2").tobytes()
-        step = RATE_HZ // 5 * 2
-        for offset in range(0, len(data), step):
-            recognizer.AcceptWaveform(data[offset : offset + step])
-        text = str(json.loads(recognizer.FinalResult()).get("text", "")).strip()
-        if self._phrases is not None and (not text or "[unk]" in text):
+        return _VoskStream(self._vosk.KaldiRecognizer(*args), grammar=self._phrases is not None)
+
+    def transcribe(self, samples: Samples) -> Transcript:
+        """The transcript of a whole recording, fed in 0.2 s pieces as a stream."""
+        stream = self.start()
+        step = RATE_HZ // 5
+        for offset in range(0, samples.size, step):
+            stream.feed(samples[offset : offset + step])
+        return stream.finish()
+
+
+class _VoskStream:
+    def __init__(self, recognizer: Any, *, grammar: bool) -> None:
+        self._recognizer, self._grammar = recognizer, grammar
+
+    def feed(self, samples: Samples) -> None:
+        self._recognizer.AcceptWaveform(samples.astype("<i2").tobytes())
+
+    def finish(self) -> Transcript:
+        text = str(json.loads(self._recognizer.FinalResult()).get("text", "")).strip()
+        if self._grammar and (not text or "[unk]" in text):
             return Transcript("", rejected=True, candidate=text)
         return Transcript(text)

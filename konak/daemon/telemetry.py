@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from konak.protocol import Telemetry
-
-if TYPE_CHECKING:
-    from konak.daemon.service import Daemon
+from konak.daemon.settings import DeviceSettings
+from konak.protocol import Message, Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +29,33 @@ def temperature_celsius() -> float | None:
     return max(values) if values else None
 
 
+@dataclass(frozen=True)
+class DeviceFigures:
+    """The daemon's own counters at one moment (the reporter adds the process's)."""
+
+    queue_depth: int = 0
+    dead_letters: int = 0
+    expired_intents: int = 0
+    dropped_audio_chunks: int = 0
+    stage_latency_ms: dict[str, float] = field(default_factory=dict)
+    model_load_seconds: dict[str, float] = field(default_factory=dict)
+
+
 class TelemetryReporter:
     """Publishes a Telemetry message every ``interval_seconds`` from its own thread."""
 
-    def __init__(self, daemon: Daemon, interval_seconds: float) -> None:
+    def __init__(
+        self,
+        device: DeviceSettings,
+        figures: Callable[[], DeviceFigures],
+        publish: Callable[[Message], None],
+        interval_seconds: float,
+    ) -> None:
         import psutil
 
-        self.daemon = daemon
+        self.device = device
+        self.figures = figures
+        self.publish = publish
         self.interval_seconds = interval_seconds
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first call only starts the measurement
@@ -46,17 +65,20 @@ class TelemetryReporter:
 
     def snapshot(self) -> Telemetry:
         """The current figures."""
-        d = self.daemon.settings.device
+        figures = self.figures()
         return Telemetry(
-            tenant=d.tenant,
-            device=d.device,
+            tenant=self.device.tenant,
+            device=self.device.device,
             uptime_seconds=time.monotonic() - self._started,
             cpu_percent=self._process.cpu_percent(),
             rss_bytes=self._process.memory_info().rss,
             temperature_celsius=temperature_celsius(),
-            queue_depth=len(self.daemon.outbox),
-            stage_latency_ms=dict(self.daemon.latency_ms),
-            model_load_seconds=dict(self.daemon.engines.load_seconds),
+            queue_depth=figures.queue_depth,
+            dead_letters=figures.dead_letters,
+            expired_intents=figures.expired_intents,
+            dropped_audio_chunks=figures.dropped_audio_chunks,
+            stage_latency_ms=figures.stage_latency_ms,
+            model_load_seconds=figures.model_load_seconds,
         )
 
     def start(self) -> None:
@@ -72,6 +94,6 @@ class TelemetryReporter:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_seconds):
             try:
-                self.daemon.hub.publish(self.snapshot())
+                self.publish(self.snapshot())
             except Exception:  # the reporter's supervisor: a failed report must not stop it
                 logger.exception("telemetry failed")

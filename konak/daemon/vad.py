@@ -91,6 +91,7 @@ class Endpointer:
         most that long, so the pause after the wake word does not end the command."""
         self.vad.reset()
         self._pending = np.zeros(0, np.int16)
+        self.speech_frames: list[bool] = []  # every frame seen since reset, primed ones first
         self._elapsed = 0.0
         self._silence = 0.0
         self._speech_seen = False
@@ -101,6 +102,15 @@ class Endpointer:
         """Whether any speech was heard since the last reset."""
         return self._speech_seen
 
+    def prime(self, samples: Samples) -> None:
+        """Run the VAD over audio from before the command (the pre-roll, which holds the
+        wake word): its frames are recorded in :attr:`speech_frames` but do not count
+        towards the endpoint."""
+        self._pending = np.concatenate([self._pending, samples])
+        while self._pending.size >= FRAME_SAMPLES:
+            frame, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
+            self.speech_frames.append(self.vad(frame) >= self.threshold)
+
     def process(self, samples: Samples) -> Endpoint:
         """Feed audio; returns the endpointing state after it."""
         self._pending = np.concatenate([self._pending, samples])
@@ -109,6 +119,7 @@ class Endpointer:
             frame, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
             self._elapsed += frame_seconds
             speech = self.vad(frame) >= self.threshold
+            self.speech_frames.append(speech)
             if self._tail_left > 0:
                 self._tail_left = self._tail_left - frame_seconds if speech else 0.0
                 if speech and self._tail_left > 0:
@@ -138,10 +149,8 @@ def command_start(
 ) -> int:
     """Where the command begins in pre-roll + command audio: after the wake word.
 
-    ``wake_at`` is the sample where the wake word was detected. Speech running at that
-    point is the wake word's tail, cut at the first pause within ``max_tail_seconds``;
-    with no pause there (the command ran straight on), nothing after the detection is
-    cut. Before the detection, only what follows the last pause is kept.
+    ``wake_at`` is the sample where the wake word was detected. See
+    :func:`command_start_from_frames`, which this runs over the VAD's frames of ``audio``.
     """
     vad.reset()
     speech = [
@@ -149,16 +158,53 @@ def command_start(
         for i in range(0, audio.size - FRAME_SAMPLES + 1, FRAME_SAMPLES)
     ]
     vad.reset()
-    det = min(len(speech), wake_at // FRAME_SAMPLES)
+    start = command_start_from_frames(
+        speech,
+        wake_at,
+        max_tail_seconds=max_tail_seconds,
+        min_pause_frames=min_pause_frames,
+        final=True,
+    )
+    assert start is not None  # final=True always decides
+    return start
+
+
+def command_start_from_frames(
+    speech: list[bool],
+    wake_at: int,
+    *,
+    max_tail_seconds: float = 0.8,
+    min_pause_frames: int = 3,
+    final: bool = False,
+) -> int | None:
+    """Where the command begins, from per-frame speech flags counted from the start of
+    the pre-roll; ``None`` while more frames are needed to decide (``final`` decides
+    with what there is: the endpoint came first).
+
+    Speech running at the detection is the wake word's tail, cut at the first pause
+    within ``max_tail_seconds``; with no pause there (the command ran straight on),
+    nothing after the detection is cut. Before the detection, only what follows the
+    last pause is kept.
+    """
+    det = wake_at // FRAME_SAMPLES
     if det == 0:
         return 0
+    if len(speech) < det:
+        if not final:
+            return None
+        det = len(speech)
+        if det == 0:
+            return 0
     if not speech[det - 1]:
         last_pause = max(i for i in range(det) if not speech[i])
         return (last_pause + 1) * FRAME_SAMPLES
-    limit = min(len(speech), det + round(max_tail_seconds * RATE_HZ / FRAME_SAMPLES))
+    want = det + round(max_tail_seconds * RATE_HZ / FRAME_SAMPLES)
+    limit = min(len(speech), want)
     run = 0
     for i in range(det, limit):
         run = 0 if speech[i] else run + 1
         if run >= min_pause_frames:
             return (i + 1 - run) * FRAME_SAMPLES
+    if limit < want and not final:
+        return None
     return wake_at

@@ -6,6 +6,8 @@ import logging
 import socket
 from pathlib import Path
 
+import pytest
+
 from konak.daemon.events import Event, EventBus
 from konak.daemon.notify import Notifier, setup_logging
 
@@ -39,6 +41,7 @@ def test_without_journald_logs_go_to_stdout(capsys) -> None:  # type: ignore[no-
         root.setLevel(saved[1])
 
 
+@pytest.mark.expect_error_log(match="event subscriber failed")
 def test_a_failing_subscriber_does_not_stop_the_others(caplog) -> None:  # type: ignore[no-untyped-def]
     bus = EventBus()
     got: list[str] = []

@@ -72,7 +72,7 @@ def test_an_out_of_grammar_command_after_the_wake_word_gets_no_intent_but_an_apo
     _daemon, log = _start(broker, tmp_path, models_dir, run_daemon, source)
     log.wait_for(lambda e: e.type == "run-end")
     assert log.types() == [
-        "run-start", "wake-end", "vad-start", "vad-end", "stt-start", "stt-end",
+        "run-start", "wake-start", "wake-end", "stt-start", "vad-start", "vad-end", "stt-end",
         "error", "tts-start", "tts-end", "run-end",
     ]  # fmt: skip
     error = next(e for e in log.events if e.type == "error")

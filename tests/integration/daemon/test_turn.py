@@ -60,7 +60,7 @@ def test_a_spoken_command_becomes_one_intent_and_the_reply_is_spoken_into_the_si
 
     turn = [e.type for e in log.events if e.turn_id == intent.turn_id]
     assert turn == [
-        "run-start", "wake-end", "vad-start", "vad-end", "stt-start", "stt-end",
+        "run-start", "wake-start", "wake-end", "stt-start", "vad-start", "vad-end", "stt-end",
         "intent-start", "intent-end", "hub-start", "hub-end", "tts-start", "tts-end", "run-end",
     ]  # fmt: skip
     samples, rate = read_wav(tmp_path / "out.wav")

@@ -1,0 +1,387 @@
+"""The voice turn as one run, with fake engines: the whole event sequence of each case."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from konak.daemon.service import Daemon
+from konak.daemon.settings import Settings
+from konak.protocol import Reply
+
+from .fakes import (
+    STOP,
+    Events,
+    FakeHub,
+    FakeIntents,
+    FakeStt,
+    FakeTts,
+    FedSource,
+    RecordingSink,
+    chunks,
+    command,
+    engines,
+    settings,
+)
+
+Start = Callable[..., tuple[Daemon, Events, FedSource]]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Start]:
+    """Run daemons made of fakes in threads; each is stopped after the test."""
+    running: list[tuple[Daemon, threading.Thread]] = []
+
+    def run(
+        stt: FakeStt,
+        hub: FakeHub | None = None,
+        *,
+        config: Settings | None = None,
+        sink: RecordingSink | None = None,
+        **parts: Any,
+    ) -> tuple[Daemon, Events, FedSource]:
+        source = FedSource()
+        daemon = Daemon(
+            config or settings(tmp_path),
+            engines(stt, **parts),
+            source,
+            sink or RecordingSink(),
+            offline=True,
+            hub_port=hub or FakeHub(),
+        )
+        events = Events()
+        daemon.bus.subscribe(events)
+        thread = threading.Thread(target=daemon.run, daemon=True)
+        thread.start()
+        running.append((daemon, thread))
+        return daemon, events, source
+
+    yield run
+    for daemon, thread in running:
+        daemon.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def reply(text: str = "Done.", **fields: Any) -> Reply:
+    return Reply(tenant="acme", device="pi", turn_id="t-placeholder", text=text, **fields)
+
+
+def head(command_seconds: float = 1.904, endpoint: str = "end") -> list[Any]:
+    """The events every wake-word turn starts with, up to the end of speech."""
+    return [
+        ("run-start", {"continued": False}),
+        ("wake-start", {}),
+        ("wake-end", {"word": "hey_jarvis", "score": 1.0}),
+        ("stt-start", {}),
+        ("vad-start", {}),
+        ("vad-end", {"endpoint": endpoint, "command_seconds": command_seconds}),
+    ]
+
+
+def heard(text: str) -> list[Any]:
+    return [
+        ("stt-end", {"text": text, "rejected": False}),
+        ("intent-start", {"text": text}),
+    ]
+
+
+def spoken(text: str, sentences: int = 1, *, interrupted: bool = False) -> list[Any]:
+    return [
+        ("tts-start", {"text": text}),
+        ("tts-end", {"text": text, "sentences": sentences, "interrupted": interrupted}),
+    ]
+
+
+TURN_ON = ("intent-end", {"intent": "HassTurnOn", "slots": {"name": "the kitchen light"}})
+
+
+def only_run(events: Events) -> str:
+    """The one run's id; it started and ended exactly once."""
+    (turn,) = events.turns()
+    types = [e.type for e in events.events if e.turn_id == turn]
+    assert types.count("run-start") == types.count("run-end") == 1
+    return turn
+
+
+def test_a_normal_turn_walks_every_stage_once_and_sends_one_intent(start: Start) -> None:
+    hub = FakeHub([reply("The light is on.")])
+    stt = FakeStt("turn on the kitchen light")
+    _daemon, events, source = start(stt, hub)
+    source.feed(command())
+    events.wait_ends(1)
+    turn = only_run(events)
+    assert events.snapshot(turn) == [
+        *head(),
+        *heard("turn on the kitchen light"),
+        TURN_ON,
+        ("hub-start", {"queued": 1}),
+        ("hub-end", {"outcome": "ok"}),
+        *spoken("The light is on."),
+        ("run-end", {}),
+    ]
+    (intent,) = hub.sent
+    assert (intent.turn_id, intent.intent, intent.wake_word) == (turn, "HassTurnOn", "hey_jarvis")
+    assert intent.expires_at is not None
+    assert intent.speech_ended_at is not None
+    assert intent.expires_at - intent.speech_ended_at == pytest.approx(30.0, abs=5.0)
+    # The decoder was fed the command from the pause after the wake word to the endpoint.
+    assert stt.fed == [round(1.904 * 16_000)]
+
+
+def test_no_speech_after_the_wake_word_ends_the_turn_with_no_speech(start: Start) -> None:
+    hub = FakeHub()
+    _daemon, events, source = start(FakeStt(), hub)
+    source.feed(chunks(0, 0.4))
+    source.feed(chunks(3000, 0.16))
+    source.feed(chunks(0, 2.0))
+    events.wait_ends(1)
+    turn = only_run(events)
+    assert events.snapshot(turn) == [
+        *head(command_seconds=0.704, endpoint="no_speech"),
+        ("stt-end", {"text": "", "rejected": True, "error": "no_speech"}),
+        ("error", {"code": "no_speech"}),
+        ("run-end", {}),
+    ]
+    assert hub.sent == []
+
+
+def test_a_rejected_command_gets_an_apology_and_no_intent(start: Start) -> None:
+    hub = FakeHub()
+    _daemon, events, source = start(FakeStt(""), hub)
+    source.feed(command())
+    events.wait_ends(1)
+    turn = only_run(events)
+    assert events.snapshot(turn) == [
+        *head(),
+        ("stt-end", {"text": "", "rejected": True}),
+        ("error", {"code": "not_understood"}),
+        *spoken("Sorry, I didn't catch that."),
+        ("run-end", {}),
+    ]
+    assert hub.sent == []
+
+
+@pytest.mark.expect_error_log(match="the stt stage failed")
+def test_an_stt_exception_ends_that_turn_with_stt_failed_and_the_next_turn_works(
+    start: Start,
+) -> None:
+    hub = FakeHub()
+    _daemon, events, source = start(
+        FakeStt(RuntimeError("decoder broke"), "turn on the kitchen light"), hub
+    )
+    source.feed(command())
+    events.wait_ends(1)
+    source.feed(chunks(0, 2.0))
+    source.feed(command())
+    events.wait_ends(2)
+    first, second = events.turns()
+    assert events.snapshot(first) == [
+        *head(),
+        ("stt-end", {"error": "stt_failed"}),
+        ("error", {"code": "stt_failed", "message": "RuntimeError: decoder broke"}),
+        *spoken("Sorry, I didn't catch that."),
+        ("run-end", {}),
+    ]
+    assert [i.turn_id for i in hub.sent] == [second]
+
+
+@pytest.mark.expect_error_log(match="the intent stage failed")
+def test_an_intent_exception_ends_the_turn_with_intent_failed(start: Start) -> None:
+    hub = FakeHub()
+    intents = FakeIntents(fail=KeyError("slot"))
+    _daemon, events, source = start(FakeStt("turn on the kitchen light"), hub, intents=intents)
+    source.feed(command())
+    events.wait_ends(1)
+    turn = only_run(events)
+    assert events.snapshot(turn) == [
+        *head(),
+        *heard("turn on the kitchen light"),
+        ("intent-end", {"error": "intent_failed"}),
+        ("error", {"code": "intent_failed", "message": "KeyError: 'slot'"}),
+        *spoken("Sorry, something went wrong."),
+        ("run-end", {}),
+    ]
+    assert hub.sent == []
+
+
+@pytest.mark.expect_error_log(match="playback failed")
+def test_a_tts_exception_ends_the_turn_with_tts_failed_and_says_nothing_more(
+    start: Start,
+) -> None:
+    hub = FakeHub([reply("The light is on.")])
+    tts = FakeTts(fail=OSError("voice gone"))
+    _daemon, events, source = start(FakeStt("turn on the kitchen light"), hub, tts=tts)
+    source.feed(command())
+    events.wait_ends(1)
+    turn = only_run(events)
+    assert events.snapshot(turn) == [
+        *head(),
+        *heard("turn on the kitchen light"),
+        TURN_ON,
+        ("hub-start", {"queued": 1}),
+        ("hub-end", {"outcome": "ok"}),
+        ("tts-start", {"text": "The light is on."}),
+        (
+            "tts-end",
+            {
+                "text": "The light is on.",
+                "sentences": 0,
+                "interrupted": False,
+                "error": "tts_failed",
+            },
+        ),
+        ("error", {"code": "tts_failed", "message": "OSError: voice gone"}),
+        ("run-end", {}),
+    ]
+
+
+def test_a_hub_that_does_not_answer_ends_the_turn_with_hub_timeout(start: Start) -> None:
+    hub = FakeHub([None])
+    _daemon, events, source = start(FakeStt("turn on the kitchen light"), hub)
+    source.feed(command())
+    events.wait_ends(1)
+    turn = only_run(events)
+    assert events.snapshot(turn) == [
+        *head(),
+        *heard("turn on the kitchen light"),
+        TURN_ON,
+        ("hub-start", {"queued": 1}),
+        ("hub-end", {"error": "hub_timeout"}),
+        ("error", {"code": "hub_timeout"}),
+        *spoken("The hub is not answering."),
+        ("run-end", {}),
+    ]
+
+
+LONG = "One. Two. Three. Four. Five."
+
+
+def test_barge_in_interrupts_the_reply_ends_that_run_and_starts_a_new_one(
+    start: Start, tmp_path: Path
+) -> None:
+    hub = FakeHub([reply(LONG), reply("Off.")])
+    sink = RecordingSink(gated=True)
+    config = settings(tmp_path, wake={"barge_in": True})
+    stt = FakeStt("turn on the kitchen light", "turn off the kitchen light")
+    _daemon, events, source = start(stt, hub, config=config, sink=sink)
+    source.feed(command())
+    assert sink.playing.wait(10)
+    first_start = events.wait_for(lambda e: e.type == "run-start")
+    source.feed(command())
+    second_start = events.wait_for(
+        lambda e: e.type == "run-start" and e.turn_id != first_start.turn_id
+    )
+    sink.release()
+    events.wait_ends(2)
+    first, second = events.turns()
+    assert second == second_start.turn_id
+    assert events.snapshot(first) == [
+        *head(),
+        *heard("turn on the kitchen light"),
+        TURN_ON,
+        ("hub-start", {"queued": 1}),
+        ("hub-end", {"outcome": "ok"}),
+        *spoken(LONG, sentences=1, interrupted=True),
+        ("run-end", {"interrupted": True}),
+    ]
+    assert events.snapshot(second)[-3:] == [*spoken("Off."), ("run-end", {})]
+    assert [i.turn_id for i in hub.sent] == [first, second]
+
+
+def test_the_stop_word_interrupts_the_reply_without_starting_a_turn(
+    start: Start, tmp_path: Path
+) -> None:
+    hub = FakeHub([reply(LONG)])
+    sink = RecordingSink(gated=True)
+    config = settings(tmp_path, wake={"stop_word": "oww-alexa"})
+    _daemon, events, source = start(
+        FakeStt("turn on the kitchen light"), hub, config=config, sink=sink
+    )
+    source.feed(command())
+    assert sink.playing.wait(10)
+    source.feed(chunks(STOP, 0.16))
+    source.wait_heard()
+    sink.release()
+    events.wait_ends(1)
+    turn = only_run(events)
+    assert events.snapshot(turn)[-3:] == [
+        *spoken(LONG, sentences=1, interrupted=True),
+        ("run-end", {"interrupted": True}),
+    ]
+    assert sink.played == [2205]  # the sentence that was playing, nothing after it
+
+
+def test_a_reply_that_continues_the_conversation_listens_again_without_the_wake_word(
+    start: Start,
+) -> None:
+    hub = FakeHub([reply("Which one?", continue_conversation=True), reply("Off.")])
+    stt = FakeStt("turn on the light", "turn off the kitchen light")
+    _daemon, events, source = start(stt, hub)
+    source.feed(command())
+    events.wait_ends(1)
+    source.feed(chunks(0, 0.16))
+    source.feed(chunks(1000, 1.2))
+    source.feed(chunks(0, 1.0))
+    events.wait_ends(2)
+    _first, second = events.turns()
+    assert events.snapshot(second) == [
+        ("run-start", {"continued": True}),
+        ("stt-start", {}),
+        ("vad-start", {}),
+        ("vad-end", {"endpoint": "end", "command_seconds": 1.84}),
+        *heard("turn off the kitchen light"),
+        ("intent-end", {"intent": "HassTurnOff", "slots": {"name": "the kitchen light"}}),
+        ("hub-start", {"queued": 1}),
+        ("hub-end", {"outcome": "ok"}),
+        *spoken("Off."),
+        ("run-end", {}),
+    ]
+    assert [i.continued for i in hub.sent] == [False, True]
+    assert hub.sent[1].wake_word is None
+
+
+def test_a_reload_during_a_turn_lets_it_finish_with_the_old_engines_and_the_next_uses_the_new(
+    start: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import konak.daemon.service as service
+
+    new_stt = FakeStt("turn off the kitchen light")
+    monkeypatch.setattr(service, "build_intents", lambda *args: FakeIntents())
+    monkeypatch.setattr(service, "build_stt", lambda *args: new_stt)
+    hub = FakeHub(gated=True)
+    old_stt = FakeStt("turn on the kitchen light")
+    daemon, events, source = start(old_stt, hub)
+    source.feed(command())
+    events.wait_for(lambda e: e.type == "hub-start")
+    reloaded = threading.Event()
+    daemon.reload_in_background(lambda: daemon.settings, lambda error: reloaded.set())
+    assert reloaded.wait(10)
+    hub.gate.set()
+    events.wait_ends(1)
+    source.feed(command())
+    events.wait_ends(2)
+    first, second = events.turns()
+    assert events.snapshot(first)[6:8] == heard("turn on the kitchen light")
+    assert events.snapshot(second)[6:8] == heard("turn off the kitchen light")
+    assert (len(old_stt.fed), len(new_stt.fed)) == (1, 1)
+    assert daemon.engines.stt is new_stt
+
+
+def test_earcons_acknowledge_the_end_of_speech_and_mark_an_error(
+    start: Start, tmp_path: Path
+) -> None:
+    from konak.daemon.feedback import EARCONS
+
+    sink = RecordingSink()
+    config = settings(tmp_path, tts={"earcons": True})
+    _daemon, events, source = start(FakeStt(""), FakeHub(), config=config, sink=sink)
+    source.feed(command())
+    events.wait_ends(1)
+    ack, error = EARCONS["ack"].size, EARCONS["error"].size
+    assert sink.played[:2] == [ack, error]
+    assert len(sink.played) == 3  # then the apology, one sentence
