@@ -86,4 +86,5 @@ def test_closing_capture_ends_the_loop_s_iteration() -> None:
     rest = list(iterator)  # ends instead of blocking (the suite's timeout would fail it)
     assert len(rest) <= 1
     assert source.closed.is_set()
-    assert capture._thread is not None and not capture._thread.is_alive()
+    assert capture._thread is not None
+    assert not capture._thread.is_alive()
