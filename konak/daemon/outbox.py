@@ -167,11 +167,11 @@ class Outbox:
 
     def wait_for_head(self, timeout_seconds: float) -> Queued | None:
         """The oldest intent, waiting up to ``timeout_seconds`` for one to arrive."""
-        item = self.head()
-        if item is None:
-            with self.changed:
-                self.changed.wait(timeout_seconds)
+        with self.changed:  # checked and awaited under the lock: no put() slips between
             item = self.head()
+            if item is None:
+                self.changed.wait(timeout_seconds)
+                item = self.head()
         return item
 
     def remove(self, seq: int) -> None:
