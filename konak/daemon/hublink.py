@@ -2,7 +2,9 @@
 
 paho's network thread reconnects by itself; a sender thread publishes the outbox's
 oldest intent (QoS 1), waits for the broker's PUBACK and only then removes it, so
-intents arrive in order and survive broker outages and daemon restarts.
+intents arrive in order and survive broker outages and daemon restarts. A PUBACK with a
+failure reason code (>= 0x80, e.g. 0x87 Not authorized) is a final refusal, and an
+intent past its expiry is not sent: either goes to the outbox's dead letters.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -18,15 +21,94 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
-from konak.daemon.outbox import Outbox
+from konak.daemon.errors import QueueError
+from konak.daemon.outbox import EXPIRED, REFUSED, Outbox, Queued
 from konak.daemon.settings import DeviceSettings, HubSettings
-from konak.protocol import SPECS, Kind, Message, ProtocolError, Status, build_topic, decode
+from konak.protocol import (
+    SPECS,
+    Intent,
+    Kind,
+    Message,
+    ProtocolError,
+    Status,
+    build_topic,
+    decode,
+)
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS: Final = 0.5
 MessageHandler = Callable[[Message], None]
+
+
+class PendingAck:
+    """The broker's answer to one publish, once it has come."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._code: ReasonCode | None = None
+
+    def set(self, code: ReasonCode) -> None:
+        """Record the PUBACK's reason code."""
+        self._code = code
+        self._done.set()
+
+    def wait(self, timeout_seconds: float) -> ReasonCode | None:
+        """The PUBACK's reason code, or None if it has not come within the timeout."""
+        return self._code if self._done.wait(timeout_seconds) else None
+
+
+class Acks:
+    """Matches PUBACKs to the publishes waiting for them, for one publishing thread.
+
+    paho calls ``on_publish`` on its network thread while holding its own lock, and
+    ``publish()`` takes that lock too, so no lock of ours is held across ``publish()``.
+    A PUBACK can then come before ``publish()`` has returned the mid to wait for; while
+    a publish is under way, such early PUBACKs are kept and claimed by mid afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[int, PendingAck] = {}
+        self._early: dict[int, ReasonCode] = {}
+        self._publishing = False
+
+    def publish(self, send: Callable[[], int]) -> PendingAck:
+        """Call ``send`` (which publishes and returns the mid) and return its pending ack."""
+        with self._lock:
+            self._publishing = True
+        try:
+            mid = send()
+        except BaseException:
+            with self._lock:
+                self._publishing = False
+                self._early.clear()
+            raise
+        pending = PendingAck()
+        with self._lock:
+            # One critical section: a PUBACK is either already in ``_early`` or will find
+            # the waiter, never neither.
+            self._publishing = False
+            code = self._early.pop(mid, None)
+            self._early.clear()
+            if code is None:
+                self._waiting[mid] = pending
+        if code is not None:
+            pending.set(code)
+        return pending
+
+    def received(self, mid: int, code: ReasonCode) -> None:
+        """A PUBACK (from paho's network thread)."""
+        with self._lock:
+            pending = self._waiting.pop(mid, None)
+            if pending is None:
+                # Another message's ack (status, telemetry), or ours ahead of its mid.
+                if self._publishing:
+                    self._early[mid] = code
+                return
+        pending.set(code)
 
 
 class HubLink:
@@ -39,8 +121,11 @@ class HubLink:
         outbox: Outbox,
         on_message: MessageHandler,
         status: Callable[[], Status],
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.device, self.settings, self.outbox = device, settings, outbox
+        self.clock = clock
         self.on_message = on_message
         self.status = status
         self.connected = threading.Event()
@@ -66,8 +151,7 @@ class HubLink:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
-        self._acks: dict[int, threading.Event] = {}
-        self._acks_lock = threading.Lock()
+        self._acks = Acks()
         self._sender = threading.Thread(target=self._send_loop, name="konak-outbox", daemon=True)
 
     def topic(self, kind: Kind) -> str:
@@ -107,6 +191,10 @@ class HubLink:
             return
         spec = SPECS[msg.KIND]
         self.client.publish(msg.topic, msg.to_payload(), qos=spec.qos, retain=spec.retain)
+
+    def queue(self, intent: Intent) -> None:
+        """Persist an intent for sending (in order, until its ``expires_at``)."""
+        self.outbox.put(intent.turn_id, intent.topic, intent.to_payload(), intent.expires_at)
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: Any, rc: Any, props: object
@@ -154,27 +242,56 @@ class HubLink:
 
     def _send_loop(self) -> None:
         while not self._stop.is_set():
-            if not self.connected.wait(POLL_SECONDS):
+            try:
+                self._send_next()
+            except QueueError:  # the disk: the intent stays queued, try again later
+                logger.exception("the intent queue failed")
+                self._stop.wait(self.settings.reconnect_seconds)
+
+    def _send_next(self) -> None:
+        if not self.connected.wait(POLL_SECONDS):
+            return
+        item = self.outbox.wait_for_head(POLL_SECONDS)
+        if item is None or self._stop.is_set():
+            return
+        now = self.clock()
+        if item.expired(now):
+            self._expire(item, now)
+            return
+        pending = self._acks.publish(lambda: self.client.publish(item.topic, item.payload, 1).mid)
+        # paho keeps an unacknowledged QoS 1 message and resends it after a reconnect, so
+        # the same message is awaited, never published twice. (One that expires meanwhile
+        # is still resent; the hub refuses it.)
+        while not self._stop.is_set():
+            code = pending.wait(POLL_SECONDS)
+            if code is None:
                 continue
-            item = self.outbox.wait_for_head(POLL_SECONDS)
-            if item is None or self._stop.is_set():
-                continue
-            acked = threading.Event()
-            with self._acks_lock:
-                info = self.client.publish(item.topic, item.payload, qos=1)
-                self._acks[info.mid] = acked
-            # paho keeps an unacknowledged QoS 1 message and resends it after a
-            # reconnect, so the same message is awaited, never published twice.
-            while not self._stop.is_set():
-                if acked.wait(POLL_SECONDS):
-                    self.outbox.remove(item.seq)
-                    logger.info("intent %s delivered", item.turn_id)
-                    break
+            if code.is_failure:
+                self.outbox.dead_letter(item.seq, REFUSED, reason_code=code.value, detail=str(code))
+                logger.warning(
+                    "the broker refused intent %s: %s (reason code 0x%02X); "
+                    "moved to the dead letters, not retried",
+                    item.turn_id,
+                    code,
+                    code.value,
+                )
+            else:
+                self.outbox.remove(item.seq)
+                logger.info("intent %s delivered", item.turn_id)
+            return
+
+    def _expire(self, item: Queued, now: float) -> None:
+        assert item.expires_at is not None  # item.expired(now) holds
+        self.outbox.dead_letter(item.seq, EXPIRED, detail="expired before it could be sent")
+        age = "unknown" if item.queued_at is None else f"{now - item.queued_at:.1f}s"
+        logger.warning(
+            "intent %s expired unsent (age %s, expired %.1fs ago); moved to the dead letters",
+            item.turn_id,
+            age,
+            now - item.expires_at,
+        )
 
     def _on_publish(
-        self, client: mqtt.Client, userdata: object, mid: int, rc: Any, props: object
+        self, client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode, props: object
     ) -> None:
-        with self._acks_lock:
-            acked = self._acks.pop(mid, None)
-        if acked is not None:
-            acked.set()
+        self._acks.received(mid, rc)

@@ -1,0 +1,73 @@
+"""A daemon's HubLink and outbox on the real broker, without the audio pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from konak.daemon.hublink import HubLink
+from konak.daemon.outbox import Outbox
+from konak.daemon.settings import DeviceSettings, HubSettings
+from konak.devtools.mosquitto import Mosquitto
+from konak.protocol import Intent, Message, Status
+
+TENANT, DEVICE = "acme", "kitchen-pi"
+
+
+class Clock:
+    """The wall clock shifted by ``offset`` seconds, which a test may change."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def hub_settings(broker: Mosquitto, username: str, password: str, queue_path: Path) -> HubSettings:
+    """The [hub] settings of a device logging in to ``broker``."""
+    return HubSettings(
+        host=broker.host,
+        port=broker.port,
+        username=username,
+        password=password,
+        reconnect_seconds=0.25,
+        queue_path=queue_path,
+    )
+
+
+def intent(turn_id: str, expires_at: float | None = None) -> Intent:
+    """A kitchen light intent of the test device."""
+    return Intent(
+        tenant=TENANT,
+        device=DEVICE,
+        turn_id=turn_id,
+        text="turn on the kitchen light",
+        intent="HassTurnOn",
+        slots={"name": "kitchen light"},
+        expires_at=expires_at,
+    )
+
+
+def online() -> Status:
+    """The test device's online status."""
+    return Status(tenant=TENANT, device=DEVICE, state="online")
+
+
+@contextmanager
+def running_link(
+    settings: HubSettings, outbox: Outbox, clock: Clock | None = None
+) -> Iterator[HubLink]:
+    """A started HubLink (replies and commands ignored), stopped afterwards."""
+    received: list[Message] = []
+    link = HubLink(
+        DeviceSettings(TENANT, DEVICE), settings, outbox, received.append, online,
+        clock=clock or Clock(),
+    )  # fmt: skip
+    link.start()
+    try:
+        yield link
+    finally:
+        link.stop()

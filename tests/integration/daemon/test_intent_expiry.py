@@ -1,0 +1,98 @@
+"""An intent past its expiry is never published: it becomes a dead letter, logged once, and
+the intents queued behind it are still sent."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from konak.daemon.outbox import Outbox
+from konak.devtools.mosquitto import AclRule, Mosquitto
+from konak.protocol import Intent, Kind, device_acl, subscription
+from tests.conftest import ProbeFactory
+
+from .hublinks import DEVICE, TENANT, Clock, hub_settings, intent, running_link
+
+pytestmark = pytest.mark.integration
+
+WAIT_SECONDS = 20.0
+
+
+def _expiry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "expired unsent" in r.getMessage()]
+
+
+def test_an_intent_queued_past_its_expiry_is_not_published_and_becomes_a_dead_letter(
+    broker: Mosquitto, mqtt_probe: ProbeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = mqtt_probe()
+    hub.subscribe(subscription(Kind.INTENT))
+    path = tmp_path / "queue.sqlite3"
+    queued_clock = Clock()
+    queued_clock.offset = -90.0  # queued a minute and a half ago, during an outage
+    with closing(Outbox(path, clock=queued_clock)) as outbox:
+        now = time.time()
+        stale, fresh = intent("t-stale-0001", now - 60), intent("t-fresh-0001", now + 600)
+        for queued in (stale, fresh):
+            outbox.put(queued.turn_id, queued.topic, queued.to_payload(), queued.expires_at)
+        settings = hub_settings(broker, broker.admin.username, broker.admin.password, path)
+        with (
+            caplog.at_level(logging.WARNING, "konak.daemon.hublink"),
+            running_link(settings, outbox),
+        ):
+            # The stale intent is first in the queue, so whatever arrives first shows
+            # whether it was published.
+            first = Intent.from_payload(hub.next(WAIT_SECONDS).payload)
+            assert outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
+        dead = outbox.dead_letters()
+        counts = (outbox.dead_letter_count(), outbox.expired_count())
+
+    assert first.turn_id == "t-fresh-0001"
+    assert [(d.turn_id, d.reason, d.reason_code, d.expires_at) for d in dead] == [
+        ("t-stale-0001", "expired", None, stale.expires_at)
+    ]
+    assert counts == (1, 1)
+    [warning] = _expiry_warnings(caplog)
+    assert warning.startswith("intent t-stale-0001 expired unsent (age 9")  # ~90 s old
+    assert "expired 60." in warning
+
+
+def test_an_intent_that_expires_while_the_broker_is_down_is_not_sent_when_it_returns(
+    broker: Mosquitto, mqtt_probe: ProbeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    acl = [AclRule(access, topic) for access, topic in device_acl(TENANT, DEVICE)]
+    login = broker.add_user(f"{TENANT}.{DEVICE}", acl=acl)
+    broker.kill()
+    path = tmp_path / "queue.sqlite3"
+    clock = Clock()
+    with (
+        closing(Outbox(path)) as outbox,
+        caplog.at_level(logging.WARNING, "konak.daemon.hublink"),
+        running_link(hub_settings(broker, login.username, login.password, path), outbox, clock),
+    ):
+        now = time.time()
+        short, long = intent("t-short-0001", now + 30), intent("t-long-00001", now + 3600)
+        for queued in (short, long):
+            outbox.put(queued.turn_id, queued.topic, queued.to_payload(), queued.expires_at)
+        clock.offset = 120.0  # the outage lasts two minutes, as far as the device can tell
+
+        # The broker returns without the device's login, so the hub's subscription is in
+        # place before the device can reconnect; then the login is restored.
+        broker.remove_user(login.username)
+        broker.start()
+        hub = mqtt_probe()
+        hub.subscribe(subscription(Kind.INTENT))
+        broker.add_user(login.username, login.password, acl=acl)
+        first = Intent.from_payload(hub.next(WAIT_SECONDS).payload)
+        assert outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
+        dead = [(d.turn_id, d.reason) for d in outbox.dead_letters()]
+
+    assert first.turn_id == "t-long-00001"
+    assert dead == [("t-short-0001", "expired")]
+    assert [w.split(" (")[0] for w in _expiry_warnings(caplog)] == [
+        "intent t-short-0001 expired unsent"
+    ]
