@@ -8,7 +8,9 @@ samples read from the source, so a stall never shifts the timeline.
 
 A source that is not live (a file read as fast as possible, a test feeding audio on
 cue) has no deadline to miss: the consumer pulls from it directly, and nothing can be
-dropped.
+dropped. A live source that delivers audio faster than real time (ALSA's ``file`` PCM
+over a ``null`` device, a pipe from a file) cannot be a microphone running on its own
+clock: when the ring is full the producer waits for room instead of dropping.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -25,7 +28,9 @@ from konak.daemon.audio import RATE_HZ, AudioChunk, AudioSource
 logger = logging.getLogger(__name__)
 
 RING_SECONDS: Final = 10.0  # how far the audio loop may fall behind before audio is dropped
-POLL_SECONDS: Final = 0.25  # the consumer wakes at least this often (watchdog, stop)
+POLL_SECONDS: Final = 0.25
+# How far ahead of the wall clock a microphone may deliver (its driver's buffering).
+MICROPHONE_SLACK_SECONDS: Final = 0.5  # the consumer wakes at least this often (watchdog, stop)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Capture:
         self._in_burst = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
 
     @property
     def stats(self) -> CaptureStats:
@@ -92,10 +98,24 @@ class Capture:
             self._thread = threading.Thread(target=self._produce, name="konak-capture", daemon=True)
             self._thread.start()
 
+    def _ahead_of_real_time(self) -> bool:
+        """Whether the source has delivered more audio than time has passed, by more than
+        the ring holds: it is not being paced by a clock of its own."""
+        heard = self._samples / RATE_HZ
+        slack = min(MICROPHONE_SLACK_SECONDS, self._capacity * 0.08 / 2)
+        return heard - (time.monotonic() - self._started) > slack
+
     def _produce(self) -> None:
+        self._started = time.monotonic()
         try:
             for chunk in self.source.chunks():
                 with self._cond:
+                    while (
+                        len(self._ring) >= self._capacity
+                        and not self._closed
+                        and self._ahead_of_real_time()
+                    ):
+                        self._cond.wait(POLL_SECONDS)
                     if self._closed:
                         break
                     if len(self._ring) >= self._capacity:
@@ -145,6 +165,8 @@ class Capture:
                 taken = self._ring.popleft() if self._ring else None
                 ended = self._ended and not self._ring
             if taken is not None:
+                with self._cond:
+                    self._cond.notify_all()  # room in the ring for a waiting producer
                 yield taken
             elif ended:
                 return

@@ -58,13 +58,17 @@ class _Item:
 
 class Speaker:
     """Plays utterances in order from one thread; ``busy`` is set from the moment one is
-    queued until all are played. Emits no events: the run (or the caller) does."""
+    queued until all are played, ``speaking`` while speech (not an earcon) is queued or
+    playing: the wake word is not listened for then, the device must not wake itself.
+    Emits no events: the run (or the caller) does."""
 
     def __init__(self, sink: AudioSink, tts: TtsEngine, *, earcons: bool) -> None:
         self.sink, self.tts, self.earcons = sink, tts, earcons
         self.busy = threading.Event()
+        self.speaking = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
+        self._speech = 0
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._lock = threading.Lock()
         self._pending = 0
@@ -89,6 +93,9 @@ class Speaker:
     def _put(self, playback: Playback, on_done: Callable[[Playback], None] | None) -> Playback:
         with self._lock:
             self._pending += 1
+            if playback.text is not None:
+                self._speech += 1
+                self.speaking.set()
             self.busy.set()
             self.idle.clear()
             generation = self._generation
@@ -127,6 +134,10 @@ class Speaker:
                 logger.exception("a playback callback failed")
         with self._lock:
             self._pending -= 1
+            if item.playback.text is not None:
+                self._speech -= 1
+                if self._speech == 0:
+                    self.speaking.clear()
             if self._pending == 0:
                 self.busy.clear()
                 self.idle.set()

@@ -101,11 +101,12 @@ class RunCancelled(Exception):
     """The run was interrupted (barge-in, the stop word, shutdown)."""
 
 
-class StageEnd(dict[str, Any]):
-    """What a stage reports in its ``-end`` event; ``at`` (the run's clock) backdates the
-    end to when it really happened (the endpoint, found earlier by the audio loop)."""
+@dataclass(eq=False)
+class OpenStage:
+    """A stage that has started and not yet ended."""
 
-    at: float | None = None
+    stage: Stage
+    started: float
 
 
 class PipelineRun:
@@ -126,6 +127,7 @@ class PipelineRun:
         self.cancelled = threading.Event()
         self.error: ErrorCode | None = None
         self._ended = False
+        self._open: list[OpenStage] = []
         self._lock = threading.Lock()
 
     def emit(self, type_: str, **data: Any) -> None:
@@ -136,34 +138,53 @@ class PipelineRun:
         """``run-start``."""
         self.emit("run-start", continued=self.continued)
 
+    def open_stage(self, stage: Stage, **data: Any) -> OpenStage:
+        """``<stage>-start`` now; the stage ends with :meth:`close_stage` (possibly on
+        another thread: the audio loop opens the listening stages, the worker closes STT)."""
+        self.emit(f"{stage}-start", **data)
+        opened = OpenStage(stage, self.clock())
+        with self._lock:
+            self._open.append(opened)
+        return opened
+
+    def close_stage(self, opened: OpenStage, *, at: float | None = None, **data: Any) -> None:
+        """``<stage>-end`` with ``data`` and the duration, once; ``at`` backdates the end."""
+        with self._lock:
+            if opened not in self._open:
+                return
+            self._open.remove(opened)
+        end = at if at is not None else self.clock()
+        duration_ms = round(max(0.0, end - opened.started) * 1000, 3)
+        self.bus.emit(
+            Event(f"{opened.stage}-end", self.turn_id, {**data, "duration_ms": duration_ms}, at=end)
+        )
+
     @contextmanager
-    def stage(self, stage: Stage, **data: Any) -> Iterator[StageEnd]:
+    def stage(self, stage: Stage, **data: Any) -> Iterator[dict[str, Any]]:
         """Run one stage: ``<stage>-start`` now, ``<stage>-end`` with what the block put
         into the yielded dict and its duration; an exception becomes a :class:`RunError`
         with the stage's code (after ``<stage>-end``, which carries the code too)."""
-        self.emit(f"{stage}-start", **data)
-        started = self.clock()
-        end = StageEnd()
+        with self.within(self.open_stage(stage, **data)) as end:
+            yield end
+
+    @contextmanager
+    def within(self, opened: OpenStage) -> Iterator[dict[str, Any]]:
+        """The body of an open stage; closes it as :meth:`stage` does."""
+        end: dict[str, Any] = {}
         try:
             yield end
         except RunCancelled:
-            self._end_stage(stage, started, end, interrupted=True)
+            self.close_stage(opened, **end, interrupted=True)
             raise
         except RunError as exc:
-            self._end_stage(stage, started, end, error=exc.code.value)
+            self.close_stage(opened, **end, error=exc.code.value)
             raise
         except Exception as exc:  # the stage boundary: any engine failure ends the turn
-            code = STAGE_ERRORS[stage]
-            logger.exception("turn %s: the %s stage failed", self.turn_id, stage.value)
-            self._end_stage(stage, started, end, error=code.value)
+            code = STAGE_ERRORS[opened.stage]
+            logger.exception("turn %s: the %s stage failed", self.turn_id, opened.stage.value)
+            self.close_stage(opened, **end, error=code.value)
             raise RunError(code, f"{type(exc).__name__}: {exc}") from exc
-        self._end_stage(stage, started, end)
-
-    def _end_stage(self, stage: Stage, started: float, end: StageEnd, **extra: Any) -> None:
-        at = end.at if end.at is not None else self.clock()
-        duration_ms = round(max(0.0, at - started) * 1000, 3)
-        data = {**end, **extra, "duration_ms": duration_ms}
-        self.bus.emit(Event(f"{stage}-end", self.turn_id, data, at=at))
+        self.close_stage(opened, **end)
 
     def fail(self, error: RunError) -> None:
         """The one ``error`` event of this run."""
@@ -174,11 +195,15 @@ class PipelineRun:
         self.emit("error", **data)
 
     def end(self, **data: Any) -> None:
-        """``run-end``, once; later calls do nothing."""
+        """``run-end``, once; later calls do nothing. A stage still open is closed first
+        (every ``-start`` has its ``-end``)."""
         with self._lock:
             if self._ended:
                 return
             self._ended = True
+            still_open = list(reversed(self._open))
+        for opened in still_open:
+            self.close_stage(opened, interrupted=True)
         self.emit("run-end", **data)
 
     @property
@@ -205,14 +230,17 @@ class Endpointed:
 class CommandAudio:
     """The command's audio, from the audio loop to the turn worker, as it is spoken."""
 
-    def __init__(self) -> None:
+    def __init__(self, stt: OpenStage | None = None) -> None:
         self._queue: queue.SimpleQueue[Samples | Endpointed] = queue.SimpleQueue()
         self.result: Endpointed | None = None
-        self.samples = 0
+        self.samples = 0  # taken by the worker so far
+        self.pushed = 0  # given by the audio loop so far
+        self.stt = stt  # the STT stage, opened by the audio loop
 
     def push(self, samples: Samples) -> None:
         """More command audio (audio loop)."""
         if samples.size:
+            self.pushed += samples.size
             self._queue.put(samples)
 
     def end(self, endpoint: Endpoint | None, audio_seconds: float) -> None:
@@ -283,21 +311,43 @@ class TurnOutcome:
         )
 
 
-def execute(
-    run: PipelineRun,
-    ctx: TurnContext,
-    command: CommandAudio,
-    wake: tuple[str, float] | None,
-) -> TurnOutcome:
-    """Walk one turn through its stages; always ends with exactly one ``run-end``."""
+def listen(run: PipelineRun, wake: tuple[str, float] | None) -> tuple[CommandAudio, OpenStage]:
+    """The start of a turn, on the audio loop: ``run-start``, the wake word, and the STT
+    and VAD stages opened; returns the command's audio channel and the VAD stage, which
+    the audio loop closes at the endpoint (:func:`endpoint`)."""
     run.start()
+    if wake is not None:
+        with run.stage(Stage.WAKE) as end:
+            end.update(word=wake[0], score=wake[1])
+    command = CommandAudio(run.open_stage(Stage.STT))
+    return command, run.open_stage(Stage.VAD)
+
+
+def endpoint(
+    run: PipelineRun,
+    command: CommandAudio,
+    vad: OpenStage,
+    found: Endpoint | None,
+    audio_seconds: float,
+    command_seconds: float,
+) -> None:
+    """The end of speech, on the audio loop: ``vad-end`` now (the earcon plays at once),
+    then the worker is told."""
+    run.close_stage(
+        vad,
+        endpoint=found.value if found else None,
+        command_seconds=round(command_seconds, 3),
+    )
+    command.end(found, audio_seconds)
+
+
+def execute(run: PipelineRun, ctx: TurnContext, command: CommandAudio) -> TurnOutcome:
+    """The rest of the turn, on its worker, after :func:`listen`: STT as the audio
+    arrives, then intent, hub or local skill, reply; always exactly one ``run-end``."""
     reply: Reply | None = None
     interrupted = False
     try:
         try:
-            if wake is not None:
-                with run.stage(Stage.WAKE) as end:
-                    end.update(word=wake[0], score=wake[1])
             transcript, endpointed = _transcribe(run, ctx, command)
             if not transcript.text:
                 raise RunError(ErrorCode.NOT_UNDERSTOOD)
@@ -339,19 +389,13 @@ def execute(
 def _transcribe(
     run: PipelineRun, ctx: TurnContext, command: CommandAudio
 ) -> tuple[Transcript, Endpointed]:
-    with run.stage(Stage.STT) as stt_end, ctx.stt_lock:
+    assert command.stt is not None  # opened by listen()
+    with run.within(command.stt) as stt_end, ctx.stt_lock:
         stream = ctx.stt.start()
-        with run.stage(Stage.VAD) as vad_end:
-            for samples in command:
-                stream.feed(samples)
-            result = command.result
-            assert result is not None  # the iterator ends only at an Endpointed
-            vad_end.update(
-                endpoint=result.endpoint.value if result.endpoint else None,
-                command_seconds=round(command.samples / 16_000, 3),
-            )
-            if run.clock is time.monotonic:
-                vad_end.at = result.found_at  # the endpoint's time, not when STT caught up
+        for samples in command:
+            stream.feed(samples)
+        result = command.result
+        assert result is not None  # the iterator ends only at an Endpointed
         if result.endpoint is None:
             raise RunCancelled
         transcript = stream.finish()

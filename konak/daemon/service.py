@@ -37,10 +37,13 @@ from konak.daemon.pipeline import (
     CommandAudio,
     Endpointed,
     HubPort,
+    OpenStage,
     PipelineRun,
     RunCancelled,
     TurnContext,
+    endpoint,
     execute,
+    listen,
 )
 from konak.daemon.settings import Settings, intent_expiry_seconds
 from konak.daemon.skills import LocalSkills
@@ -79,6 +82,7 @@ class _Listening:
 
     turn: _Turn
     command: CommandAudio
+    vad: OpenStage
     wake_at: int  # samples of pre-roll ahead of the command (0: no wake word)
     held: list[Samples]  # audio kept until the command's start is known
     start: int | None  # where the command starts, counted from the pre-roll's start
@@ -415,13 +419,11 @@ class Daemon:
             self._wakes[run.turn_id] = wake
         return turn
 
-    def _work(self, turn: _Turn, command: CommandAudio, wake: Detection | None) -> None:
+    def _work(self, turn: _Turn, command: CommandAudio) -> None:
         """The turn worker: one run, then tidy up."""
         run = turn.run
         try:
-            outcome = execute(
-                run, self._context(), command, (wake.word, wake.score) if wake else None
-            )
+            outcome = execute(run, self._context(), command)
         except Exception:  # the worker's supervisor: the daemon outlives any turn
             logger.exception("turn %s failed unexpectedly", run.turn_id)
             run.end()
@@ -448,7 +450,7 @@ class Daemon:
                 if listening is not None:
                     listening = self._listen(listening, chunk)
                     continue
-                playing = self.speaker.busy.is_set()
+                playing = self.speaker.speaking.is_set()
                 if playing and not self.settings.wake.barge_in:
                     suppressed = True
                     self._stop_word(chunk)
@@ -488,11 +490,11 @@ class Daemon:
         """The audio ended mid-command: a stop cancels the turn; the end of a file or
         stream is the end of speech."""
         if self._stop.is_set():
-            listening.command.end(None, 0.0)
+            self._endpoint(listening, None, 0.0)
             return
         self._release(listening, final=True)
         state = Endpoint.END if self.endpointer.speech_seen else Endpoint.NO_SPEECH
-        listening.command.end(state, self.capture.stats.chunks * CHUNK_SAMPLES / RATE_HZ)
+        self._endpoint(listening, state, self.capture.stats.chunks * CHUNK_SAMPLES / RATE_HZ)
 
     def _stop_word_name(self) -> str | None:
         stop = self.settings.wake.stop_word
@@ -510,7 +512,7 @@ class Daemon:
     def _begin(self, wake: Detection | None) -> _Listening:
         """Start a turn: its worker begins decoding as soon as the command's start is known."""
         turn = self._start_turn(wake)
-        command = CommandAudio()
+        command, vad = listen(turn.run, (wake.word, wake.score) if wake else None)
         self.endpointer.reset(skip_tail_seconds=WAKE_TAIL_SECONDS if wake is not None else 0.0)
         held: list[Samples] = []
         if wake is not None:
@@ -520,10 +522,10 @@ class Daemon:
                 self.endpointer.prime(samples)
         self._preroll.clear()
         wake_at = sum(s.size for s in held)
-        listening = _Listening(turn, command, wake_at, held, None if wake is not None else 0)
+        listening = _Listening(turn, command, vad, wake_at, held, None if wake is not None else 0)
         turn.thread = threading.Thread(
             target=self._work,
-            args=(turn, command, wake),
+            args=(turn, command),
             name=f"konak-turn-{turn.run.turn_id}",
             daemon=True,
         )
@@ -558,8 +560,13 @@ class Daemon:
         # The wake engine heard nothing while the command was spoken: start it afresh
         # so the features of the last wake word cannot fire again.
         self.detector.reset()
-        listening.command.end(state, chunk.start_seconds + chunk.samples.size / RATE_HZ)
+        self._endpoint(listening, state, chunk.start_seconds + chunk.samples.size / RATE_HZ)
         return None
+
+    def _endpoint(self, listening: _Listening, found: Endpoint | None, at: float) -> None:
+        held = sum(s.size for s in listening.held) - (listening.start or 0)
+        seconds = (listening.command.pushed + max(0, held)) / RATE_HZ
+        endpoint(listening.turn.run, listening.command, listening.vad, found, at, seconds)
 
     # ------------------------------------------------------------------ outside turns
     def _announce(self, text: str, turn_id: str) -> None:

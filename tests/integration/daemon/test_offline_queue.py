@@ -51,7 +51,8 @@ def _settings(  # type: ignore[no-untyped-def]
     login: Credentials | None = None,
 ):
     audio = {"source": "file", "source_path": str(source)} if source else {"source": "none"}
-    hub: dict[str, object] = {"reply_timeout_seconds": 600.0}
+    # An outage long enough to test: the intents must not expire while it lasts.
+    hub: dict[str, object] = {"reply_timeout_seconds": 600.0, "intent_expiry_seconds": 600.0}
     if login is not None:
         hub |= {"username": login.username, "password": login.password}
     raw = daemon_config(broker, tmp_path, models_dir, audio=audio, hub=hub)
