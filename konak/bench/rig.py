@@ -117,6 +117,8 @@ class PacedMic:
     recorded; silence when nothing is queued. ``feed`` returns the monotonic time at which
     each sample index of the fed audio is (will be) recorded."""
 
+    live = True  # paced by its own clock: the daemon captures it from a thread of its own
+
     def __init__(self) -> None:
         self._queue: queue.Queue[Samples] = queue.Queue()
         self._closed = threading.Event()
