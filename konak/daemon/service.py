@@ -52,6 +52,7 @@ from konak.daemon.subscribers import Earcons, EventLogger, Latencies, SystemdSta
 from konak.daemon.telemetry import DeviceFigures, TelemetryReporter
 from konak.daemon.vad import Endpoint, Endpointer, command_start_from_frames
 from konak.daemon.wake import Detection, WakeDetector
+from konak.daemon.warmup import warm_intents, warm_stt
 from konak.protocol import Cmd, Config, Intent, Message, Reply, Status
 
 logger = logging.getLogger(__name__)
@@ -652,6 +653,8 @@ class Daemon:
         with self._reload_lock:
             intents = build_intents(settings, sentences, slot_lists)
             stt = build_stt(settings, intents)
+            warm_intents(intents)
+            warm_stt(stt)
             self.engines = replace(self.engines, intents=intents, stt=stt)
             self.detector.thresholds = self._thresholds(settings)
             self.settings = replace(

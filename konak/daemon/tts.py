@@ -33,6 +33,8 @@ class PiperTts:
         opts.inter_op_num_threads = 1
         # The arena lets RSS grow to ~400 MB; off costs ~15% speed (MODELS.md note 5).
         opts.enable_cpu_mem_arena = memory_arena
+        # Every sentence has another input length: cached memory patterns do not pay.
+        opts.enable_mem_pattern = False
         try:
             config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
             session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])

@@ -32,6 +32,8 @@ class SileroVad:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
+        # Small fixed-shape models: the arena only holds memory they never reuse.
+        opts.enable_cpu_mem_arena = False
         try:
             self._session: Any = ort.InferenceSession(
                 str(path), opts, providers=["CPUExecutionProvider"]

@@ -51,6 +51,8 @@ def _session(path: Path, threads: int = 1) -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # Small fixed-shape models: the arena only holds memory they never reuse.
+    opts.enable_cpu_mem_arena = False
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors

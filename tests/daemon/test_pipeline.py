@@ -353,6 +353,9 @@ def test_a_reload_during_a_turn_lets_it_finish_with_the_old_engines_and_the_next
     new_stt = FakeStt("turn off the kitchen light")
     monkeypatch.setattr(service, "build_intents", lambda *args: FakeIntents())
     monkeypatch.setattr(service, "build_stt", lambda *args: new_stt)
+    warmed: list[object] = []
+    monkeypatch.setattr(service, "warm_stt", warmed.append)
+    monkeypatch.setattr(service, "warm_intents", warmed.append)
     hub = FakeHub(gated=True)
     old_stt = FakeStt("turn on the kitchen light")
     daemon, events, source = start(old_stt, hub)
@@ -370,6 +373,7 @@ def test_a_reload_during_a_turn_lets_it_finish_with_the_old_engines_and_the_next
     assert events.snapshot(second)[6:8] == heard("turn off the kitchen light")
     assert (len(old_stt.fed), len(new_stt.fed)) == (1, 1)
     assert daemon.engines.stt is new_stt
+    assert new_stt in warmed  # warmed before it was swapped in
 
 
 def test_earcons_acknowledge_the_end_of_speech_and_mark_an_error(
