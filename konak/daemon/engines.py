@@ -14,7 +14,7 @@ from konak.daemon.grammar import grammar_words, wake_prefixes
 from konak.daemon.intent import IntentRecognizer
 from konak.daemon.settings import Settings
 from konak.daemon.stt import PocketSphinxStt, SttEngine, VoskStt
-from konak.daemon.tts import PiperTts
+from konak.daemon.tts import PiperTts, ReplyCache, TtsEngine
 from konak.daemon.vad import SileroVad
 from konak.daemon.wake import OpenWakeWord
 from konak.errors import KonakError
@@ -48,7 +48,7 @@ class Engines:
     vad: SileroVad
     stt: SttEngine
     intents: IntentRecognizer
-    tts: PiperTts
+    tts: TtsEngine
     load_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -126,10 +126,12 @@ def load_engines(settings: Settings) -> Engines:
     times["stt"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    tts = PiperTts(
-        model_path(models, settings.tts.model, "tts.model"),
-        threads=settings.tts.threads,
-        memory_arena=settings.tts.memory_arena,
+    tts = ReplyCache(
+        PiperTts(
+            model_path(models, settings.tts.model, "tts.model"),
+            threads=settings.tts.threads,
+            memory_arena=settings.tts.memory_arena,
+        )
     )
     warmup.warm_tts(tts)
     times["tts"] = time.perf_counter() - start

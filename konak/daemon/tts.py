@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
 from konak.daemon.audio import Samples
 from konak.daemon.errors import EngineError
+
+REPLY_CACHE_BYTES: Final = 8 * 1024 * 1024  # about three minutes of 22.05 kHz speech
 
 
 class TtsEngine(Protocol):
@@ -62,3 +66,51 @@ class PiperTts:
         if not parts:
             return np.zeros(0, np.int16), 22_050
         return np.concatenate([p for p, _ in parts]), parts[0][1]
+
+
+class ReplyCache:
+    """A :class:`TtsEngine` that remembers what it said: replies repeat ("Turned on the
+    kitchen light."), and a cached reply starts playing at once instead of after piper's
+    70-150 ms. Least recently used texts are forgotten past ``max_bytes`` of audio."""
+
+    def __init__(self, voice: PiperTts, *, max_bytes: int = REPLY_CACHE_BYTES) -> None:
+        self.voice = voice
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._cache: collections.OrderedDict[str, list[tuple[Samples, int]]] = (
+            collections.OrderedDict()
+        )
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def sentences(self, text: str) -> Iterator[tuple[Samples, int]]:
+        """Each sentence's audio: from the cache, or synthesised (and then cached)."""
+        with self._lock:
+            cached = self._cache.get(text)
+            if cached is not None:
+                self._cache.move_to_end(text)
+                self.hits += 1
+        if cached is not None:
+            yield from cached
+            return
+        with self._lock:
+            self.misses += 1
+        parts: list[tuple[Samples, int]] = []
+        for samples, rate in self.voice.sentences(text):
+            parts.append((samples, rate))
+            yield samples, rate
+        self._remember(text, parts)
+
+    def _remember(self, text: str, parts: list[tuple[Samples, int]]) -> None:
+        size = sum(samples.nbytes for samples, _ in parts)
+        if size > self.max_bytes // 4:
+            return  # a long announcement would push out many short replies
+        with self._lock:
+            if text in self._cache:
+                return
+            self._cache[text] = parts
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._cache:
+                _, old = self._cache.popitem(last=False)
+                self._bytes -= sum(samples.nbytes for samples, _ in old)

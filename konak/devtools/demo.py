@@ -127,7 +127,7 @@ def _write_command(engines: Any, text: str, path: Path) -> float:
     parts = []
     for part in (1.0, "Hey Jarvis,", 0.3, f"{text}.", 2.5):
         if isinstance(part, str):
-            samples, rate = engines.tts.synthesize(part, deterministic=True)
+            samples, rate = engines.tts.voice.synthesize(part, deterministic=True)
             parts.append(resample(samples, rate, RATE_HZ))
         else:
             parts.append(np.zeros(round(part * RATE_HZ), np.int16))
