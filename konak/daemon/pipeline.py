@@ -235,6 +235,9 @@ class CommandAudio:
         self.result: Endpointed | None = None
         self.samples = 0  # taken by the worker so far
         self.pushed = 0  # given by the audio loop so far
+        # Set by the worker when the decoder's partial result is already a whole command:
+        # the audio loop may then end the command after a short pause.
+        self.complete = threading.Event()
         self.stt = stt  # the STT stage, opened by the audio loop
 
     def push(self, samples: Samples) -> None:
@@ -288,6 +291,7 @@ class TurnContext:
     hub: HubPort | None  # None: offline (``konak daemon transcribe``): nothing is sent
     speak: SpeakPort
     reply_timeout_seconds: float
+    quick_endpoint: bool = True  # end early when the partial result is a whole command
     stt_lock: threading.Lock = field(default_factory=threading.Lock)
     intent_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -330,14 +334,18 @@ def endpoint(
     found: Endpoint | None,
     audio_seconds: float,
     command_seconds: float,
+    *,
+    quick: bool = False,
 ) -> None:
     """The end of speech, on the audio loop: ``vad-end`` now (the earcon plays at once),
-    then the worker is told."""
-    run.close_stage(
-        vad,
-        endpoint=found.value if found else None,
-        command_seconds=round(command_seconds, 3),
-    )
+    then the worker is told. ``quick``: ended early because the command was complete."""
+    data: dict[str, Any] = {
+        "endpoint": found.value if found else None,
+        "command_seconds": round(command_seconds, 3),
+    }
+    if quick:
+        data["quick"] = True
+    run.close_stage(vad, **data)
     command.end(found, audio_seconds)
 
 
@@ -392,8 +400,10 @@ def _transcribe(
     assert command.stt is not None  # opened by listen()
     with run.within(command.stt) as stt_end, ctx.stt_lock:
         stream = ctx.stt.start()
+        watch = _CompletionWatch(ctx, stream, command)
         for samples in command:
             stream.feed(samples)
+            watch.check()
         result = command.result
         assert result is not None  # the iterator ends only at an Endpointed
         if result.endpoint is None:
@@ -403,6 +413,30 @@ def _transcribe(
         if result.endpoint is Endpoint.NO_SPEECH:
             raise RunError(ErrorCode.NO_SPEECH)
     return transcript, result
+
+
+class _CompletionWatch:
+    """Tells the audio loop when the decoder's partial result is a complete command."""
+
+    def __init__(self, ctx: TurnContext, stream: Any, command: CommandAudio) -> None:
+        self.ctx, self.command = ctx, command
+        self.partial: Callable[[], str] | None = (
+            getattr(stream, "partial", None) if ctx.quick_endpoint else None
+        )
+        self.last = ""
+
+    def check(self) -> None:
+        if self.partial is None or self.command.complete.is_set():
+            return
+        text = self.partial()
+        if not text or text == self.last:
+            return
+        self.last = text
+        with self.ctx.intent_lock:
+            complete = self.ctx.recognize(text) is not None
+        if complete:
+            logger.debug("partial %r is a complete command", text)
+            self.command.complete.set()
 
 
 def _ask_hub(

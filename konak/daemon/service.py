@@ -50,7 +50,12 @@ from konak.daemon.skills import LocalSkills
 from konak.daemon.stt import Transcript
 from konak.daemon.subscribers import Earcons, EventLogger, Latencies, SystemdStatus, WakePublisher
 from konak.daemon.telemetry import DeviceFigures, TelemetryReporter
-from konak.daemon.vad import Endpoint, Endpointer, command_start_from_frames
+from konak.daemon.vad import (
+    QUICK_END_SILENCE_SECONDS,
+    Endpoint,
+    Endpointer,
+    command_start_from_frames,
+)
 from konak.daemon.wake import Detection, WakeDetector
 from konak.daemon.warmup import warm_intents, warm_stt
 from konak.protocol import Cmd, Config, Intent, Message, Reply, Status
@@ -549,6 +554,8 @@ class Daemon:
             listening.held = []
 
     def _listen(self, listening: _Listening, chunk: AudioChunk) -> _Listening | None:
+        if listening.command.complete.is_set() and not self.endpointer.quick:
+            self.endpointer.quick_end(QUICK_END_SILENCE_SECONDS)
         state = self.endpointer.process(chunk.samples)
         if listening.start is None or listening.held:
             listening.held.append(chunk.samples)
@@ -567,7 +574,15 @@ class Daemon:
     def _endpoint(self, listening: _Listening, found: Endpoint | None, at: float) -> None:
         held = sum(s.size for s in listening.held) - (listening.start or 0)
         seconds = (listening.command.pushed + max(0, held)) / RATE_HZ
-        endpoint(listening.turn.run, listening.command, listening.vad, found, at, seconds)
+        endpoint(
+            listening.turn.run,
+            listening.command,
+            listening.vad,
+            found,
+            at,
+            seconds,
+            quick=found is Endpoint.END and self.endpointer.quick,
+        )
 
     # ------------------------------------------------------------------ outside turns
     def _announce(self, text: str, turn_id: str) -> None:

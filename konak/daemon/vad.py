@@ -12,6 +12,8 @@ from konak.daemon.audio import RATE_HZ, Samples
 from konak.daemon.errors import EngineError
 
 FRAME_SAMPLES: Final = 512
+# The pause that ends a command once the decoder's partial result is a complete command.
+QUICK_END_SILENCE_SECONDS: Final = 0.25
 CONTEXT_SAMPLES: Final = 64
 
 
@@ -98,6 +100,17 @@ class Endpointer:
         self._silence = 0.0
         self._speech_seen = False
         self._tail_left = skip_tail_seconds
+        self._end_silence = self.end_silence_seconds
+
+    def quick_end(self, silence_seconds: float) -> None:
+        """What was said so far is a complete command: end after ``silence_seconds`` of
+        silence instead of the configured pause (until the next reset)."""
+        self._end_silence = min(self.end_silence_seconds, silence_seconds)
+
+    @property
+    def quick(self) -> bool:
+        """Whether :meth:`quick_end` shortened the pause for this command."""
+        return self._end_silence < self.end_silence_seconds
 
     @property
     def speech_seen(self) -> bool:
@@ -131,7 +144,7 @@ class Endpointer:
                 self._silence = 0.0
             else:
                 self._silence += frame_seconds
-        if self._speech_seen and self._silence >= self.end_silence_seconds:
+        if self._speech_seen and self._silence >= self._end_silence:
             return Endpoint.END
         if self._elapsed >= self.max_command_seconds:
             return Endpoint.TOO_LONG if self._speech_seen else Endpoint.NO_SPEECH

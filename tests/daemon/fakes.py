@@ -72,10 +72,18 @@ class FakeStt:
     """Answers each command with the next scripted text (or exception); records what it
     was fed; ``feed_seconds`` makes it slower than real time."""
 
-    def __init__(self, *answers: str | Exception, feed_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        *answers: str | Exception,
+        feed_seconds: float = 0.0,
+        partial_after_seconds: float | None = None,
+    ) -> None:
         self.answers = list(answers)
         self.fed: list[int] = []  # samples per command
         self.feed_seconds = feed_seconds
+        # With it, partial() gives the whole answer once this much audio was fed.
+        self.partial_after_seconds = partial_after_seconds
+        self.partial_complete = threading.Event()  # partial() has given a whole command
 
     def start(self) -> _FakeStream:
         self.fed.append(0)
@@ -95,6 +103,16 @@ class _FakeStream:
         if self.stt.feed_seconds:
             time.sleep(self.stt.feed_seconds)  # simulated decoding work, not coordination
         self.stt.fed[-1] += samples.size
+
+    def partial(self) -> str:
+        after = self.stt.partial_after_seconds
+        if after is None or not self.stt.answers:
+            return ""
+        answer = self.stt.answers[0]
+        if self.stt.fed[-1] < after * RATE_HZ or isinstance(answer, Exception):
+            return "turn"  # not a command yet
+        self.stt.partial_complete.set()
+        return answer
 
     def finish(self) -> Transcript:
         answer = self.stt.answers.pop(0) if self.stt.answers else ""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from konak.daemon.service import Daemon
@@ -389,3 +390,30 @@ def test_earcons_acknowledge_the_end_of_speech_and_mark_an_error(
     ack, error = EARCONS["ack"].size, EARCONS["error"].size
     assert sink.played[:2] == [ack, error]
     assert len(sink.played) == 3  # then the apology, one sentence
+
+
+def test_a_complete_command_ends_after_a_short_pause_and_an_incomplete_one_waits(
+    start: Start, tmp_path: Path
+) -> None:
+    config = settings(tmp_path, vad={"end_silence_seconds": 0.7})
+    # The partial result is the whole command once 1.2 s were fed; before that, "turn".
+    stt = FakeStt(
+        "turn on the kitchen light", "turn on the kitchen light", partial_after_seconds=1.2
+    )
+    _daemon, events, source = start(stt, FakeHub(), config=config)
+    source.feed(command(speech_seconds=1.2, silence_seconds=0.0))
+    assert stt.partial_complete.wait(10)
+    source.feed(chunks(0, 1.0))
+    events.wait_ends(1)
+    source.feed(chunks(0, 1.0))
+    # A comma pause of 0.4 s before the command is complete does not end it.
+    source.feed(np.concatenate([chunks(3000, 0.16), chunks(0, 0.24), chunks(1000, 0.4)]))
+    source.feed(np.concatenate([chunks(0, 0.4), chunks(1000, 0.8), chunks(0, 1.0)]))
+    events.wait_ends(2)
+    quick, paused = (
+        next(e.data for e in events.events if e.type == "vad-end" and e.turn_id == turn)
+        for turn in events.turns()
+    )
+    assert quick["quick"] is True
+    assert quick["command_seconds"] < 1.9  # 0.24 + 1.2 s + about 0.3 s of pause
+    assert paused["command_seconds"] > 2.0  # both parts of the command, not cut at the pause
