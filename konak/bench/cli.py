@@ -42,6 +42,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip", action="append", default=[], choices=SECTIONS, help="skip a section"
     )
+    parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="instead of the benchmarks: paced speech into the daemon for --minutes; "
+        "writes soak.json and soak.md (fails on dropped audio or a turn without run-end)",
+    )
+    parser.add_argument(
+        "--minutes", type=_positive_float, default=30.0, help="soak audio (default 30)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -49,6 +58,16 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
     return value
 
 
@@ -79,7 +98,11 @@ def _models(quick: bool) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the selected sections and write the results."""
+    """Run the selected sections and write the results (or run the soak)."""
+    if args.soak:
+        from konak.bench.soak import main as soak
+
+        return soak(args.minutes * 60, args.out)
     from konak.bench.footprint import cold_start, idle_cost
     from konak.bench.stages import run_stages
     from konak.bench.turns import run_in_child
