@@ -20,7 +20,7 @@ APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-c
 	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup apt venv npm models test test-fast lint format run bench bench-quick eval clean
+.PHONY: help setup apt venv npm models test test-fast lint format run bench bench-quick soak eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -79,6 +79,10 @@ bench: venv  ## measure models and the hub at scale; writes bench/results.json a
 
 bench-quick: venv  ## a smoke run of the benchmarks (under 2 minutes)
 	$(BIN)/konak bench --quick --out bench/quick
+
+SOAK_MINUTES ?= 30
+soak: venv  ## paced speech into the real daemon (SOAK_MINUTES, default 30); writes bench/soak.*
+	$(BIN)/konak bench --soak --minutes $(SOAK_MINUTES) --out bench
 
 eval: venv  ## recognition across espeak-ng voices; writes bench/eval.json and .md
 	$(BIN)/python -m konak.bench.eval --out bench
