@@ -108,13 +108,20 @@ class Evaluator:
         self.engines = load_engines(settings)
         self.prefixes = wake_prefixes([word_name(w.model) for w in settings.wake.words])
 
+    def new_speaker(self) -> None:
+        """A fresh STT decoder (pocketsphinx adapts its cepstral mean from one command to
+        the next), so a voice's figures do not depend on the voice heard before it."""
+        from konak.daemon.engines import build_stt
+
+        self.engines = replace(self.engines, stt=build_stt(self.settings, self.engines.intents))
+
     def hear(self, voice: Voice, case: Case, path: Path) -> Heard:
         """Run the daemon over one utterance's file and judge what it did."""
         from konak.daemon.audio import FileSource, NullSink
         from konak.daemon.grammar import strip_prefix
         from konak.daemon.service import Daemon
 
-        stt = RecordingStt(self.engines.stt)
+        stt, hub = RecordingStt(self.engines.stt), RecordingHub()
         engines = replace(self.engines, stt=stt)
         engines.wake.reset()
         daemon = Daemon(
@@ -123,7 +130,7 @@ class Evaluator:
             FileSource(path, realtime=self.realtime),
             NullSink(),
             offline=True,
-            hub_port=RecordingHub(),
+            hub_port=hub,
         )
         events: list[Event] = []
         daemon.bus.subscribe(events.append)
@@ -138,6 +145,7 @@ class Evaluator:
         heard = Heard(voice.label, case.kind.value, case.text, case.intent, dict(case.slots))
         heard.seconds = round(time.monotonic() - started, 2)
         read_events(heard, events)
+        heard.hub_intents = [i.intent for i in hub.sent]
         if stt.transcripts:
             first = stt.transcripts[0]
             heard.candidate = strip_prefix(first.candidate or first.text, self.prefixes)
@@ -155,6 +163,33 @@ class Evaluator:
                 raise EvalError(f"{path}: not heard within {UTTERANCE_TIMEOUT_SECONDS:.0f}s")
         if not daemon.wait_idle(max(0.0, deadline - time.monotonic())):
             raise EvalError(f"{path}: a turn did not end within {UTTERANCE_TIMEOUT_SECONDS:.0f}s")
+
+
+def _revision() -> str | None:
+    """The work tree's commit (with ``+dirty`` when the daemon has local changes)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "konak/daemon"],  # noqa: S607
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def eval_settings(work: Path, models: Path) -> Settings:
@@ -180,15 +215,20 @@ def evaluate(
     work: Path,
     realtime: bool = False,
     progress: Callable[[Heard], None] | None = None,
+    voice_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Speak every case with every voice through the daemon; the results as a dict."""
     synth = Synthesizer(cache)
     started = time.perf_counter()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    machine_facts = machine()
     settings = eval_settings(work, models)
     evaluator = Evaluator(settings, realtime=realtime)
     heard: list[Heard] = []
     per_voice = []
     for voice in voices:
+        voice_started = time.perf_counter()
+        evaluator.new_speaker()
         mine = []
         for case in cases:
             h = evaluator.hear(voice, case, synth.path(voice, case))
@@ -196,13 +236,19 @@ def evaluate(
             if progress is not None:
                 progress(h)
         heard += mine
-        per_voice.append(
-            {"voice": voice.label, "description": voice.description, **summarize(mine)}
-        )
-        logger.info("%s done: %d utterances", voice.label, len(mine))
+        summary = {
+            "voice": voice.label,
+            "description": voice.description,
+            **summarize(mine),
+            "seconds": round(time.perf_counter() - voice_started, 1),
+        }
+        per_voice.append(summary)
+        if voice_done is not None:
+            voice_done(summary)
     return {
-        "machine": machine(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_facts,
+        "started_at": started_at,
+        "revision": _revision(),
         "settings": {
             "realtime": realtime,
             "wake_words": [w.model for w in settings.wake.words],
@@ -299,6 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             print(_describe(h), flush=True)
 
+    def voice_done(s: dict[str, Any]) -> None:
+        print(
+            f"{s['voice']}: {s['right']} of {s['commands']} commands right, "
+            f"{s['false_accepts']} false accepts, {s['false_rejects']} false rejects "
+            f"({s['seconds']} s)",
+            flush=True,
+        )
+
     try:
         with tempfile.TemporaryDirectory(prefix="konak-eval-") as work:
             results = evaluate(
@@ -309,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 work=Path(work),
                 realtime=args.realtime,
                 progress=progress,
+                voice_done=voice_done,
             )
     except KonakError as exc:
         print(f"konak eval: {exc.message} [{exc.code}]", file=sys.stderr)

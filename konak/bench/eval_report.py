@@ -136,7 +136,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{st['end_silence_seconds']} s; intents {', '.join(st['intents'])}; names "
         f"{', '.join(st['slot_lists']['name'])}; areas {', '.join(st['slot_lists']['area'])}.",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python "
+        f"Revision {results.get('revision') or 'unknown'}. Machine: {m['cpu']}, "
+        f"{m['cores']} cores, {m['memory_gib']} GiB, Python "
         f"{m['python']}; load average at start {m['load_average']}.",
         "",
         "## Per voice",

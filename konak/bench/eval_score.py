@@ -46,6 +46,7 @@ class Heard:
     intent: str | None = None
     slots: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    hub_intents: list[str | None] = field(default_factory=list)  # what reached the hub port
     latency_ms: float | None = None  # endpoint found -> transcript
     seconds: float = 0.0  # wall time of the whole run
     verdict: str = ""
