@@ -359,12 +359,14 @@ def execute(run: PipelineRun, ctx: TurnContext, command: CommandAudio) -> TurnOu
             transcript, endpointed = _transcribe(run, ctx, command)
             if not transcript.text:
                 raise RunError(ErrorCode.NOT_UNDERSTOOD)
+            _go_on(run)
             with run.stage(Stage.INTENT, text=transcript.text) as end, ctx.intent_lock:
                 recognized = ctx.recognize(transcript.text)
                 end.update(
                     intent=recognized.name if recognized else None,
                     slots=dict(recognized.slots) if recognized else {},
                 )
+            _go_on(run)
             if recognized is not None and ctx.is_local(recognized.name):
                 with run.stage(Stage.HUB, local=True) as end:
                     answer = ctx.answer_locally(recognized.name, dict(recognized.slots))
@@ -392,6 +394,12 @@ def execute(run: PipelineRun, ctx: TurnContext, command: CommandAudio) -> TurnOu
         else:
             run.end()
     return TurnOutcome(reply=reply, error=run.error, interrupted=interrupted)
+
+
+def _go_on(run: PipelineRun) -> None:
+    """Between stages: a cancelled run (barge-in, stop word, shutdown) goes no further."""
+    if run.cancelled.is_set():
+        raise RunCancelled
 
 
 def _transcribe(
@@ -464,6 +472,7 @@ def _ask_hub(
 
 
 def _speak(run: PipelineRun, ctx: TurnContext, text: str) -> None:
+    _go_on(run)
     with run.stage(Stage.TTS, text=text) as end:
         sentences, interrupted, error = ctx.speak(text, run.cancelled)
         end.update(text=text, sentences=sentences, interrupted=interrupted)

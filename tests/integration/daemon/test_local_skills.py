@@ -9,23 +9,22 @@ import pytest
 from konak.daemon.settings import parse
 from konak.devtools.mosquitto import Mosquitto
 
-from .conftest import RunningDaemon, daemon_config
+from .conftest import FedSource, RunningDaemon, daemon_config
 
 pytestmark = pytest.mark.integration
 
 
 def test_time_and_a_timer_are_answered_on_the_device_while_the_broker_is_down(
-    broker: Mosquitto, run_daemon: RunningDaemon, wav, tmp_path: Path, models_dir: Path
+    broker: Mosquitto, run_daemon: RunningDaemon, speech, tmp_path: Path, models_dir: Path
 ) -> None:
     broker.kill()
-    source = wav(
-        1.0, "Hey Jarvis,", 0.3, "what time is it?", 2.5,
-        "Hey Jarvis,", 0.3, "set a timer for three seconds.", 2.5,
-    )  # fmt: skip
-    # Paced like a microphone, so the first answer is over before the second command.
-    audio = {"source": "file", "source_path": str(source), "realtime": True}
-    raw = daemon_config(broker, tmp_path, models_dir, audio=audio)
-    daemon, log = run_daemon(parse(raw, base_dir=tmp_path, default_models_dir=models_dir))
+    raw = daemon_config(broker, tmp_path, models_dir)
+    mic = FedSource()
+    daemon, log = run_daemon(parse(raw, base_dir=tmp_path, default_models_dir=models_dir), mic)
+    mic.feed(speech(1.0, "Hey Jarvis,", 0.3, "what time is it?", 2.5))
+    log.wait_for(lambda e: e.type == "tts-end")
+    mic.feed(speech(0.5))  # the loop notices that playback ended
+    mic.feed(speech(0.5, "Hey Jarvis,", 0.3, "set a timer for three seconds.", 2.5))
     done = log.wait_for(lambda e: e.type == "tts-end" and e.data["text"] == "Your timer is done.")
     intents = [e.data["intent"] for e in log.events if e.type == "intent-end"]
     assert intents == ["HassGetCurrentTime", "HassStartTimer"]
@@ -34,3 +33,4 @@ def test_time_and_a_timer_are_answered_on_the_device_while_the_broker_is_down(
     assert spoken[1:] == ["Timer set for 3 seconds.", "Your timer is done."]
     assert done.turn_id == "timer"
     assert len(daemon.outbox) == 0  # nothing waited for the hub
+    assert [e.data["outcome"] for e in log.events if e.type == "hub-end"] == ["local", "local"]
