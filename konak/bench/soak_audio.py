@@ -161,6 +161,11 @@ class LoopingSource:
         """The line of the ``clip_no``-th clip played."""
         return self.clips[self.playlist[clip_no]].line
 
+    def clip_seconds_in(self, clip_no: int) -> float:
+        """When the ``clip_no``-th clip started, in seconds since the first one."""
+        with self._lock:
+            return self._starts[clip_no] - self._starts[0]
+
     @property
     def clips_played(self) -> int:
         """How many clips have started."""

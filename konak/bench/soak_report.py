@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 RSS_AFTER_TURNS: Final = 10
 SERIES_EVERY_TURNS: Final = 10
+MISSED_LISTED: Final = 20  # lines without a turn, listed by time
 
 
 def slope_per_100_turns(samples: Sequence[tuple[int, float]]) -> float | None:
@@ -116,6 +117,11 @@ def build(
             "duplicate_run_end": tracker.duplicate_run_end,
             "before_the_first_line": sum(1 for t in tracker.turns.values() if t.clip is None),
             "lines_without_turn": played - len(heard),
+            "lines_without_turn_first": [
+                {"line": source.line_of(n).label, "at_seconds": round(source.clip_seconds_in(n), 2)}
+                for n in range(played)
+                if n not in heard
+            ][:MISSED_LISTED],
             "by_outcome": dict(Counter(t.outcome for t in ordered).most_common()),
             "duration": percentiles_ms(durations),
             "duration_p50_first_half_ms": percentiles_ms(durations[:half]).get("p50_ms"),
@@ -194,6 +200,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {line['line']} | {line['expected']} | {line['played']} | {line['turns']} "
             f"| {line['as_expected']} | {outcomes} |"
         )
+    missed = t["lines_without_turn_first"]
+    if missed:
+        lines += ["", "Lines without a turn (seconds after the first line):", ""]
+        lines += [f"- {m['at_seconds']} s: {m['line']}" for m in missed]
     if report["log"]["first"]:
         lines += ["", "First log lines at warning or above:", ""]
         lines += [f"    {text}" for text in report["log"]["first"]]

@@ -158,3 +158,30 @@ def test_a_short_soak_ends_every_turn_drops_no_audio_and_writes_its_report(
     assert rss["turns_at_end"] == turns["ended"]
     assert "**Passed**" in (tmp_path / "soak.md").read_text()
     assert len(list((tmp_path / ".cache").glob("soak-*.wav"))) == 5
+
+
+def test_a_line_that_started_no_turn_is_listed_with_when_it_was_played() -> None:
+    source = _source()
+    chunks = source.chunks()
+    next(chunks)
+    tracker = Tracker(source)
+    tracker.add(Event("run-start", "a", at=time.monotonic()))
+    tracker.add(Event("run-end", "a", at=time.monotonic()))
+    for _ in range(2):
+        next(chunks)
+    source.close()
+    report = build(
+        source=source,
+        tracker=tracker,
+        open_turns=[],
+        capture=CaptureStats(chunks=3, dropped_chunks=0, overflow_bursts=0, source_overflows=0),
+        rss=_rss(),
+        **_facts(),
+    )
+    assert report["passed"]
+    assert report["turns"]["lines_without_turn"] == 1
+    assert report["turns"]["lines_without_turn_first"] == [
+        {"line": "Hey Jarvis, line 2", "at_seconds": pytest.approx(0.16, abs=0.01)}
+    ]
+    assert report["lines"][0]["turns"] == 1
+    assert "- 0.16 s: Hey Jarvis, line 2" in render_markdown(report)
