@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import logging
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -149,6 +150,8 @@ class _HubPort:
         self.daemon, self.outbox = daemon, outbox
 
     def send(self, intent: Intent) -> None:
+        if self.daemon.stopping:
+            raise RunCancelled  # the outbox is closing: the turn ends with the daemon
         self.daemon.replies.expect(intent.turn_id)
         self.outbox.put(intent.turn_id, intent.topic, intent.to_payload(), intent.expires_at)
         self.daemon._handed_off(intent.turn_id)
@@ -157,7 +160,12 @@ class _HubPort:
         return self.daemon.replies.wait(turn_id, timeout, cancelled)
 
     def queued(self) -> int:
-        return len(self.outbox)
+        if self.daemon.stopping:
+            return 0
+        try:
+            return len(self.outbox)
+        except sqlite3.Error:  # closed under a turn that outlived the shutdown's wait
+            return 0
 
 
 class Daemon:
@@ -241,6 +249,11 @@ class Daemon:
         return thresholds
 
     # ------------------------------------------------------------------ lifecycle
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
     @property
     def state(self) -> str:
         """What the daemon is doing now (as in systemd's ``STATUS=``)."""
