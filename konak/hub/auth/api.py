@@ -202,7 +202,7 @@ def _audit_query(request: web.Request, tenant: str) -> AuditQuery:
             limit=int(q.get("limit", "100")),
         )
     except ValueError as exc:
-        raise ApiError("since/until must be numbers, before_id/limit integers") from exc
+        raise ApiError("since/until must be numbers, before_id/limit 64-bit integers") from exc
 
 
 @declare(Action.AUDIT_READ)

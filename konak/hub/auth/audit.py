@@ -12,6 +12,7 @@ from typing import Any, Final
 
 PLATFORM_TENANT: Final = ""  # platform events (tenant creation, failed logins of unknown users)
 MAX_PAGE: Final = 500
+SQLITE_INTEGER_MAX: Final = 2**63 - 1  # a larger bound parameter raises OverflowError
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,12 @@ class AuditQuery:
     until: float | None = None
     before_id: int | None = None
     limit: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("before_id", "limit"):
+            value = getattr(self, name)
+            if value is not None and abs(value) > SQLITE_INTEGER_MAX:
+                raise ValueError(f"{name} out of range: {value}")
 
 
 class AuditLog:

@@ -272,11 +272,19 @@ async def test_the_audit_log_filters_pages_and_exports_json_lines_of_one_tenant(
     assert {line["tenant_id"] for line in lines} == {"acme"}
 
 
+@pytest.mark.parametrize("path", ["/api/tenants/acme/audit", "/api/tenants/acme/audit.jsonl"])
 @pytest.mark.parametrize(
-    "params", [{"limit": "many"}, {"since": "yesterday"}, {"before_id": "1.5"}]
+    "params",
+    [
+        {"limit": "many"},
+        {"since": "yesterday"},
+        {"before_id": "1.5"},
+        {"before_id": str(2**63)},
+        {"limit": str(-(2**64))},
+    ],
 )
-async def test_bad_audit_filters_get_a_clear_error(api: Api, params: dict[str, str]) -> None:
-    resp = await api.client.get(
-        "/api/tenants/acme/audit", params=params, headers=await api.token("admin@acme.test")
-    )
+async def test_bad_audit_filters_get_a_clear_error(
+    api: Api, path: str, params: dict[str, str]
+) -> None:
+    resp = await api.client.get(path, params=params, headers=await api.token("admin@acme.test"))
     assert resp.status == 400
