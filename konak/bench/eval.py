@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from konak.bench.eval_corpus import (
     DEFAULT_VOICES,
@@ -42,6 +42,9 @@ from konak.daemon.settings import Settings
 from konak.daemon.stt import SttEngine, SttStream, Transcript, transcribe_whole
 from konak.errors import KonakError
 from konak.protocol import Intent, Reply
+
+if TYPE_CHECKING:
+    from konak.daemon.service import Daemon
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +73,15 @@ class RecordingHub:
 
 class RecordingStt:
     """The daemon's STT engine, unchanged, keeping each transcript (the grammar's
-    hypothesis and the agreement score are not in the run's events)."""
+    hypothesis and the agreement score are not in the run's events). Everything else
+    (a stream's ``partial`` for the grammar-aware endpoint, ...) is the engine's own."""
 
     def __init__(self, inner: SttEngine) -> None:
         self.inner = inner
         self.transcripts: list[Transcript] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     def start(self) -> SttStream:
         return _RecordingStream(self, self.inner.start())
@@ -86,6 +93,9 @@ class RecordingStt:
 class _RecordingStream:
     def __init__(self, stt: RecordingStt, inner: SttStream) -> None:
         self.stt, self.inner = stt, inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     def feed(self, samples: Samples) -> None:
         self.inner.feed(samples)
@@ -154,7 +164,7 @@ class Evaluator:
         return heard
 
     @staticmethod
-    def _wait(daemon: Any, path: Path) -> None:
+    def _wait(daemon: Daemon, path: Path) -> None:
         deadline = time.monotonic() + UTTERANCE_TIMEOUT_SECONDS
         while not daemon.source_done.wait(POLL_SECONDS):
             if daemon.stopped.is_set():

@@ -9,6 +9,7 @@ CAUSE_COLUMNS: Final = {
     "no_wake": "wake missed",
     "no_speech": "no speech",
     "cut_start": "cut at the start",
+    "cut_end": "cut at the end",
     "empty": "empty transcript",
     "right_words_rejected": "right words rejected",
     "wrong_words_rejected": "wrong words rejected",
@@ -48,14 +49,20 @@ def _per_voice(results: dict[str, Any]) -> list[str]:
 
 def _causes(results: dict[str, Any]) -> list[str]:
     rows = [
-        "| voice | " + " | ".join(CAUSE_COLUMNS.values()) + " |",
-        "|---|" + "---|" * len(CAUSE_COLUMNS),
+        "| voice | " + " | ".join(CAUSE_COLUMNS.values()) + " | quick endpoints (all runs) |",
+        "|---|" + "---|" * (len(CAUSE_COLUMNS) + 1),
     ]
     for name, s in [(f"`{v['voice']}`", v) for v in results["voices"]] + [
         ("**total**", results["totals"])
     ]:
-        rows.append(f"| {name} | " + " | ".join(str(s["causes"][c]) for c in CAUSE_COLUMNS) + " |")
-    rows += ["", *(f"- *{CAUSE_COLUMNS[k]}*: {text}." for k, text in results["causes"].items())]
+        causes = " | ".join(str(s["causes"][c]) for c in CAUSE_COLUMNS)
+        rows.append(f"| {name} | {causes} | {s.get('quick_endpoints', '')} |")
+    rows += [
+        "",
+        *(f"- *{CAUSE_COLUMNS[k]}*: {text}." for k, text in results["causes"].items()),
+        "- *quick endpoints*: runs ended by the grammar-aware endpoint (the partial result was "
+        "a whole command, then a short pause), of any kind of utterance.",
+    ]
     return rows
 
 

@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from konak.bench.eval_corpus import Case, Kind
+from konak.bench.eval_corpus import SLOT_LISTS, Case, Kind
 from konak.bench.stats import percentiles_ms
 from konak.daemon.events import Event
 from konak.daemon.intent import Recognized
 
+LIGHT_WORDS: Final = frozenset({"light", "lights", "lamp"})
 # Verdicts: right / wrong / missed (commands), rejected / accepted (unknown speech),
 # silent / woke / accepted (no wake word). ``accepted`` and ``wrong`` are false accepts.
 OK_VERDICTS: Final = {Kind.COMMAND: "right", Kind.UNKNOWN: "rejected", Kind.NO_WAKE: "silent"}
@@ -20,6 +21,8 @@ CAUSES: Final = {
     "no_wake": "wake word not detected",
     "no_speech": "no speech found after the wake word",
     "cut_start": "command cut at the start (the words heard begin inside the command)",
+    "cut_end": "command cut at the end (the words heard stop inside the command: an early "
+    "endpoint, or the search dropped the last words)",
     "empty": "empty transcript (the grammar search found nothing)",
     "right_words_rejected": "right words, rejected by the open-model agreement check",
     "wrong_words_rejected": "wrong words, rejected by the open-model agreement check",
@@ -38,7 +41,7 @@ class Heard:
     expected_slots: dict[str, Any]
     runs: int = 0
     wake_score: float | None = None
-    endpoint: str | None = None
+    endpoint: str | None = None  # "end", "quick" (a whole command and a short pause), ...
     command_seconds: float | None = None
     transcript: str | None = None  # what the turn accepted ("" rejected, None no STT)
     candidate: str | None = None  # the grammar's hypothesis, wake words left out
@@ -57,8 +60,20 @@ def _words(text: str) -> list[str]:
     return [w.strip(",.?!") for w in text.lower().split() if w.strip(",.?!")]
 
 
+def _targets(slots: dict[str, Any]) -> dict[str, Any]:
+    """``slots`` with the area a light's name stands for: the kitchen light is the light
+    in the kitchen (hassil gives ``name`` for one wording and ``area`` for the other)."""
+    name = slots.get("name")
+    if isinstance(name, str) and " " in name:
+        area, last = name.rsplit(" ", 1)
+        if last in LIGHT_WORDS and area in SLOT_LISTS["area"]:
+            return {"area": area, **slots}
+    return slots
+
+
 def _matches(case: Case, intent: str | None, slots: dict[str, Any]) -> bool:
-    return intent == case.intent and all(slots.get(k) == v for k, v in case.slots.items())
+    targets = _targets(slots)
+    return intent == case.intent and all(targets.get(k) == v for k, v in case.slots.items())
 
 
 def _cut_at_start(expected: list[str], candidate: list[str]) -> bool:
@@ -90,6 +105,8 @@ def judge(heard: Heard, case: Case, recognize: Callable[[str], Recognized | None
         heard.cause = "no_speech"
     elif _cut_at_start(expected, candidate):
         heard.cause = "cut_start"
+    elif 0 < len(candidate) < len(expected) and expected[: len(candidate)] == candidate:
+        heard.cause = "cut_end"
     elif heard.transcript:
         heard.cause = "wrong_words"
     elif not candidate:
@@ -111,7 +128,8 @@ def read_events(heard: Heard, events: Sequence[Event]) -> None:
         if e.type == "wake-end":
             heard.wake_score = round(float(e.data["score"]), 3)
         elif e.type == "vad-end":
-            heard.endpoint = e.data.get("endpoint")
+            quick = e.data.get("quick") and e.data.get("endpoint") == "end"
+            heard.endpoint = "quick" if quick else e.data.get("endpoint")
             heard.command_seconds = e.data.get("command_seconds")
             at["vad"] = e.at
         elif e.type == "stt-end" and "error" not in e.data:
@@ -159,6 +177,7 @@ def summarize(heard: Sequence[Heard]) -> dict[str, Any]:
         "no_action_without_wake": no_wake.get("accepted", 0) == 0,
         "wake_missed": sum(1 for h in wake_spoken if not h.runs),
         "wake_spoken": len(wake_spoken),
+        "quick_endpoints": sum(1 for h in heard if h.endpoint == "quick"),
         "causes": causes,
         "endpoint_to_transcript": percentiles_ms(latencies),
     }

@@ -149,12 +149,26 @@ def test_a_command_with_the_wrong_slot_is_a_wrong_intent() -> None:
     assert (heard.verdict, heard.cause) == ("wrong", "wrong_words")
 
 
+def test_a_light_named_after_its_area_is_the_light_in_that_area() -> None:
+    heard = _heard(
+        COMMANDS[0],
+        _events(
+            RUN,
+            VAD,
+            ("stt-end", {"text": "the kitchen light", "rejected": False}, 4.0),
+            ("intent-end", {"intent": "HassTurnOn", "slots": {"name": "kitchen light"}}, 4.1),
+        ),
+    )
+    assert heard.verdict == "right"
+
+
 @pytest.mark.parametrize(
     ("events", "candidate", "cause"),
     [
         ([], None, "no_wake"),
         ([RUN, VAD, REJECTED, ("error", {"code": "no_speech"}, 4.3)], "", "no_speech"),
         ([RUN, VAD, REJECTED, NOT_UNDERSTOOD], "the kitchen light", "cut_start"),
+        ([RUN, VAD, REJECTED, NOT_UNDERSTOOD], "turn on the kitchen", "cut_end"),
         ([RUN, VAD, REJECTED, NOT_UNDERSTOOD], "", "empty"),
         ([RUN, VAD, REJECTED, NOT_UNDERSTOOD], "turn on the kitchen light", "right_words_rejected"),
         ([RUN, VAD, REJECTED, NOT_UNDERSTOOD], "start our kitchen light", "wrong_words_rejected"),
