@@ -51,7 +51,7 @@ def test_the_looping_source_plays_whole_clips_in_turn_then_silence_in_real_time(
     source.close()
     assert [int(c.samples[0]) for c in got] == [1, 1, 2, 2, 1, 1, 0]
     assert [c.start_seconds for c in got] == pytest.approx([i * 0.08 for i in range(7)])
-    assert took == pytest.approx(7 * 0.08, abs=0.05)  # paced, not as fast as possible
+    assert 7 * 0.08 - 0.01 <= took < 7 * 0.08 + 0.5  # paced: never early, late only if starved
     assert source.script_done.is_set()
     assert source.clips_played == 3
     assert source.line_of(2) == source.clips[0].line
