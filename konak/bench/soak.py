@@ -20,7 +20,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from konak.bench.rig import DEVICE, LIGHTS, TENANT, daemon_settings, models_dir
 from konak.bench.soak_audio import (
@@ -34,6 +34,9 @@ from konak.bench.soak_audio import (
 from konak.bench.soak_report import RSS_AFTER_TURNS, build, render_markdown
 from konak.bench.stats import machine
 from konak.daemon.events import Event
+
+if TYPE_CHECKING:
+    from konak.daemon.service import Daemon
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ class _Watch:
 
 
 def _observe(
-    daemon: Any,
+    daemon: Daemon,
     thread: threading.Thread,
     source: LoopingSource,
     events: queue.SimpleQueue[Event],
