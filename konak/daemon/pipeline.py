@@ -408,19 +408,33 @@ def _transcribe(
     assert command.stt is not None  # opened by listen()
     with run.within(command.stt) as stt_end, ctx.stt_lock:
         stream = ctx.stt.start()
-        watch = _CompletionWatch(ctx, stream, command)
-        for samples in command:
-            stream.feed(samples)
-            watch.check()
-        result = command.result
-        assert result is not None  # the iterator ends only at an Endpointed
-        if result.endpoint is None:
-            raise RunCancelled
-        transcript = stream.finish()
+        finished = False
+        try:
+            watch = _CompletionWatch(ctx, stream, command)
+            for samples in command:
+                stream.feed(samples)
+                watch.check()
+            result = command.result
+            assert result is not None  # the iterator ends only at an Endpointed
+            if result.endpoint is None:
+                raise RunCancelled
+            finished = True
+            transcript = stream.finish()
+        finally:
+            if not finished:
+                _abandon(stream)
         stt_end.update(text=transcript.text, rejected=transcript.rejected)
         if result.endpoint is Endpoint.NO_SPEECH:
             raise RunError(ErrorCode.NO_SPEECH)
     return transcript, result
+
+
+def _abandon(stream: Any) -> None:
+    """End a stream whose result nobody wants, so the decoder is ready for the next turn."""
+    try:
+        stream.finish()
+    except Exception:  # the turn is already failing or cancelled: this only tidies up
+        logger.warning("the decoder could not be reset after an interrupted command")
 
 
 class _CompletionWatch:

@@ -84,8 +84,12 @@ class FakeStt:
         # With it, partial() gives the whole answer once this much audio was fed.
         self.partial_after_seconds = partial_after_seconds
         self.partial_complete = threading.Event()  # partial() has given a whole command
+        self.in_utterance = False
 
     def start(self) -> _FakeStream:
+        if self.in_utterance:
+            raise RuntimeError("Failed to start utterance processing")  # as pocketsphinx
+        self.in_utterance = True
         self.fed.append(0)
         return _FakeStream(self)
 
@@ -115,6 +119,7 @@ class _FakeStream:
         return answer
 
     def finish(self) -> Transcript:
+        self.stt.in_utterance = False
         answer = self.stt.answers.pop(0) if self.stt.answers else ""
         if isinstance(answer, Exception):
             raise answer

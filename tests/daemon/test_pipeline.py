@@ -417,3 +417,24 @@ def test_a_complete_command_ends_after_a_short_pause_and_an_incomplete_one_waits
     assert quick["quick"] is True
     assert quick["command_seconds"] < 1.9  # 0.24 + 1.2 s + about 0.3 s of pause
     assert paused["command_seconds"] > 2.0  # both parts of the command, not cut at the pause
+
+
+def test_a_command_cut_short_by_shutdown_leaves_the_decoder_ready_for_the_next_turn(
+    start: Start,
+) -> None:
+    stt = FakeStt("turn on the kitchen light")
+    daemon, events, source = start(stt, FakeHub())
+    source.feed(chunks(0, 0.4))
+    source.feed(chunks(3000, 0.16))
+    source.feed(chunks(1000, 0.8))  # still speaking
+    source.wait_heard()
+    events.wait_for(lambda e: e.type == "vad-start")
+    daemon.stop()
+    events.wait_ends(1)
+    turn = only_run(events)
+    assert events.snapshot(turn)[-3:] == [
+        ("vad-end", {"endpoint": None, "command_seconds": 0.88}),
+        ("stt-end", {"interrupted": True}),
+        ("run-end", {"interrupted": True}),
+    ]
+    assert not stt.in_utterance
