@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from konak.daemon.errors import EngineError
-from konak.daemon.grammar import JsgfBuilder
+from konak.daemon.grammar import DEVICE_LIMITS, GrammarLimits, JsgfBuilder
 
 logger = logging.getLogger(__name__)
 
@@ -115,23 +115,53 @@ class IntentRecognizer:
                 return Recognized(result.intent.name, slots)
         return None
 
-    def grammar(self, known_word: Callable[[str], bool], prefixes: tuple[str, ...] = ()) -> str:
-        """A JSGF grammar of every sentence of the device's intents."""
+    def grammar(
+        self,
+        known_word: Callable[[str], bool],
+        prefixes: tuple[str, ...] = (),
+        limits: GrammarLimits = DEVICE_LIMITS,
+    ) -> str:
+        """A JSGF grammar of the sentences of the device's intents that this recogniser
+        can match: blocks that need context the device never passes (``requires_context``
+        beyond the name's domain) or a domain none of its names has are left out, and a
+        ``{name}`` only stands for the names of the block's domains."""
         builder = JsgfBuilder(
             slot_lists={**self.intents.slot_lists, **self.slot_lists},
             expansion_rules=self.intents.expansion_rules,
             known_word=known_word,
             language=self.language,
+            limits=limits,
         )
-        sentences = []
+        domains = self.domains()
+        blocks: list[tuple[list[Any], frozenset[str] | None]] = []
         for name in sorted(self.intent_names):
             intent = self.intents.intents.get(name)
             if intent is None:
                 logger.warning("intent %s has no sentences in language %s", name, self.language)
                 continue
             for data in intent.data:
-                sentences.extend(data.sentences)
+                if set(data.requires_context) - {"domain"}:
+                    continue  # e.g. the satellite's area: never in the device's context
+                if data.domains and not data.domains & domains:
+                    continue
+                required = data.requires_context.get("domain")
+                name_domains = None if required is None else frozenset(_as_list(required))
+                blocks.append((list(data.sentences), name_domains))
         try:
-            return builder.build(sentences, prefixes)
+            return builder.build(blocks, prefixes)
         except ValueError as exc:
             raise EngineError(f"cannot build the STT grammar: {exc}") from exc
+
+    def domains(self) -> frozenset[str]:
+        """The domains the device's names belong to; lights always."""
+        names = self.slot_lists.get("name")
+        found = {"light"}
+        for value in getattr(names, "values", []):
+            domain = (value.context or {}).get("domain")
+            if isinstance(domain, str):
+                found.add(domain)
+        return frozenset(found)
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [str(v) for v in value]
