@@ -45,6 +45,7 @@ from konak.protocol import Intent, Reply
 
 logger = logging.getLogger(__name__)
 
+FEED_SAMPLES: Final = 1280  # 80 ms: the most audio handed to the decoder at once
 NOT_UNDERSTOOD: Final = "Sorry, I didn't catch that."
 HUB_NOT_ANSWERING: Final = "The hub is not answering."
 SOMETHING_WENT_WRONG: Final = "Sorry, something went wrong."
@@ -412,7 +413,10 @@ def _transcribe(
         try:
             watch = _CompletionWatch(ctx, stream, command)
             for samples in command:
-                stream.feed(samples)
+                # In 80 ms pieces: a decoder holds the GIL while it works, and the thread
+                # reading the microphone must get a turn between pieces.
+                for offset in range(0, samples.size, FEED_SAMPLES):
+                    stream.feed(samples[offset : offset + FEED_SAMPLES])
                 watch.check()
             result = command.result
             assert result is not None  # the iterator ends only at an Endpointed
