@@ -23,11 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from konak.daemon.audio import RATE_HZ, AudioChunk, AudioSource
+from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ, AudioChunk, AudioSource
 
 logger = logging.getLogger(__name__)
 
 RING_SECONDS: Final = 10.0  # how far the audio loop may fall behind before audio is dropped
+CHUNK_SECONDS: Final = CHUNK_SAMPLES / RATE_HZ
 POLL_SECONDS: Final = 0.25
 # How far ahead of the wall clock a microphone may deliver (its driver's buffering).
 MICROPHONE_SLACK_SECONDS: Final = 0.5  # the consumer wakes at least this often (watchdog, stop)
@@ -55,7 +56,7 @@ class Capture:
         self.source = source
         self.live = is_live(source)
         self._ring: collections.deque[AudioChunk] = collections.deque()
-        self._capacity = max(1, round(ring_seconds * RATE_HZ / 1280))
+        self._capacity = max(1, round(ring_seconds * RATE_HZ / CHUNK_SAMPLES))
         self._cond = threading.Condition()
         self._ended = False
         self._closed = False
@@ -102,7 +103,7 @@ class Capture:
         """Whether the source has delivered more audio than time has passed, by more than
         the ring holds: it is not being paced by a clock of its own."""
         heard = self._samples / RATE_HZ
-        slack = min(MICROPHONE_SLACK_SECONDS, self._capacity * 0.08 / 2)
+        slack = min(MICROPHONE_SLACK_SECONDS, self._capacity * CHUNK_SECONDS / 2)
         return heard - (time.monotonic() - self._started) > slack
 
     def _produce(self) -> None:
@@ -127,7 +128,7 @@ class Capture:
                             logger.warning(
                                 "the audio loop fell %.1fs behind: dropping audio "
                                 "(%d chunks dropped so far)",
-                                self._capacity * 0.08,
+                                self._capacity * CHUNK_SECONDS,
                                 self._dropped,
                             )
                     elif self._in_burst and len(self._ring) < self._capacity // 2:
