@@ -176,30 +176,29 @@ class Evaluator:
 
 
 def _revision() -> str | None:
-    """The work tree's commit (with ``+dirty`` when the daemon has local changes)."""
+    """The work tree's commit, and which files of the daemon differ from it."""
     import subprocess
 
     root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        return subprocess.run(  # noqa: S603 - fixed argv, no shell
+            ["git", *args],  # noqa: S607 - git from PATH
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "konak/daemon"],  # noqa: S607
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD").strip()
+        changed = [
+            line[3:] for line in git("status", "--porcelain", "--", "konak/daemon").splitlines()
+        ]
     except (OSError, subprocess.SubprocessError):
         return None
-    return head + ("+dirty" if dirty else "")
+    return f"{head} (uncommitted: {', '.join(changed)})" if changed else head
 
 
 def eval_settings(work: Path, models: Path) -> Settings:
@@ -263,9 +262,8 @@ def evaluate(
             "realtime": realtime,
             "wake_words": [w.model for w in settings.wake.words],
             "wake_threshold": [w.threshold for w in settings.wake.words],
-            "stt": f"{settings.stt.engine} {settings.stt.mode} ({settings.stt.model})",
-            "reject_below": settings.stt.reject_below,
-            "end_silence_seconds": settings.vad.end_silence_seconds,
+            "stt": asdict(settings.stt),
+            "vad": asdict(settings.vad),
             "intents": list(settings.intent.intents),
             "slot_lists": {k: list(v) for k, v in SLOT_LISTS.items()},
             "engines_load_seconds": {

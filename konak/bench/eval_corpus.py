@@ -124,23 +124,25 @@ def _command(text: str, intent: str, **slots: SlotValue) -> Case:
     return Case(Kind.COMMAND, text, intent, slots)
 
 
-# In the order a --limit takes them: the first few already span every intent.
+# In the order a --limit takes them: the first seven are one wording of each intent,
+# the one most voices recognised when the evaluation was written, so a quick run's
+# floors (tests/bench/test_eval.py) can catch a regression; the rest follow.
 COMMANDS: Final = (
+    _command("turn on the porch light", ON, name="porch light"),
+    _command("turn off the ceiling fan", OFF, name="ceiling fan"),
+    _command("what's the time", TIME),
+    _command("what is the date", DATE),
+    _command("set a timer for ten minutes", START, minutes=10),
+    _command("how much time is left on my timer", STATUS),
+    _command("cancel my timer", CANCEL),
     _command("turn on the kitchen light", ON, area="kitchen"),
     _command("what time is it", TIME),
     _command("set a timer for five minutes", START, minutes=5),
     _command("turn off the bedroom lamp", OFF, area="bedroom"),
-    _command("what is the date", DATE),
     _command("cancel the timer", CANCEL),
-    _command("how much time is left on my timer", STATUS),
-    _command("turn on the porch light", ON, name="porch light"),
-    _command("turn off the ceiling fan", OFF, name="ceiling fan"),
     _command("turn on the lights in the living room", ON, area="living room"),
-    _command("what's the time", TIME),
-    _command("set a timer for ten minutes", START, minutes=10),
     _command("turn off the kitchen light", OFF, area="kitchen"),
     _command("what's the date today", DATE),
-    _command("cancel my timer", CANCEL),
     _command("timer status", STATUS),
     _command("turn on the bedroom lamp", ON, area="bedroom"),
     _command("turn off the porch light", OFF, name="porch light"),

@@ -22,6 +22,10 @@ def _ms(lat: dict[str, Any], key: str) -> str:
     return "" if value is None else f"{value:.0f}"
 
 
+def _settings(section: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in section.items())
+
+
 def _voice_row(name: str, s: dict[str, Any]) -> str:
     lat = s["endpoint_to_transcript"]
     percent = "" if s["right_percent"] is None else f" ({s['right_percent']:.1f} %)"
@@ -138,10 +142,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         '"hey jarvis," in one breath. Written by `make eval` '
         "(`python -m konak.bench.eval`).",
         "",
-        f"Daemon: {', '.join(st['wake_words'])} (threshold {st['wake_threshold']}), "
-        f"{st['stt']}, reject below {st['reject_below']}, end silence "
-        f"{st['end_silence_seconds']} s; intents {', '.join(st['intents'])}; names "
-        f"{', '.join(st['slot_lists']['name'])}; areas {', '.join(st['slot_lists']['area'])}.",
+        f"Daemon: {', '.join(st['wake_words'])} (threshold {st['wake_threshold']}); "
+        f"stt {_settings(st['stt'])}; vad {_settings(st['vad'])}; intents "
+        f"{', '.join(st['intents'])}; names {', '.join(st['slot_lists']['name'])}; areas "
+        f"{', '.join(st['slot_lists']['area'])}.",
         "",
         f"Revision {results.get('revision') or 'unknown'}. Machine: {m['cpu']}, "
         f"{m['cores']} cores, {m['memory_gib']} GiB, Python "
