@@ -72,6 +72,11 @@ def _turns_table(t: dict[str, Any]) -> list[str]:
         f"{t['completed']} of {t['turns']} turns completed ({len(t['failed'])} failed, "
         f"{t['misheard']} without an intent) in {t['seconds']} s.",
     ]
+    if t.get("accuracy_by_voice"):
+        rows += ["", "| voice | turns | right intent |", "|---|---|---|"]
+        for voice, tally in t["accuracy_by_voice"].items():
+            share = 100 * tally["right_intent"] / tally["turns"] if tally["turns"] else 0.0
+            rows.append(f"| {voice} | {tally['turns']} | {tally['right_intent']} ({share:.0f} %) |")
     return rows
 
 

@@ -30,7 +30,7 @@ from konak.bench.rig import (
     Utterance,
     daemon_settings,
     models_dir,
-    spoken_commands,
+    turn_utterances,
 )
 from konak.bench.stats import percentiles_ms
 from konak.daemon.audio import RATE_HZ
@@ -159,12 +159,14 @@ def _one_turn(
         lambda e: e.type == "run-start" and log.events.index(e) >= seen, TURN_TIMEOUT_SECONDS
     )
     if start is None:
-        return {"text": utterance.text, "error": "no_wake"}
+        return {"text": utterance.text, "voice": utterance.voice, "error": "no_wake"}
     turn_id = start.turn_id
     end = log.wait_for(lambda e: e.type == "run-end" and e.turn_id == turn_id, TURN_TIMEOUT_SECONDS)
     events = log.of(turn_id)
     result: dict[str, Any] = {
         "text": utterance.text,
+        "voice": utterance.voice,
+        "expected": utterance.intent,
         "turn_id": turn_id,
         "heard": events["stt-end"].data.get("text") if "stt-end" in events else None,
         "intent": events["intent-end"].data.get("intent") if "intent-end" in events else None,
@@ -199,7 +201,7 @@ def run_turns(turns: int, cache: Path) -> dict[str, Any]:
     if turns < 1:
         raise TurnBenchError("turns must be at least 1")
     models = models_dir()
-    utterances = spoken_commands(cache, models)
+    utterances = turn_utterances(cache, models)
     with (
         tempfile.TemporaryDirectory(prefix="konak-bench-turns-") as tmp,
         Mosquitto() as broker,
@@ -249,10 +251,20 @@ def summarize(
     """Percentiles of each latency over the completed turns, and what failed."""
     done = [r for r in results if "error" not in r]
     failed = [r for r in results if "error" in r]
+    voices: dict[str, dict[str, int]] = {}
+    for r in results:
+        tally = voices.setdefault(r.get("voice", "piper"), {"turns": 0, "right_intent": 0})
+        tally["turns"] += 1
+        if r.get("intent") is not None and r.get("intent") == r.get("expected"):
+            tally["right_intent"] += 1
     return {
+        "accuracy_by_voice": voices,
         "turns": len(results),
         "completed": len(done),
-        "failed": [{"text": r["text"], "error": r["error"]} for r in failed],
+        "failed": [
+            {"text": r["text"], "voice": r.get("voice", "piper"), "error": r["error"]}
+            for r in failed
+        ],
         "misheard": sum(1 for r in done if r["intent"] is None),
         "latency": {name: percentiles_ms([r[name] for r in done]) for name in LATENCIES},
         "rss_after_start_mb": rss_start,

@@ -34,12 +34,22 @@ def test_the_paced_microphone_plays_fed_audio_in_order_then_silence() -> None:
 
 
 def test_a_summary_counts_failed_turns_and_leaves_them_out_of_the_percentiles() -> None:
-    done = {"text": "a", "intent": "HassTurnOn", **dict.fromkeys(turns.LATENCIES, 0.5)}
-    failed = {"text": "b", "error": "no_wake"}
+    done = {
+        "text": "a",
+        "voice": "en-gb+m3@140",
+        "intent": "HassTurnOn",
+        "expected": "HassTurnOn",
+        **dict.fromkeys(turns.LATENCIES, 0.5),
+    }
+    failed = {"text": "b", "voice": "piper", "error": "no_wake"}
     summary = turns.summarize([done, failed], 400.0, 410.0, 12.0)
     assert summary["turns"] == 2
     assert summary["completed"] == 1
-    assert summary["failed"] == [{"text": "b", "error": "no_wake"}]
+    assert summary["failed"] == [{"text": "b", "voice": "piper", "error": "no_wake"}]
+    assert summary["accuracy_by_voice"] == {
+        "en-gb+m3@140": {"turns": 1, "right_intent": 1},
+        "piper": {"turns": 1, "right_intent": 0},
+    }
     assert all(summary["latency"][name]["n"] == 1 for name in turns.LATENCIES)
     assert summary["latency"][turns.LATENCIES[0]]["p50_ms"] == pytest.approx(500)
 
