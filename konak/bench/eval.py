@@ -228,6 +228,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Speak every case with every voice through the daemon; the results as a dict."""
     synth = Synthesizer(cache)
+    for voice in voices:
+        synth.check(voice)
     started = time.perf_counter()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     machine_facts = machine()
@@ -325,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--realtime",
         action="store_true",
         help="play each file at the pace of a microphone (the live endpoint -> transcript "
-        "latency; about twice as long)",
+        "latency; about five times as long)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per utterance")
     return parser

@@ -257,6 +257,20 @@ class Synthesizer:
         if not ignore.exists():
             ignore.write_text("*\n")
 
+    def check(self, voice: Voice) -> None:
+        """Refuse a voice espeak-ng does not have, before any model is loaded."""
+        assert self.espeak is not None
+        argv = [self.espeak, "-q", "-v", voice.name, "x"]
+        try:
+            done = subprocess.run(  # noqa: S603 - an argv list, no shell
+                argv, capture_output=True, text=True, timeout=ESPEAK_TIMEOUT_SECONDS, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EvalError(f"espeak-ng -v {voice.name} did not finish") from exc
+        if done.returncode != 0:
+            message = done.stderr.strip() or f"exit status {done.returncode}"
+            raise EvalError(f"espeak-ng has no voice {voice.name!r}: {message}")
+
     def path(self, voice: Voice, case: Case) -> Path:
         """A WAV of ``case`` spoken by ``voice`` (made once)."""
         key = repr((CACHE_VERSION, voice.name, voice.wpm, case.spoken, LEAD_SECONDS, TAIL_SECONDS))

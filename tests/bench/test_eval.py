@@ -13,17 +13,22 @@ from konak.bench.eval import evaluate
 from konak.bench.eval_corpus import (
     COMMANDS,
     DEFAULT_VOICES,
+    LEAD_SECONDS,
     NO_WAKE,
     SLOT_LISTS,
+    TAIL_SECONDS,
     UNKNOWN,
     Case,
     EvalError,
     Kind,
+    Synthesizer,
+    Voice,
     parse_voices,
     select,
 )
 from konak.bench.eval_report import render_markdown
 from konak.bench.eval_score import CAUSES, OK_VERDICTS, Heard, judge, read_events, summarize
+from konak.daemon.audio import RATE_HZ, read_wav
 from konak.daemon.events import Event
 from konak.daemon.intent import IntentRecognizer, Recognized
 from konak.daemon.settings import DEFAULT_INTENTS
@@ -94,6 +99,23 @@ def test_voices_parse_with_and_without_a_rate() -> None:
         parse_voices("en-us@fast")
     with pytest.raises(EvalError, match=r"80\.\.450"):
         parse_voices("en-us@20")
+
+
+def test_speech_is_padded_with_silence_cached_and_an_unknown_voice_refused(tmp_path: Path) -> None:
+    synth = Synthesizer(tmp_path)
+    voice = DEFAULT_VOICES[0]
+    path = synth.path(voice, KITCHEN_ON)
+    samples, rate = read_wav(path)
+    lead, tail = round(LEAD_SECONDS * rate), round(TAIL_SECONDS * rate)
+    assert rate == RATE_HZ
+    assert samples.size > lead + tail + rate  # at least a second of speech
+    assert not samples[:lead].any()
+    assert not samples[-tail:].any()
+    assert samples[lead:-tail].any()
+    assert synth.path(voice, KITCHEN_ON) == path  # the second time from the cache
+    assert synth.path(Voice(voice.name, voice.wpm + 10), KITCHEN_ON) != path
+    with pytest.raises(EvalError, match="no voice 'xx-nosuch'"):
+        synth.check(Voice("xx-nosuch", 150))
 
 
 def test_a_limit_takes_the_first_utterances_of_each_kind() -> None:
