@@ -13,7 +13,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Final
@@ -34,7 +33,7 @@ from konak.bench.rig import (
 )
 from konak.bench.stats import percentiles_ms
 from konak.daemon.audio import RATE_HZ
-from konak.daemon.events import Event
+from konak.daemon.events import EventLog
 from konak.devtools.localhub import READY_TIMEOUT_SECONDS, local_hub
 from konak.devtools.mosquitto import Mosquitto
 from konak.devtools.probe import MqttProbe, ProbeError
@@ -111,40 +110,6 @@ class HubWatch(MqttProbe):
                 return
             time.sleep(0.5)  # konak-home is still connecting; ask again
         raise TurnBenchError("the hub never answered a warm-up intent")
-
-
-class EventLog:
-    """The daemon's events, and a bounded wait for one."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: Event) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[Event], bool], timeout: float) -> Event | None:
-        """The first matching event, or None after ``timeout`` seconds."""
-        found: list[Event] = []
-
-        def match() -> bool:
-            found[:] = [e for e in self.events if predicate(e)]
-            return bool(found)
-
-        with self._cond:
-            self._cond.wait_for(match, timeout)
-        return found[0] if found else None
-
-    def of(self, turn_id: str) -> dict[str, Event]:
-        """The first event of each type of one turn."""
-        with self._cond:
-            out: dict[str, Event] = {}
-            for e in self.events:
-                if e.turn_id == turn_id:
-                    out.setdefault(e.type, e)
-            return out
 
 
 def _one_turn(

@@ -68,3 +68,49 @@ class EventBus:
                 subscriber(event)
             except Exception:  # a subscriber wrapper: one bad subscriber must not stop a turn
                 logger.exception("event subscriber failed on %s", event.type)
+
+
+class EventLog:
+    """A subscriber that keeps every event, with a bounded wait for one (for
+    ``konak bench``, the soak and tests: never a sleep)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: Event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[Event], bool], timeout: float) -> Event | None:
+        """The first event, already seen or still to come, matching ``predicate``; None
+        after ``timeout`` seconds."""
+        found: list[Event] = []
+
+        def match() -> bool:
+            found[:] = [e for e in self.events if predicate(e)]
+            return bool(found)
+
+        with self._cond:
+            self._cond.wait_for(match, timeout)
+        return found[0] if found else None
+
+    def wait_until(self, condition: Callable[[list[Event]], bool], timeout: float) -> bool:
+        """Wait until ``condition`` holds over all events so far; whether it did."""
+        with self._cond:
+            return self._cond.wait_for(lambda: condition(self.events), timeout)
+
+    def types(self) -> list[str]:
+        """The event types so far, in order."""
+        with self._cond:
+            return [e.type for e in self.events]
+
+    def of(self, turn_id: str) -> dict[str, Event]:
+        """The first event of each type of one turn."""
+        with self._cond:
+            out: dict[str, Event] = {}
+            for e in self.events:
+                if e.turn_id == turn_id:
+                    out.setdefault(e.type, e)
+            return out

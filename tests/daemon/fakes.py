@@ -14,7 +14,7 @@ import numpy as np
 
 from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ, AudioChunk, Samples, chunked
 from konak.daemon.engines import Engines
-from konak.daemon.events import Event
+from konak.daemon.events import Event, EventLog
 from konak.daemon.intent import Recognized
 from konak.daemon.settings import Settings, parse
 from konak.daemon.stt import Transcript
@@ -271,38 +271,25 @@ def engines(stt: FakeStt, *, intents: Any = None, tts: Any = None) -> Engines:
     )
 
 
-class Events:
-    """Records events; waits for one with a bound."""
+class Events(EventLog):
+    """The daemon's event log for tests: a wait that fails the test when it times out."""
 
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._cond = threading.Condition()
+    default_timeout = 10.0
 
-    def __call__(self, event: Event) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
+    def wait_for(  # type: ignore[override]
+        self, predicate: Callable[[Event], bool], timeout: float | None = None
+    ) -> Event:
+        limit = self.default_timeout if timeout is None else timeout
+        found = super().wait_for(predicate, limit)
+        if found is None:
+            raise AssertionError(f"no matching event within {limit}s: {self.types()}")
+        return found
 
-    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> Event:
-        with self._cond:
-            found: list[Event] = []
-
-            def match() -> bool:
-                found[:] = [e for e in self.events if predicate(e)]
-                return bool(found)
-
-            if not self._cond.wait_for(match, timeout):
-                raise AssertionError(f"no matching event: {[e.type for e in self.events]}")
-            return found[0]
-
-    def wait_ends(self, count: int, timeout: float = 10.0) -> None:
+    def wait_ends(self, count: int, timeout: float | None = None) -> None:
         """Until ``count`` runs have ended."""
-        with self._cond:
-            ok = self._cond.wait_for(
-                lambda: sum(e.type == "run-end" for e in self.events) >= count, timeout
-            )
-        if not ok:
-            raise AssertionError(f"{count} runs did not end: {[e.type for e in self.events]}")
+        limit = self.default_timeout if timeout is None else timeout
+        if not self.wait_until(lambda es: sum(e.type == "run-end" for e in es) >= count, limit):
+            raise AssertionError(f"{count} runs did not end: {self.types()}")
 
     def turns(self) -> list[str]:
         """Turn ids in the order their runs started."""

@@ -15,10 +15,10 @@ import pytest
 
 from konak.daemon.audio import RATE_HZ, Samples, resample, write_wav
 from konak.daemon.engines import Engines, load_engines
-from konak.daemon.events import Event
 from konak.daemon.settings import Settings, parse
 from konak.daemon.tts import PiperTts
 from konak.devtools.mosquitto import Mosquitto
+from tests.daemon.fakes import Events
 
 VOICE = "piper-en-us-joe-medium"
 SLOT_LISTS = {"name": ["kitchen light", "bedroom lamp"], "area": ["kitchen", "bedroom"]}
@@ -117,35 +117,10 @@ def shared_engines(models_dir: Path) -> Engines:
     return load_engines(settings)
 
 
-class EventLog:
-    """Records a daemon's events and lets a test wait for one."""
+class EventLog(Events):
+    """Records a daemon's events and lets a test wait for one (a minute at most)."""
 
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: Event) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 60.0) -> Event:
-        """The first event (already seen or future) matching ``predicate``."""
-        with self._cond:
-            found: list[Event] = []
-
-            def match() -> bool:
-                found[:] = [e for e in self.events if predicate(e)]
-                return bool(found)
-
-            if not self._cond.wait_for(match, timeout):
-                raise AssertionError(f"no matching event within {timeout}s: {self.types()}")
-            return found[0]
-
-    def types(self) -> list[str]:
-        """The event types so far, in order."""
-        with self._cond:
-            return [e.type for e in self.events]
+    default_timeout = 60.0
 
 
 RunningDaemon = Callable[..., tuple[Any, EventLog]]
