@@ -157,9 +157,13 @@ def render_markdown(results: dict[str, Any]) -> str:
         "accepts*: an intent for out-of-grammar speech or speech without the wake word, or a "
         "wrong intent for a command. *False rejects*: commands given no intent (rejected, or "
         "the wake word missed). *Endpoint -> transcript*: from the endpoint found by the audio "
-        "loop (`vad-end`) to the transcript (`stt-end`); the file is read faster than real "
-        "time, so the decoder still has most of the command to catch up on at the endpoint "
-        "(an upper bound of the live figure).",
+        "loop (`vad-end`) to the transcript (`stt-end`); "
+        + (
+            "the files were played at a microphone's pace (`--realtime`)."
+            if st.get("realtime")
+            else "the files were read as fast as the daemon took them, not at a microphone's "
+            "pace (`--realtime`), so the decoder may still have had a backlog at the endpoint."
+        ),
         "",
         *_per_voice(results),
         "",
