@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from konak.bench import footprint, turns
+from konak.bench import footprint, rig, turns
 from konak.bench.report import render_markdown
 from konak.bench.rig import PacedMic, true_speech_end
 from konak.bench.stats import machine
@@ -108,7 +108,12 @@ def test_a_tiny_turn_run_completes_every_turn_with_ordered_latencies(
     ack, at_hub, reply, from_true_end = (lat[n]["max_ms"] for n in turns.LATENCIES)
     assert 0 <= ack < at_hub < reply < from_true_end
     assert result["rss_after_turns_mb"] > 0
-    assert len(list((tmp_path / "cache").glob("*.wav"))) == 4
+    # Every command in every voice was made once (piper's beside espeak-ng's).
+    commands = len(rig.TURN_COMMANDS)
+    assert len(list((tmp_path / "cache").glob("*.wav"))) == commands
+    espeak_voices = len(rig.TURN_VOICES) - 1
+    assert len(list((tmp_path / "cache" / "espeak").glob("*.wav"))) == commands * espeak_voices
+    assert result["accuracy_by_voice"] == {"piper": {"turns": 2, "right_intent": 2}}
 
 
 @pytest.mark.integration
