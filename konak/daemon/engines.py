@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from konak.daemon import warmup
 from konak.daemon.errors import ConfigError
-from konak.daemon.grammar import grammar_words, wake_prefixes
+from konak.daemon.grammar import grammar_words, inlined_size, wake_prefixes
 from konak.daemon.intent import IntentRecognizer
 from konak.daemon.settings import Settings
 from konak.daemon.stt import PocketSphinxStt, SttEngine, VoskStt
@@ -67,8 +67,10 @@ def build_intents(
 
 
 def build_stt(settings: Settings, intents: IntentRecognizer) -> SttEngine:
-    """The configured STT engine; in grammar mode, constrained by ``intents``' sentences."""
+    """The configured STT engine; in grammar mode, constrained by ``intents``' sentences
+    with the wake word allowed in front (the pre-roll that holds it is decoded too)."""
     path = model_path(settings.models_dir, settings.stt.model, "stt.model")
+    prefixes = wake_prefixes([word_name(w.model) for w in settings.wake.words])
     if settings.stt.engine == "vosk":
         # vosk takes phrases, not JSGF: the grammar's vocabulary plus [unk] for rejection.
         phrases = (
@@ -76,14 +78,17 @@ def build_stt(settings: Settings, intents: IntentRecognizer) -> SttEngine:
             if settings.stt.mode == "grammar"
             else None
         )
-        return VoskStt(path, phrases=phrases)
-    prefixes = wake_prefixes([word_name(w.model) for w in settings.wake.words])
-    open_stt = PocketSphinxStt(path, prefixes=prefixes)
+        return VoskStt(path, phrases=phrases, prefixes=prefixes)
     if settings.stt.mode == "open":
-        return open_stt
-    grammar = intents.grammar(open_stt.known_word)
+        return PocketSphinxStt(path, prefixes=prefixes)
+
+    def grammar(known_word: Callable[[str], bool]) -> str:
+        jsgf = intents.grammar(known_word, prefixes)
+        logger.info("STT grammar: %d words with its rules inlined", inlined_size(jsgf))
+        return jsgf
+
     return PocketSphinxStt(
-        path, grammar=grammar, reject_below=settings.stt.reject_below, prefixes=prefixes
+        path, grammar=grammar, min_score=settings.stt.min_score, prefixes=prefixes
     )
 
 

@@ -21,6 +21,9 @@ SOURCES: Final = ("pyaudio", "file", "stdin", "none")
 SINKS: Final = ("pyaudio", "wav", "none")
 STT_ENGINES: Final = ("pocketsphinx", "vosk")
 STT_MODES: Final = ("grammar", "open")
+# stt.min_score, nats per frame (grammar path against phone loop; docs/daemon.md)
+DEFAULT_MIN_SCORE: Final = -4.3
+MIN_SCORE_RANGE: Final = (-20.0, 20.0)
 # The intents whose sentences the device recognises by default: lights and the local skills.
 DEFAULT_INTENTS: Final = (
     "HassTurnOn",
@@ -99,9 +102,16 @@ class SttSettings:
     engine: str = "pocketsphinx"
     mode: str = "grammar"
     model: str = "pocketsphinx-en-us"
-    # Grammar mode: the minimum phone agreement between the grammar's hypothesis and
-    # the open model's (see stt.py); below it, the speech is rejected.
-    reject_below: float = 0.6
+    # Grammar mode: below this score (nats per frame: the grammar path against a phone
+    # loop over the command, see stt.py) the speech is rejected. Higher rejects more.
+    min_score: float = DEFAULT_MIN_SCORE
+
+    def __post_init__(self) -> None:
+        if not MIN_SCORE_RANGE[0] <= self.min_score <= MIN_SCORE_RANGE[1]:
+            low, high = MIN_SCORE_RANGE
+            raise ConfigError(
+                f"stt.min_score must be between {low} and {high}, not {self.min_score}"
+            )
 
 
 @dataclass(frozen=True)
@@ -311,11 +321,13 @@ def parse(raw: Mapping[str, Any], *, base_dir: Path, default_models_dir: Path) -
         no_speech_timeout_seconds=v.positive("no_speech_timeout_seconds", 4.0),
     )
     s = sec["stt"]
+    if "reject_below" in s.raw:
+        raise ConfigError("stt.reject_below is no longer used: the rejection is stt.min_score")
     stt = SttSettings(
         engine=s.choice("engine", STT_ENGINES, "pocketsphinx"),
         mode=s.choice("mode", STT_MODES, "grammar"),
         model=s.get("model", str, "pocketsphinx-en-us"),
-        reject_below=s.fraction("reject_below", 0.6),
+        min_score=s.get("min_score", float, DEFAULT_MIN_SCORE),
     )
     it = sec["intent"]
     intent = IntentSettings(
