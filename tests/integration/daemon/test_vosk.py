@@ -33,14 +33,24 @@ def test_the_vosk_engine_loads_a_model_and_decodes_a_stream(korean_model: Path, 
     silence = stt.transcribe(np.zeros(RATE_HZ, np.int16))
     assert silence.text == ""
     assert not silence.rejected
-    heard = stt.transcribe(speech(0.3, "turn on the kitchen light.", 0.5))
+    samples = speech(0.3, "turn on the kitchen light.", 0.5)
+    stream = stt.start()
+    partials = []
+    for offset in range(0, samples.size, 1280):
+        stream.feed(samples[offset : offset + 1280])
+        partials.append(stream.partial())
+    heard = stream.finish()
+    assert all(isinstance(p, str) for p in partials)
     assert isinstance(heard.text, str)
+    if heard.text:
+        assert heard.command_start_seconds is not None
+        assert 0.0 <= heard.command_start_seconds <= samples.size / RATE_HZ
 
 
 def test_vosk_with_a_phrase_list_rejects_silence_instead_of_forcing_a_phrase(
     korean_model: Path,
 ) -> None:
-    stt = VoskStt(korean_model, phrases=["불 켜"])
+    stt = VoskStt(korean_model, phrases=["불 켜"], prefixes=("hey jarvis", "jarvis"))
     result = stt.transcribe(np.zeros(RATE_HZ, np.int16))
     assert result.rejected
     assert result.text == ""
