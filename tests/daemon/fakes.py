@@ -193,7 +193,7 @@ class FedSource:
             self._fed += 1
         self._queue.put(samples)
 
-    def wait_heard(self, timeout: float = 10.0) -> None:
+    def wait_heard(self, timeout: float = 60.0) -> None:
         """Until the daemon has taken every chunk fed so far."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._heard == self._fed, timeout):

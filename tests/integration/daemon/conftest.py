@@ -179,46 +179,6 @@ def to_toml(raw: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class FedSource:
-    """An audio source the test feeds, like a microphone it speaks into on cue."""
-
-    def __init__(self) -> None:
-        import queue
-
-        self._queue: queue.Queue[Samples | None] = queue.Queue()
-        self._fed = 0
-        self._heard = 0
-        self._cond = threading.Condition()
-
-    def feed(self, samples: Samples) -> None:
-        """Queue audio for the daemon."""
-        with self._cond:
-            self._fed += 1
-        self._queue.put(samples)
-
-    def wait_heard(self, timeout: float = 60.0) -> None:
-        """Wait until the daemon has processed every chunk fed so far."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._heard == self._fed, timeout):
-                raise AssertionError(f"the daemon did not take the fed audio within {timeout}s")
-
-    def chunks(self) -> Iterator[Any]:
-        from konak.daemon.audio import chunked
-
-        position = 0.0
-        while (samples := self._queue.get()) is not None:
-            # The generator resumes only when the daemon asks for the next chunk, so
-            # after the last yield the daemon has processed all of ``samples``.
-            yield from chunked(samples, position)
-            position += samples.size / RATE_HZ
-            with self._cond:
-                self._heard += 1
-                self._cond.notify_all()
-
-    def close(self) -> None:
-        self._queue.put(None)
-
-
 class GatedSink:
     """A speaker whose playback lasts until the test lets it end (or it is closed).
 

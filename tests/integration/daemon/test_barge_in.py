@@ -13,8 +13,9 @@ from konak.daemon.wake import OpenWakeWord
 from konak.devtools.mosquitto import Mosquitto
 from konak.protocol import Intent, Kind, Reply, subscription
 from tests.conftest import ProbeFactory
+from tests.daemon.fakes import FedSource
 
-from .conftest import EventLog, FedSource, GatedSink, RunningDaemon, Speech, daemon_config
+from .conftest import EventLog, GatedSink, RunningDaemon, Speech, daemon_config
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,9 @@ from konak.daemon.settings import parse
 from konak.devtools.mosquitto import Mosquitto
 from konak.protocol import Cmd, Config, Intent, Kind, Reply, build_topic, subscription
 from tests.conftest import ProbeFactory
+from tests.daemon.fakes import FedSource
 
-from .conftest import FedSource, RunningDaemon, daemon_config
+from .conftest import RunningDaemon, daemon_config
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,9 @@ import pytest
 
 from konak.daemon.settings import parse
 from konak.devtools.mosquitto import Mosquitto
+from tests.daemon.fakes import FedSource
 
-from .conftest import FedSource, RunningDaemon, daemon_config
+from .conftest import RunningDaemon, daemon_config
 
 pytestmark = pytest.mark.integration
 
