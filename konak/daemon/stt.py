@@ -7,11 +7,11 @@ endpoint only finalises (the search has kept up with the audio).
 Grammar mode is one pocketsphinx search over a JSGF grammar of the device's commands
 (see grammar.py), which forces any speech onto some command (MODELS.md note 6). The
 rejection path is a phone loop decoded beside it (pocketsphinx's allphone search over
-the bundled phone language model, a few percent of the grammar's cost): over the
-frames of the command, the grammar path's acoustic score is compared with the phone
-loop's, per frame. Speech the grammar explains nearly as well as free phones is a
-command; speech it explains much worse is rejected (``min_score``, in nats per frame;
-the measurements are in docs/daemon.md).
+the bundled phone language model, a sixth of the grammar's cost): over the frames of
+the command, the grammar path's score is compared with the phone loop's, per frame.
+Speech the grammar explains nearly as well as free phones is a command; speech it
+explains much worse is rejected (``min_score``, in nats per frame; the measurements
+are in docs/daemon.md).
 """
 
 from __future__ import annotations
