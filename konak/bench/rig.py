@@ -18,6 +18,7 @@ import numpy as np
 
 from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ, AudioChunk, Samples, read_wav, write_wav
 from konak.daemon.settings import Settings, parse
+from konak.devtools.mosquitto import Mosquitto
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,17 @@ def daemon_raw(work: Path, models: Path, hub: dict[str, Any] | None = None) -> d
         "audio": {"source": "none", "sink": "none"},
         "intent": {"slot_lists": SLOT_LISTS},
         "hub": {"queue_path": str(work / "queue.sqlite3"), **(hub or {})},
+    }
+
+
+def broker_link(broker: Mosquitto, **extra: Any) -> dict[str, Any]:
+    """The daemon's ``[hub]`` table for ``broker``'s admin login (plus ``extra`` keys)."""
+    return {
+        "host": broker.host,
+        "port": broker.port,
+        "username": broker.admin.username,
+        "password": broker.admin.password,
+        **extra,
     }
 
 

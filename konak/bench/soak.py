@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from konak.bench.rig import DEVICE, LIGHTS, TENANT, daemon_settings, models_dir
+from konak.bench.rig import DEVICE, LIGHTS, TENANT, broker_link, daemon_settings, models_dir
 from konak.bench.soak_audio import (
     CHUNK_SECONDS,
     CLIP_CHUNKS,
@@ -217,12 +217,7 @@ def run_soak(audio_seconds: float, cache: Path, *, progress: bool = True) -> dic
             settings = daemon_settings(
                 Path(tmp),
                 models,
-                {
-                    "host": broker.host,
-                    "port": broker.port,
-                    "username": broker.admin.username,
-                    "password": broker.admin.password,
-                },
+                broker_link(broker),
             )
             sink = CountingSink()
             daemon = Daemon(settings, load_engines(settings), source, sink)

@@ -27,6 +27,7 @@ from konak.bench.rig import (
     PacedMic,
     RecordingSink,
     Utterance,
+    broker_link,
     daemon_settings,
     models_dir,
     turn_utterances,
@@ -179,13 +180,7 @@ def run_turns(turns: int, cache: Path) -> dict[str, Any]:
         settings = daemon_settings(
             Path(tmp),
             models,
-            {
-                "host": broker.host,
-                "port": broker.port,
-                "username": broker.admin.username,
-                "password": broker.admin.password,
-                "reply_timeout_seconds": 30.0,
-            },
+            broker_link(broker, reply_timeout_seconds=30.0),
         )
         engines = load_engines(settings)
         mic, sink, log = PacedMic(), RecordingSink(), EventLog()
