@@ -73,7 +73,7 @@ class RecordingHub:
 
 class RecordingStt:
     """The daemon's STT engine, unchanged, keeping each transcript (the grammar's
-    hypothesis and the agreement score are not in the run's events). Everything else
+    hypothesis and its rejection score are not in the run's events). Everything else
     (a stream's ``partial`` for the grammar-aware endpoint, ...) is the engine's own."""
 
     def __init__(self, inner: SttEngine) -> None:
@@ -159,7 +159,7 @@ class Evaluator:
         if stt.transcripts:
             first = stt.transcripts[0]
             heard.candidate = strip_prefix(first.candidate or first.text, self.prefixes)
-            heard.agreement = None if first.agreement is None else round(first.agreement, 3)
+            heard.score = None if first.score is None else round(first.score, 3)
         judge(heard, case, self.engines.intents.recognize)
         return heard
 

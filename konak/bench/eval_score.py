@@ -24,8 +24,8 @@ CAUSES: Final = {
     "cut_end": "command cut at the end (the words heard stop inside the command: an early "
     "endpoint, or the search dropped the last words)",
     "empty": "empty transcript (the grammar search found nothing)",
-    "right_words_rejected": "right words, rejected by the open-model agreement check",
-    "wrong_words_rejected": "wrong words, rejected by the open-model agreement check",
+    "right_words_rejected": "right words, rejected by the phone-loop score (stt.min_score)",
+    "wrong_words_rejected": "wrong words, rejected by the phone-loop score (stt.min_score)",
     "wrong_words": "wrong words accepted (wrong or no intent)",
 }
 
@@ -45,7 +45,7 @@ class Heard:
     command_seconds: float | None = None
     transcript: str | None = None  # what the turn accepted ("" rejected, None no STT)
     candidate: str | None = None  # the grammar's hypothesis, wake words left out
-    agreement: float | None = None  # phone agreement with the open model
+    score: float | None = None  # the rejection score (stt.min_score decides on it)
     intent: str | None = None
     slots: dict[str, Any] = field(default_factory=dict)
     error: str | None = None

@@ -24,6 +24,7 @@ from typing import Any, Final
 import numpy as np
 
 from konak import __version__
+from konak.daemon import memory
 from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ, AudioChunk, AudioSink, AudioSource, Samples
 from konak.daemon.capture import Capture
 from konak.daemon.engines import Engines, build_intents, build_stt, word_name
@@ -55,7 +56,6 @@ from konak.daemon.vad import (
     QUICK_END_SILENCE_SECONDS,
     Endpoint,
     Endpointer,
-    command_start_from_frames,
 )
 from konak.daemon.wake import Detection, WakeDetector
 from konak.daemon.warmup import warm_intents, warm_stt
@@ -90,9 +90,7 @@ class _Listening:
     turn: _Turn
     command: CommandAudio
     vad: OpenStage
-    wake_at: int  # samples of pre-roll ahead of the command (0: no wake word)
-    held: list[Samples]  # audio kept until the command's start is known
-    start: int | None  # where the command starts, counted from the pre-roll's start
+    wake_at: int  # samples of pre-roll fed ahead of what followed the detection
 
 
 class Replies:
@@ -190,6 +188,8 @@ class Daemon:
         self.engines = engines
         self.source = source
         self.sink = sink
+        # Before any of the daemon's threads exist (see memory.py).
+        memory.limit_arenas()
         self.capture = Capture(source)
         self.bus = EventBus()
         self.notifier = notifier or Notifier({})
@@ -454,6 +454,12 @@ class Daemon:
             self._wakes.pop(run.turn_id, None)
         if outcome.continue_conversation and not self._stop.is_set():
             self._continue.set()
+            return
+        with self._turns_lock:
+            idle = not self._turns
+        if idle:
+            # What the turn's decoders and piper freed goes back to the system.
+            memory.release_free_memory()
 
     # ------------------------------------------------------------------ audio loop
     def _audio_loop(self) -> None:
@@ -511,7 +517,6 @@ class Daemon:
         if self._stop.is_set():
             self._endpoint(listening, None, 0.0)
             return
-        self._release(listening, final=True)
         state = Endpoint.END if self.endpointer.speech_seen else Endpoint.NO_SPEECH
         self._endpoint(listening, state, self.capture.stats.chunks * CHUNK_SAMPLES / RATE_HZ)
 
@@ -529,19 +534,19 @@ class Daemon:
             self._interrupt()
 
     def _begin(self, wake: Detection | None) -> _Listening:
-        """Start a turn: its worker begins decoding as soon as the command's start is known."""
+        """Start a turn: its worker decodes the pre-roll (which holds the wake word) and
+        then the command as it is spoken. Where the command starts is the decoder's to
+        find: the grammar lets the wake word come first (see grammar.py), so a command
+        run straight on from the wake word loses nothing."""
         turn = self._start_turn(wake)
         command, vad = listen(turn.run, (wake.word, wake.score) if wake else None)
         self.endpointer.reset(skip_tail_seconds=WAKE_TAIL_SECONDS if wake is not None else 0.0)
-        held: list[Samples] = []
-        if wake is not None:
-            # The pre-roll holds the wake word: the VAD finds where the command starts.
-            held = list(self._preroll)
-            for samples in held:
-                self.endpointer.prime(samples)
+        preroll = list(self._preroll) if wake is not None else []
         self._preroll.clear()
-        wake_at = sum(s.size for s in held)
-        listening = _Listening(turn, command, vad, wake_at, held, None if wake is not None else 0)
+        for samples in preroll:
+            # The VAD's state follows the speech; these frames do not count as command.
+            self.endpointer.prime(samples)
+        listening = _Listening(turn, command, vad, sum(s.size for s in preroll))
         turn.thread = threading.Thread(
             target=self._work,
             args=(turn, command),
@@ -549,33 +554,16 @@ class Daemon:
             daemon=True,
         )
         turn.thread.start()
-        self._release(listening, final=False)
+        if preroll:
+            command.push(np.concatenate(preroll))
         return listening
-
-    def _release(self, listening: _Listening, *, final: bool) -> None:
-        """Once the command's start is known, stream what was held from there on."""
-        if listening.start is None:
-            listening.start = command_start_from_frames(
-                self.endpointer.speech_frames, listening.wake_at, final=final
-            )
-            if listening.start is None:
-                return
-            logger.debug("command audio starts %d samples into the pre-roll", listening.start)
-        if listening.held:
-            audio = np.concatenate(listening.held)
-            listening.command.push(audio[listening.start :])
-            listening.held = []
 
     def _listen(self, listening: _Listening, chunk: AudioChunk) -> _Listening | None:
         if listening.command.complete.is_set() and not self.endpointer.quick:
             self.endpointer.quick_end(QUICK_END_SILENCE_SECONDS)
         state = self.endpointer.process(chunk.samples)
-        if listening.start is None or listening.held:
-            listening.held.append(chunk.samples)
-        else:
-            listening.command.push(chunk.samples)
+        listening.command.push(chunk.samples)
         ended = state not in (Endpoint.WAITING, Endpoint.SPEAKING)
-        self._release(listening, final=ended)
         if not ended:
             return listening
         # The wake engine heard nothing while the command was spoken: start it afresh
@@ -585,8 +573,7 @@ class Daemon:
         return None
 
     def _endpoint(self, listening: _Listening, found: Endpoint | None, at: float) -> None:
-        held = sum(s.size for s in listening.held) - (listening.start or 0)
-        seconds = (listening.command.pushed + max(0, held)) / RATE_HZ
+        seconds = (listening.command.pushed - listening.wake_at) / RATE_HZ
         endpoint(
             listening.turn.run,
             listening.command,

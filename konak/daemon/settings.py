@@ -23,6 +23,11 @@ STT_ENGINES: Final = ("pocketsphinx", "vosk")
 STT_MODES: Final = ("grammar", "open")
 # stt.min_score, nats per frame (grammar path against phone loop; docs/daemon.md)
 DEFAULT_MIN_SCORE: Final = -4.3
+# The audio before a detection fed to the decoder: the whole wake word, so the grammar's
+# wake-word prefix can align with it and the command is found after it (docs/daemon.md).
+DEFAULT_PREROLL_SECONDS: Final = 1.5
+MIN_PREROLL_SECONDS: Final = 1.0
+MAX_PREROLL_SECONDS: Final = 3.0
 MIN_SCORE_RANGE: Final = (-20.0, 20.0)
 # The intents whose sentences the device recognises by default: lights and the local skills.
 DEFAULT_INTENTS: Final = (
@@ -78,7 +83,7 @@ class WakeSettings:
 
     words: tuple[WakeWord, ...] = (WakeWord("oww-hey-jarvis"),)
     refractory_seconds: float = 2.0
-    preroll_seconds: float = 0.5
+    preroll_seconds: float = DEFAULT_PREROLL_SECONDS
     barge_in: bool = False
     stop_word: str | None = None
 
@@ -263,6 +268,17 @@ def _port(section: _Section, key: str, default: int) -> int:
     return value
 
 
+def _preroll(wake: _Section) -> float:
+    value = wake.get("preroll_seconds", float, DEFAULT_PREROLL_SECONDS)
+    if not MIN_PREROLL_SECONDS <= value <= MAX_PREROLL_SECONDS:
+        raise ConfigError(
+            f"{wake.key('preroll_seconds')} must be between {MIN_PREROLL_SECONDS} and "
+            f"{MAX_PREROLL_SECONDS}, not {value}: the pre-roll must hold the whole wake word "
+            "(the decoder finds where the command starts after it)"
+        )
+    return value
+
+
 def parse(raw: Mapping[str, Any], *, base_dir: Path, default_models_dir: Path) -> Settings:
     """Validate a parsed TOML document; relative paths are relative to ``base_dir``."""
     top = _Section("", dict(raw))
@@ -308,7 +324,7 @@ def parse(raw: Mapping[str, Any], *, base_dir: Path, default_models_dir: Path) -
     wake = WakeSettings(
         words=tuple(words),
         refractory_seconds=w.positive("refractory_seconds", 2.0),
-        preroll_seconds=w.positive("preroll_seconds", 0.5),
+        preroll_seconds=_preroll(w),
         barge_in=w.get("barge_in", bool, False),
         stop_word=w.opt("stop_word", str),
     )

@@ -20,14 +20,15 @@ import difflib
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from konak.daemon.audio import RATE_HZ, Samples
 from konak.daemon.errors import EngineError
-from konak.daemon.grammar import strip_prefix
+from konak.daemon.grammar import grammar_words, strip_prefix
 from konak.daemon.settings import DEFAULT_MIN_SCORE
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,6 @@ class Transcript:
     candidate: str = ""
     score: float | None = None
     command_start_seconds: float | None = None
-
-    @property
-    def agreement(self) -> float | None:
-        """The former name of ``score``."""
-        return self.score
 
 
 class SttStream(Protocol):
@@ -171,11 +167,33 @@ def _log(value: float) -> float:
     return math.log(value) if value > 0 else -math.inf
 
 
+class Pronunciations:
+    """A pronunciation dictionary file (cmudict's format: ``word phones…``, alternatives
+    as ``word(2)``), read for the words asked for only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def lookup(self, words: Iterable[str]) -> dict[str, list[str]]:
+        """Each of ``words`` the file has, with its pronunciations in the file's order."""
+        wanted = set(words)
+        found: dict[str, list[str]] = {}
+        with self.path.open(encoding="utf-8") as lines:
+            for line in lines:
+                parts = line.split(None, 1)
+                if len(parts) < 2:
+                    continue
+                word = parts[0].split("(", 1)[0]
+                if word in wanted:
+                    found.setdefault(word, []).append(parts[1].strip())
+        return found
+
+
 class PocketSphinxStt:
     """pocketsphinx 5 with the bundled en-us model; a grammar or the open language model.
 
-    ``grammar`` is the JSGF text, or a function building it from ``known_word`` (the
-    dictionary is loaded first). Without it the open language model is used (no
+    ``grammar`` is the JSGF text, or a function building it from ``known_word`` (whether
+    the pronunciation dictionary has a word). Without it the open language model is used (no
     rejection).
     """
 
@@ -191,49 +209,59 @@ class PocketSphinxStt:
 
         self.min_score = min_score
         self.prefixes = prefixes
-        files = {
-            "hmm": str(model_dir / "en-us"),
-            "dict": str(model_dir / "cmudict-en-us.dict"),
-            "logfn": "/dev/null",
-        }
+        self._dictionary = Pronunciations(model_dir / "cmudict-en-us.dict")
+        files = {"hmm": str(model_dir / "en-us"), "logfn": "/dev/null"}
         self._phones: Any = None
         self._fsg: Any = None
         try:
             if grammar is None:
-                self._decoder: Any = Decoder(lm=str(model_dir / "en-us.lm.bin"), **files)
+                # The open language model may say any of its 130,000 words.
+                self._decoder: Any = Decoder(
+                    lm=str(model_dir / "en-us.lm.bin"), dict=str(self._dictionary.path), **files
+                )
             else:
-                self._decoder = Decoder(lm=None, **files, **GRAMMAR_SEARCH)
-                jsgf = grammar if isinstance(grammar, str) else grammar(self.known_word)
+                # The grammar's words only: the whole dictionary costs ~22 MB per decoder.
+                self._decoder = Decoder(lm=None, dict=os.devnull, **files, **GRAMMAR_SEARCH)
+                jsgf = self._load_grammar(grammar)
                 self._decoder.add_jsgf_string("command", jsgf)
                 self._decoder.activate_search("command")
                 self._fsg = self._decoder.get_fsg("command")
+                # The phone loop needs the acoustic model's phones, no words.
                 self._phones = Decoder(
                     allphone=str(model_dir / "en-us-phone.lm.bin"),
                     lm=None,
+                    dict=os.devnull,
                     **files,
                     **PHONE_SEARCH,
                 )
-        except (RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             raise EngineError(f"cannot load pocketsphinx from {model_dir}: {exc}") from exc
         self._stream: _PocketSphinxStream | None = None
+
+    def _load_grammar(self, grammar: GrammarSource) -> str:
+        """The JSGF text, with each of its words' pronunciations added to the decoder; a
+        grammar built by a function is built again without the words the dictionary
+        lacks."""
+        jsgf = grammar if isinstance(grammar, str) else grammar(lambda _: True)
+        wanted = grammar_words(jsgf)
+        found = self._dictionary.lookup(wanted)
+        if not isinstance(grammar, str) and len(found) < len(wanted):
+            jsgf = grammar(found.__contains__)
+        for word, pronunciations in found.items():
+            for i, phones in enumerate(pronunciations):
+                self._decoder.add_word(word if i == 0 else f"{word}({i + 1})", phones, False)
+        return jsgf
 
     @property
     def grammar_mode(self) -> bool:
         """Whether a grammar constrains (and rejection guards) the search."""
         return self._fsg is not None
 
-    def known_word(self, word: str) -> bool:
-        """Whether the pronunciation dictionary has ``word``."""
-        return self._decoder.lookup_word(word) is not None
-
     def phones(self, text: str) -> list[str]:
         """The phone sequence of ``text`` (words missing from the dictionary are skipped)."""
-        out: list[str] = []
-        for word in text.split():
-            pronunciation = self._decoder.lookup_word(word)
-            if pronunciation:
-                out.extend(str(pronunciation).split())
-        return out
+        words = text.split()
+        found = self._dictionary.lookup(words)
+        return [phone for word in words for phone in found.get(word, [""])[0].split()]
 
     def accepts(self, text: str) -> bool:
         """Whether ``text`` (wake word included) is a sentence of the grammar."""

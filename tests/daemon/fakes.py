@@ -80,8 +80,10 @@ class FakeStt:
     ) -> None:
         self.answers = list(answers)
         self.fed: list[int] = []  # samples per command
+        self.speech: list[int] = []  # of them, samples that are not silence
         self.feed_seconds = feed_seconds
-        # With it, partial() gives the whole answer once this much audio was fed.
+        # With it, partial() gives the whole answer once this much speech (the wake word's
+        # marker included) was fed; silence in the pre-roll does not count.
         self.partial_after_seconds = partial_after_seconds
         self.partial_complete = threading.Event()  # partial() has given a whole command
         self.in_utterance = False
@@ -91,6 +93,7 @@ class FakeStt:
             raise RuntimeError("Failed to start utterance processing")  # as pocketsphinx
         self.in_utterance = True
         self.fed.append(0)
+        self.speech.append(0)
         return _FakeStream(self)
 
     def transcribe(self, samples: Samples) -> Transcript:
@@ -107,13 +110,14 @@ class _FakeStream:
         if self.stt.feed_seconds:
             time.sleep(self.stt.feed_seconds)  # simulated decoding work, not coordination
         self.stt.fed[-1] += samples.size
+        self.stt.speech[-1] += int(np.count_nonzero(samples))
 
     def partial(self) -> str:
         after = self.stt.partial_after_seconds
         if after is None or not self.stt.answers:
             return ""
         answer = self.stt.answers[0]
-        if self.stt.fed[-1] < after * RATE_HZ or isinstance(answer, Exception):
+        if self.stt.speech[-1] < after * RATE_HZ or isinstance(answer, Exception):
             return "turn"  # not a command yet
         self.stt.partial_complete.set()
         return answer

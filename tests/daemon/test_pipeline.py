@@ -72,7 +72,7 @@ def reply(text: str = "Done.", **fields: Any) -> Reply:
     return Reply(tenant="acme", device="pi", turn_id="t-placeholder", text=text, **fields)
 
 
-def head(command_seconds: float = 1.904, endpoint: str = "end") -> list[Any]:
+def head(command_seconds: float = 2.0, endpoint: str = "end") -> list[Any]:
     """The events every wake-word turn starts with, up to the end of speech."""
     return [
         ("run-start", {"continued": False}),
@@ -130,8 +130,9 @@ def test_a_normal_turn_walks_every_stage_once_and_sends_one_intent(start: Start)
     assert intent.expires_at is not None
     assert intent.speech_ended_at is not None
     assert intent.expires_at - intent.speech_ended_at == pytest.approx(30.0, abs=5.0)
-    # The decoder was fed the command from the pause after the wake word to the endpoint.
-    assert stt.fed == [round(1.904 * 16_000)]
+    # The decoder was fed the pre-roll (the wake word: the grammar lets it come first,
+    # and the decoder finds where the command starts) and everything up to the endpoint.
+    assert stt.fed == [round((0.48 + 2.0) * 16_000)]  # 0.5 s of pre-roll in whole chunks
 
 
 def test_no_speech_after_the_wake_word_ends_the_turn_with_no_speech(start: Start) -> None:
@@ -143,7 +144,7 @@ def test_no_speech_after_the_wake_word_ends_the_turn_with_no_speech(start: Start
     events.wait_ends(1)
     turn = only_run(events)
     assert events.snapshot(turn) == [
-        *head(command_seconds=0.704, endpoint="no_speech"),
+        *head(command_seconds=0.8, endpoint="no_speech"),
         ("stt-end", {"text": "", "rejected": True, "error": "no_speech"}),
         ("error", {"code": "no_speech"}),
         ("run-end", {}),
@@ -396,7 +397,8 @@ def test_a_complete_command_ends_after_a_short_pause_and_an_incomplete_one_waits
     start: Start, tmp_path: Path
 ) -> None:
     config = settings(tmp_path, vad={"end_silence_seconds": 0.7})
-    # The partial result is the whole command once 1.2 s were fed; before that, "turn".
+    # The partial result is the whole command once 1.2 s of speech were fed; before
+    # that, "turn".
     stt = FakeStt(
         "turn on the kitchen light", "turn on the kitchen light", partial_after_seconds=1.2
     )

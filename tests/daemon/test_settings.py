@@ -68,6 +68,13 @@ def test_an_integer_is_accepted_where_a_float_is_expected() -> None:
         ({"wake": {"words": [{"model": "x", "level": 1}]}}, "unknown key wake.words[0].level"),
         ({"intent": {"slot_lists": {"area": [1]}}}, "intent.slot_lists.area must be a list of"),
         ({"tts": {"threads": 0}}, "tts.threads must be at least 1"),
+        (
+            {"wake": {"preroll_seconds": 0.5}},
+            "wake.preroll_seconds must be between 1.0 and 3.0, not 0.5: the pre-roll must "
+            "hold the whole wake word",
+        ),
+        ({"wake": {"preroll_seconds": 60}}, "wake.preroll_seconds must be between 1.0 and 3.0"),
+        ({"stt": {"min_score": "low"}}, "stt.min_score must be float, not str"),
         ({"hub": "localhost"}, "hub must be dict, not str"),
         ({"hub": {"intent_expiry_seconds": 0}}, "hub.intent_expiry_seconds must be greater than 0"),
         ({"hub": {"intent_expiry": 30}}, "hub.intent_expiry must be dict, not int"),

@@ -72,7 +72,6 @@ def test_a_command_the_grammar_explains_well_is_accepted_with_where_it_starts() 
         score=pytest.approx(0.0),
         command_start_seconds=80 / FRAMES_PER_SECOND,
     )
-    assert heard.agreement == heard.score  # the former name still reads
 
 
 def test_speech_the_phone_loop_explains_much_better_is_rejected() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from konak.daemon.audio import CHUNK_SAMPLES, Samples
-from konak.daemon.vad import FRAME_SAMPLES, Endpoint, Endpointer, command_start
+from konak.daemon.vad import Endpoint, Endpointer
 
 
 class ScriptedVad:
@@ -68,26 +68,6 @@ def test_reset_starts_a_new_command_and_resets_the_model() -> None:
     endpointer.reset()
     assert not endpointer.speech_seen
     assert endpointer.process(np.zeros(CHUNK_SAMPLES, np.int16)) is Endpoint.WAITING
-
-
-def test_the_wake_words_tail_is_cut_at_the_first_pause_after_detection() -> None:
-    audio = _audio((True, 0.5), (False, 0.2), (True, 1.0))
-    wake_at = 8 * FRAME_SAMPLES  # inside the wake word
-    start = command_start(ScriptedVad(), audio, wake_at, 0.5)
-    assert start == 16 * FRAME_SAMPLES  # 0.5 s of wake word, rounded up to frames
-
-
-def test_a_command_run_straight_on_from_the_wake_word_is_kept_from_the_detection() -> None:
-    audio = _audio((True, 3.0))
-    assert command_start(ScriptedVad(), audio, 4096, 0.5) == 4096
-
-
-def test_pre_roll_after_a_pause_is_kept() -> None:
-    audio = _audio((True, 0.3), (False, 0.2), (True, 0.5))
-    wake_at = _audio((True, 0.3), (False, 0.2)).size
-    start = command_start(ScriptedVad(), audio, wake_at, 0.5)
-    assert start <= wake_at
-    assert audio[start] == 0 or start == wake_at
 
 
 def test_the_pause_after_the_wake_words_tail_does_not_end_the_command() -> None:
