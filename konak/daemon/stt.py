@@ -37,16 +37,16 @@ FRAMES_PER_SECOND: Final = 100  # pocketsphinx's frame rate (``frate``)
 _SCORE_SHIFT: Final = 1 << 10  # pocketsphinx's SENSCR_SHIFT
 # The grammar search, tuned over espeak-ng and piper voices (docs/daemon.md): a wide
 # word-exit beam (the default pruned away the right path, or every path, for voices
-# the model fits badly); alternative pronunciations off (they cost more than they
-# found); every senone scored, so the path's scores are relative to the best senone
-# of each frame, not to the best one the grammar happened to keep (the rejection
-# compares them with the phone loop's); no bestpath, which on a grammar's lattice took
-# 1-3 s at the endpoint and was less accurate.
+# the model fits badly); alternative pronunciations for the wake words only (for command
+# words they cost more than they found); every senone scored, so the path's scores are
+# relative to the best senone of each frame, not to the best one the grammar happened
+# to keep (the rejection compares them with the phone loop's); no bestpath, which on a
+# grammar's lattice took 1-3 s at the endpoint and was less accurate.
 GRAMMAR_SEARCH: Final[Mapping[str, Any]] = {
     "beam": 1e-60,
     "pbeam": 1e-60,
     "wbeam": 1e-45,
-    "fsgusealtpron": False,
+    "fsgusealtpron": True,  # only wake words are given alternatives (_load_grammar)
     "compallsen": True,
     "bestpath": False,
 }
@@ -167,6 +167,28 @@ def _log(value: float) -> float:
     return math.log(value) if value > 0 else -math.inf
 
 
+_VOWELS: Final = frozenset(
+    {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
+)
+
+
+def non_rhotic(phones: str) -> str:
+    """A CMUdict pronunciation as a non-rhotic accent says it: no R after a vowel unless
+    a vowel follows ("jarvis" JH AA R V IH S -> JH AA V IH S)."""
+    out = phones.split()
+    keep = [
+        phone
+        for i, phone in enumerate(out)
+        if not (
+            phone == "R"
+            and i > 0
+            and out[i - 1] in _VOWELS
+            and (i + 1 == len(out) or out[i + 1] not in _VOWELS)
+        )
+    ]
+    return " ".join(keep)
+
+
 class Pronunciations:
     """A pronunciation dictionary file (cmudict's format: ``word phones…``, alternatives
     as ``word(2)``), read for the words asked for only."""
@@ -239,16 +261,23 @@ class PocketSphinxStt:
         self._stream: _PocketSphinxStream | None = None
 
     def _load_grammar(self, grammar: GrammarSource) -> str:
-        """The JSGF text, with each of its words' pronunciations added to the decoder; a
-        grammar built by a function is built again without the words the dictionary
-        lacks."""
+        """The JSGF text, with its words' pronunciations added to the decoder; a grammar
+        built by a function is built again without the words the dictionary lacks.
+
+        A command word gets its first pronunciation (alternatives cost more than they
+        found); a wake word gets all of them and their non-rhotic forms, so the decoder
+        can align the wake word at the start of the pre-roll in British English too."""
         jsgf = grammar if isinstance(grammar, str) else grammar(lambda _: True)
         wanted = grammar_words(jsgf)
         found = self._dictionary.lookup(wanted)
         if not isinstance(grammar, str) and len(found) < len(wanted):
             jsgf = grammar(found.__contains__)
+        wake_words = {word for prefix in self.prefixes for word in prefix.split()}
         for word, pronunciations in found.items():
-            for i, phones in enumerate(pronunciations):
+            if word in wake_words:
+                forms = [*pronunciations, *(non_rhotic(p) for p in pronunciations)]
+                pronunciations = list(dict.fromkeys(forms))
+            for i, phones in enumerate(pronunciations[: None if word in wake_words else 1]):
                 self._decoder.add_word(word if i == 0 else f"{word}({i + 1})", phones, False)
         return jsgf
 

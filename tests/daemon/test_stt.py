@@ -4,6 +4,7 @@ rejected, where the command starts; vosk's stream over a fake recognizer."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,10 +12,12 @@ import pytest
 
 from konak.daemon.stt import (
     FRAMES_PER_SECOND,
+    Pronunciations,
     Span,
     Transcript,
     command_words,
     grammar_transcript,
+    non_rhotic,
     open_transcript,
     phone_loop_score,
 )
@@ -187,3 +190,31 @@ def test_vosk_without_phrases_hears_silence_as_nothing_rejected() -> None:
     stream.feed(PAUSE)
     assert stream.partial() == ""
     assert stream.finish() == Transcript("")
+
+
+@pytest.mark.parametrize(
+    ("phones", "said"),
+    [
+        ("JH AA R V IH S", "JH AA V IH S"),  # jarvis: no R before a consonant
+        ("K AA R", "K AA"),  # car: none at the end
+        ("R EH D", "R EH D"),  # red: an R that opens a word stays
+        ("V EH R IY", "V EH R IY"),  # very: an R between vowels stays
+        ("AH L EH K S AH", "AH L EH K S AH"),  # alexa: nothing to drop
+    ],
+)
+def test_the_non_rhotic_form_drops_only_an_r_after_a_vowel_with_no_vowel_next(
+    phones: str, said: str
+) -> None:
+    assert non_rhotic(phones) == said
+
+
+def test_pronunciations_are_read_for_the_words_asked_only_with_their_alternatives(
+    tmp_path: Path,
+) -> None:
+    dictionary = tmp_path / "cmu.dict"
+    dictionary.write_text(
+        "jarvis JH AA R V AH S\njarvis(2) JH AA R V IH S\nkitchen K IH CH AH N\n"
+        "light L AY T\n\nbroken\nlamp\tL AE M P\n"
+    )
+    found = Pronunciations(dictionary).lookup(["jarvis", "lamp", "missing"])
+    assert found == {"jarvis": ["JH AA R V AH S", "JH AA R V IH S"], "lamp": ["L AE M P"]}
