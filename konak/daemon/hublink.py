@@ -36,6 +36,7 @@ from konak.protocol import (
     build_topic,
     decode,
 )
+from konak.provisioning.dynsec import device_client_id
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class HubLink:
         self.connected = threading.Event()
         self.rejected = 0
         self._stop = threading.Event()
-        client_id = f"konak-{device.tenant}-{device.device}"
+        client_id = device_client_id(device.tenant, device.device)
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )

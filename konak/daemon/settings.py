@@ -268,6 +268,23 @@ def _port(section: _Section, key: str, default: int) -> int:
     return value
 
 
+def _password(hub: _Section, base: Path) -> str | None:
+    """The broker password: ``password_file`` (its first line), or ``password`` inline."""
+    inline = hub.opt("password", str)
+    path = _path(hub, "password_file", base)
+    if path is None:
+        return inline
+    if inline is not None:
+        raise ConfigError("hub.password and hub.password_file: give one, not both")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"hub.password_file: cannot read {path}: {exc}") from exc
+    if not lines or not lines[0].strip():
+        raise ConfigError(f"hub.password_file: {path} is empty")
+    return lines[0].strip()
+
+
 def _preroll(wake: _Section) -> float:
     value = wake.get("preroll_seconds", float, DEFAULT_PREROLL_SECONDS)
     if not MIN_PREROLL_SECONDS <= value <= MAX_PREROLL_SECONDS:
@@ -356,7 +373,7 @@ def parse(raw: Mapping[str, Any], *, base_dir: Path, default_models_dir: Path) -
         host=h.get("host", str, "127.0.0.1"),
         port=_port(h, "port", 1883),
         username=h.opt("username", str),
-        password=h.opt("password", str),
+        password=_password(h, base_dir),
         tls=h.get("tls", bool, False),
         ca_file=_path(h, "ca_file", base_dir),
         keepalive_seconds=int(h.positive("keepalive_seconds", 30)),

@@ -119,3 +119,27 @@ def test_an_error_in_a_file_names_the_file_and_the_key(tmp_path: Path) -> None:
         load(path, default_models_dir=Path("/m"))
     assert info.value.message == f"{path}: unknown key device.volume"
     assert info.value.code == "config_invalid"
+
+
+def test_the_broker_password_comes_from_a_file_and_a_bad_file_is_one_line(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "broker.password"
+    secret.write_text("s3cret\n")
+    hub = parse(
+        {"device": {"tenant": "acme", "device": "pi"}, "hub": {"password_file": "broker.password"}},
+        base_dir=tmp_path,
+        default_models_dir=tmp_path,
+    ).hub
+    assert hub.password == "s3cret"
+    assert "s3cret" not in repr(hub)
+    for raw, message in [
+        ({"password_file": "missing"}, "hub.password_file: cannot read"),
+        ({"password_file": "broker.password", "password": "x"}, "give one, not both"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            parse(
+                {"device": {"tenant": "acme", "device": "pi"}, "hub": raw},
+                base_dir=tmp_path,
+                default_models_dir=tmp_path,
+            )
