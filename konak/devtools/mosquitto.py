@@ -39,6 +39,13 @@ MAX_QUEUED_MESSAGES: Final = 100_000
 # Payloads are limited to 64 KiB by the contract; leave room for topic and properties.
 MAX_PACKET_BYTES: Final = 128 * 1024
 PORT_ATTEMPTS: Final = 5
+HUB_CLIENT_ID: Final = "konak-hub"
+# What the hub's login may do on a development broker: every Konak topic, nothing else.
+HUB_ACLS: Final = (
+    {"acltype": "subscribePattern", "topic": "konak/#", "allow": True},
+    {"acltype": "publishClientReceive", "topic": "konak/#", "allow": True},
+    {"acltype": "publishClientSend", "topic": "konak/#", "allow": True},
+)
 
 
 class BrokerError(KonakError):
@@ -92,6 +99,8 @@ class Mosquitto:
 
     ``users`` maps usernames to passwords; a user with an entry in ``acl`` gets
     exactly those rules, a user without one gets full access (the hub, tests).
+    With ``dynsec=True``, ``admin`` manages identities over ``$CONTROL`` and ``hub`` is
+    the hub's login, accepted only with ``hub_client_id``.
     """
 
     def __init__(
@@ -102,8 +111,13 @@ class Mosquitto:
         persistence: bool = False,
         host: str = "127.0.0.1",
         dynsec: bool = False,
+        hub_client_id: str = HUB_CLIENT_ID,
     ) -> None:
         self.admin = Credentials("konak-admin", secrets.token_urlsafe(16))
+        # With dynsec, the hub's own login: accepted only with ``hub_client_id``, so no other
+        # login can take the hub's session over (devices are bound to their own ids too).
+        self.hub = Credentials("konak-hub", secrets.token_urlsafe(16))
+        self.hub_client_id = hub_client_id
         self._users: dict[str, str] = {self.admin.username: self.admin.password}
         self._users.update(users or {})
         self._acl: dict[str, list[AclRule]] = {u: list(r) for u, r in (acl or {}).items()}
@@ -259,25 +273,24 @@ class Mosquitto:
     def _write_dynsec_files(self, d: Path) -> None:
         state = d / "dynamic-security.json"
         if not state.exists():
-            subprocess.run(  # noqa: S603 - fixed argv, no shell
-                [
-                    shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl",
-                    "dynsec",
-                    "init",
-                    str(state),
-                    self.admin.username,
-                    self.admin.password,
-                ],
-                check=True,
-                capture_output=True,
-            )
-            # A development broker: let the admin (the hub, tests) publish anywhere too.
+            _dynsec_init(state, self.admin)
+            # A development broker: let the admin (tests, konak-home) publish anywhere too.
             data = json.loads(state.read_text())
             for role in data["roles"]:
                 if role["rolename"] == "admin":
                     role["acls"].append(
                         {"acltype": "publishClientSend", "topic": "#", "allow": True}
                     )
+            # The hub's login, hashed by mosquitto_ctrl itself (a throw-away init file) and
+            # bound to the hub's client id.
+            scratch = d / "hub-login.json"
+            _dynsec_init(scratch, self.hub)
+            hub = json.loads(scratch.read_text())["clients"][0]
+            scratch.unlink()
+            hub.update(textName="Konak hub", clientid=self.hub_client_id)
+            hub["roles"] = [{"rolename": "konak-hub"}]
+            data["clients"].append(hub)
+            data["roles"].append({"rolename": "konak-hub", "acls": [dict(a) for a in HUB_ACLS]})
             state.write_text(json.dumps(data, indent=2))
             state.chmod(0o600)
         self._write_conf(d, [f"plugin {_dynsec_plugin()}", f"plugin_opt_config_file {state}"])
@@ -350,6 +363,22 @@ class Mosquitto:
             logger.warning("mosquitto ignored SIGTERM; killing it")
             proc.kill()
             proc.wait()
+
+
+def _dynsec_init(path: Path, login: Credentials) -> None:
+    """``mosquitto_ctrl dynsec init``: a state file whose one client is ``login``."""
+    subprocess.run(  # noqa: S603 - fixed argv, no shell
+        [
+            shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl",
+            "dynsec",
+            "init",
+            str(path),
+            login.username,
+            login.password,
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _dynsec_plugin() -> str:

@@ -2,7 +2,9 @@
 
 An alert is a log line plus a POST of Slack-compatible JSON (``{"text": ...}``) to the
 configured webhook, raised when a device reports an error or stays offline longer than
-``offline_alert_seconds``. Each alert is sent once per state change.
+``offline_alert_seconds``. Each alert is sent once per state change, the same kind for the
+same device at most once per ``alert_repeat_seconds``, and at most ``alerts_per_minute``
+per tenant; what a device names itself is escaped for Slack's markup.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict, deque
+from typing import TYPE_CHECKING, Any, Final
 
 from konak.hub.metrics import HubMetrics
 from konak.hub.settings import FleetSettings
@@ -22,6 +25,15 @@ if TYPE_CHECKING:
     import aiohttp
 
 logger = logging.getLogger(__name__)
+
+MAX_REMEMBERED_ALERTS: Final = 100_000  # bound on the de-duplication memory
+ALERT_RATE_WINDOW_SECONDS: Final = 60.0  # alerts_per_minute counts over this sliding window
+_SLACK_ESCAPES: Final = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def slack_escape(text: str) -> str:
+    """Text as Slack shows it literally: ``<!channel>`` and ``<url|label>`` stay plain text."""
+    return text.translate(_SLACK_ESCAPES)
 
 
 class FleetMonitor:
@@ -39,6 +51,9 @@ class FleetMonitor:
         self.metrics = metrics
         self.http = http
         self._pending: set[asyncio.Task[None]] = set()
+        self._last_alert: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._tenant_alerts: dict[str, deque[float]] = {}  # when each recent alert was sent
+        self.suppressed = 0  # alerts de-duplicated or over a tenant's rate
 
     def on_status(self, status: Status, now: float | None = None) -> None:
         """Record a status (also the broker's last will) and alert on a new error."""
@@ -47,7 +62,7 @@ class FleetMonitor:
         if after.state == "error" and (
             before is None or before.state != "error" or before.error != after.error
         ):
-            self.alert(after, "device_error", f"reported error {after.error or 'unknown'}")
+            self.alert(after, "device_error", f"reported error {after.error or 'unknown'}", now)
             self.store.mark_alerted(after.tenant_id, after.device_id)
         elif before is not None and before.state != after.state:
             logger.info("device %s/%s is now %s", after.tenant_id, after.device_id, after.state)
@@ -81,9 +96,11 @@ class FleetMonitor:
                 overdue = now - device.state_since >= self.settings.offline_alert_seconds
                 if device.state == "offline" and overdue and not device.alerted:
                     minutes = (now - device.state_since) / 60
-                    self.alert(device, "device_offline", f"offline for {minutes:.1f} min")
-                    self.store.mark_alerted(tenant, device.device_id)
-                    alerted.append(device)
+                    # Held back (tenant rate, repeat window): tried again at a later sweep.
+                    detail = f"offline for {minutes:.1f} min"
+                    if self.alert(device, "device_offline", detail, now):
+                        self.store.mark_alerted(tenant, device.device_id)
+                        alerted.append(device)
         return alerted
 
     async def run(self) -> None:
@@ -95,16 +112,47 @@ class FleetMonitor:
             except Exception:  # supervisor: a failed sweep must not end monitoring
                 logger.exception("fleet sweep failed")
 
-    def alert(self, device: Device, kind: str, detail: str) -> None:
-        """Log an alert and post it to the webhook (in the background)."""
-        label = device.name or device.device_id
-        text = f"Konak alert [{device.tenant_id}]: device {label} ({device.device_id}) {detail}"
+    def _allowed(self, device: Device, kind: str, now: float) -> bool:
+        """De-duplicate (one alert of a kind per device per window) and rate-limit per
+        tenant (a sliding minute); what is held back is counted and logged at debug level."""
+        key = (device.tenant_id, device.device_id, kind)
+        last = self._last_alert.get(key)
+        sent = self._tenant_alerts.setdefault(device.tenant_id, deque())
+        while sent and now - sent[0] >= ALERT_RATE_WINDOW_SECONDS:
+            sent.popleft()
+        if last is not None and now - last < self.settings.alert_repeat_seconds:
+            reason = "repeated"
+        elif len(sent) >= self.settings.alerts_per_minute:
+            reason = "tenant rate"
+        else:
+            sent.append(now)
+            self._last_alert.pop(key, None)
+            self._last_alert[key] = now
+            if len(self._last_alert) > MAX_REMEMBERED_ALERTS:
+                self._last_alert.popitem(last=False)
+            return True
+        self.suppressed += 1
+        logger.debug(
+            "alert %s for %s/%s held back (%s)", kind, device.tenant_id, device.device_id, reason
+        )
+        return False
+
+    def alert(self, device: Device, kind: str, detail: str, now: float | None = None) -> bool:
+        """Log an alert and post it to the webhook (in the background), unless the same
+        alert was raised recently or the tenant is over its alert rate (then False)."""
+        if not self._allowed(device, kind, time.time() if now is None else now):
+            return False
+        label = slack_escape(device.name or device.device_id)
+        text = (
+            f"Konak alert [{device.tenant_id}]: device {label} ({device.device_id}) "
+            f"{slack_escape(detail)}"
+        )
         logger.warning(
             "alert %s tenant=%s device=%s: %s", kind, device.tenant_id, device.device_id, detail
         )
         self.metrics.alerts.labels(kind).inc()
         if self.settings.webhook_url is None or self.http is None:
-            return
+            return True
         body = {
             "text": text,
             "kind": kind,
@@ -115,6 +163,7 @@ class FleetMonitor:
         task = asyncio.get_running_loop().create_task(self._post(body))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        return True
 
     async def _post(self, body: dict[str, Any]) -> None:
         import aiohttp

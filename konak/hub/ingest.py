@@ -2,8 +2,11 @@
 
 The hub subscribes to every device->hub kind of every tenant. Each payload goes through
 the contract's ``decode`` (which also rejects a payload whose tenant/device disagree with
-its topic; the broker ACL makes the topic the sender's identity). A bad message is
-logged with its reason, counted, and dropped; ingestion never stops because of one.
+its topic). The sender's identity is the topic, which the broker ACL binds to the device's
+own login, never the payload; each device has a token bucket (a flood from one device is
+dropped, not queued in front of everyone else's messages), and on a hub that enrols
+devices only enrolled, unrevoked ones are heard. A bad message is logged with its reason,
+counted, and dropped; ingestion never stops because of one.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
-from konak.hub.auth.errors import ApiError
+from konak.hub.auth.errors import ApiError, Forbidden
+from konak.hub.auth.ratelimit import Clock, TokenBuckets
 from konak.hub.auth.rbac import Action, Identity, Resource, authorize
+from konak.hub.auth.settings import RateLimit
 from konak.hub.metrics import HubMetrics
 from konak.hub.settings import MqttSettings
 from konak.protocol import (
@@ -29,6 +35,7 @@ from konak.protocol import (
     Telemetry,
     Wake,
     decode,
+    parse_topic,
     subscription,
 )
 
@@ -62,6 +69,8 @@ class Ingest:
         on_intent: Callable[[Intent], Awaitable[None]],
         on_wake: Callable[[Wake], None] | None = None,
         on_seen: Callable[[Message], None] | None = None,
+        enrolled: Callable[[str, str], bool] | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -70,6 +79,12 @@ class Ingest:
         self.on_intent = on_intent
         self.on_wake = on_wake
         self.on_seen = on_seen
+        # (tenant, device) -> enrolled and not revoked; None: the broker's logins decide.
+        self.enrolled = enrolled
+        self._buckets = TokenBuckets(
+            RateLimit(settings.device_message_burst, settings.device_messages_per_second), clock
+        )
+        self._limited: set[str] = set()  # devices over their rate, logged once per episode
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -133,6 +148,7 @@ class Ingest:
             if not isinstance(payload, bytes | bytearray | str):
                 raise ProtocolError("wrong_type", "payload is not bytes")
             msg = decode(topic, bytes(payload) if not isinstance(payload, str) else payload)
+            sender = parse_topic(topic)
         except ProtocolError as exc:
             self.metrics.drops.labels(exc.code).inc()
             logger.warning("dropped message on %.200s: %s [%s]", topic, exc.message, exc.code)
@@ -143,23 +159,48 @@ class Ingest:
             self.metrics.drops.labels("wrong_direction").inc()
             logger.warning("dropped %s message on %.200s: not a device->hub kind", kind, topic)
             return
+        if not self._admit(sender.tenant, sender.device):
+            return
         try:
-            # The topic is the sender's identity: the broker ACL lets a device publish only
-            # on its own topics, and decode() refused payloads naming another device.
+            # The topic is the sender's identity (the broker ACL lets a login publish only
+            # on its own device's topics); the payload only says what the message is about.
             action = KIND_ACTIONS.get(kind)
             if action is None:
                 raise ApiError(f"no action for {kind} messages", code="forbidden")
-            identity = Identity.device(msg.tenant, msg.device)
+            identity = Identity.device(sender.tenant, sender.device)
             authorize(identity, action, Resource(msg.tenant, kind.value, msg.device))
+            if msg.device != sender.device:
+                raise Forbidden("a device may only speak for itself")
         except ApiError as exc:
             self.metrics.drops.labels("forbidden").inc()
             logger.warning("dropped %s message on %.200s: %s", kind, topic, exc.message)
+            return
+        if self.enrolled is not None and not self.enrolled(sender.tenant, sender.device):
+            self.metrics.drops.labels("not_enrolled").inc()
+            logger.warning(
+                "dropped %s message from %s/%s: not an enrolled, unrevoked device",
+                kind,
+                sender.tenant,
+                sender.device,
+            )
             return
         try:
             self._handle(msg)
         except Exception:  # callback wrapper: one bad message never stops ingestion
             self.metrics.drops.labels("handler_error").inc()
             logger.exception("handling %s from %s/%s failed", kind, msg.tenant, msg.device)
+
+    def _admit(self, tenant: str, device: str) -> bool:
+        """Spend one of the device's tokens; a message over its rate is dropped and counted."""
+        key = f"{tenant}/{device}"
+        if self._buckets.take(key) == 0.0:
+            self._limited.discard(key)
+            return True
+        self.metrics.drops.labels("rate_limited").inc()
+        if key not in self._limited:  # one line per flood, not one per message
+            self._limited.add(key)
+            logger.warning("device %s/%s is over its message rate; dropping", tenant, device)
+        return False
 
     def _handle(self, msg: Message) -> None:
         if self.on_seen is not None and not isinstance(msg, Status):

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS claim_tokens (
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL,
     used_at REAL,
-    device_id TEXT
+    device_id TEXT,
+    for_device TEXT
 );
 CREATE TABLE IF NOT EXISTS enrolled_devices (
     tenant_id TEXT NOT NULL,
@@ -70,6 +71,15 @@ class Claim:
     expires_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    """A redeemed claim: its tenant, and whether it was minted for the device redeeming it
+    (only such a token may replace an enrolled, unrevoked device)."""
+
+    tenant_id: str
+    for_device: bool
+
+
 def device_id_for(name: str) -> str:
     """A topic-safe device id from a human name ("Kitchen Pi" -> "kitchen-pi")."""
     slug = _NOT_ID.sub("-", name.strip().lower()).strip("-")[:48]
@@ -87,30 +97,40 @@ class Claims:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        columns = {r[1] for r in db.execute("PRAGMA table_info(claim_tokens)")}
+        if "for_device" not in columns:  # a database from before tokens named their device
+            db.execute("ALTER TABLE claim_tokens ADD COLUMN for_device TEXT")
 
-    def mint(self, tenant_id: str, created_by: str, ttl_seconds: float) -> Claim:
-        """A new one-time claim token for a tenant."""
+    def mint(
+        self, tenant_id: str, created_by: str, ttl_seconds: float, device_id: str | None = None
+    ) -> Claim:
+        """A new one-time claim token for a tenant; with ``device_id`` it enrols only that
+        device, and may replace it while it is enrolled (a re-enrolment)."""
+        if device_id is not None and not is_identifier(device_id):
+            raise ClaimError(f"invalid device id {device_id!r}", code="bad_device_name")
         token = "kc_" + secrets.token_urlsafe(24)
         now = time.time()
         self._db.execute(
             """INSERT INTO claim_tokens (token_sha256, tenant_id, created_by, created_at,
-                   expires_at) VALUES (?, ?, ?, ?, ?)""",
-            (_sha256(token), tenant_id, created_by, now, now + ttl_seconds),
+                   expires_at, for_device) VALUES (?, ?, ?, ?, ?, ?)""",
+            (_sha256(token), tenant_id, created_by, now, now + ttl_seconds, device_id),
         )
         return Claim(tenant_id, token, now + ttl_seconds)
 
-    def redeem(self, token: str, device_id: str) -> str:
-        """Use a claim token once; returns its tenant. ClaimError when unknown/used/expired."""
+    def redeem(self, token: str, device_id: str) -> Redeemed:
+        """Use a claim token once for ``device_id``. ClaimError when unknown, used, expired
+        or minted for another device (one answer for all: no oracle)."""
         now = time.time()
         row = self._db.execute(
             """UPDATE claim_tokens SET used_at = ?, device_id = ?
                WHERE token_sha256 = ? AND used_at IS NULL AND expires_at > ?
-               RETURNING tenant_id""",
-            (now, device_id, _sha256(token), now),
+                   AND (for_device IS NULL OR for_device = ?)
+               RETURNING tenant_id, for_device""",
+            (now, device_id, _sha256(token), now, device_id),
         ).fetchone()
         if row is None:
             raise ClaimError("the claim token is unknown, used or expired")
-        return str(row[0])
+        return Redeemed(str(row[0]), row[1] is not None)
 
     def release(self, token: str) -> None:
         """Make a redeemed token usable again (its enrolment failed half-way)."""

@@ -1,8 +1,10 @@
 """A client for Mosquitto's dynamic security plugin: per-device broker identities.
 
 Each device gets its own login and a role allowing exactly its own topics
-(:func:`konak.protocol.device_acl`). Deleting or disabling a client disconnects it at
-once, which is how revocation takes effect. Commands travel on
+(:func:`konak.protocol.device_acl`), bound to one MQTT client id (the plugin's ``clientid``):
+the broker refuses that login with any other client id, so a device cannot connect under
+the hub's or another device's id and take its session over. Deleting or disabling a client
+disconnects it at once, which is how revocation takes effect. Commands travel on
 ``$CONTROL/dynamic-security/v1`` and are answered on ``…/response``.
 """
 
@@ -45,6 +47,11 @@ class DeviceLogin:
     device: str
     username: str
     password: str = field(repr=False)
+    client_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            object.__setattr__(self, "client_id", self.username)
 
 
 def device_username(tenant: str, device: str) -> str:
@@ -52,6 +59,13 @@ def device_username(tenant: str, device: str) -> str:
     if not (is_identifier(tenant) and is_identifier(device)):
         raise DynsecError(f"invalid tenant or device id: {tenant!r}/{device!r}", code="bad_id")
     return f"{tenant}.{device}"
+
+
+def device_client_id(tenant: str, device: str) -> str:
+    """The only MQTT client id a device's login is accepted with: its username, which is
+    unique (``konak-<tenant>-<device>`` would not be: tenant ``a-b`` device ``c`` and tenant
+    ``a`` device ``b-c`` would share it)."""
+    return device_username(tenant, device)
 
 
 def device_role(tenant: str, device: str) -> str:
@@ -159,11 +173,23 @@ class DynsecAdmin:
         self._ensure_absent("deleteClient", username=username)
         self._ensure_absent("deleteRole", rolename=role)
         self.command("createRole", rolename=role, acls=device_acls(tenant, device))
-        self.command(
-            "createClient", username=username, password=password, roles=[{"rolename": role}]
-        )
+        client_id = device_client_id(tenant, device)
+        self.create_client(username, password, client_id, role)
         logger.info("broker identity created for %s", username)
-        return DeviceLogin(tenant, device, username, password)
+        return DeviceLogin(tenant, device, username, password, client_id)
+
+    def create_client(self, username: str, password: str, client_id: str, role: str) -> None:
+        """Create a login that the broker accepts only with ``client_id`` (a device's, or
+        the hub's own ``[mqtt] client_id``), holding ``role``."""
+        if not client_id:
+            raise DynsecError("a broker login needs a fixed client id", code="bad_id")
+        self.command(
+            "createClient",
+            username=username,
+            password=password,
+            clientid=client_id,
+            roles=[{"rolename": role}],
+        )
 
     def revoke_device(self, tenant: str, device: str) -> None:
         """Delete a device's identity; a connected device is disconnected at once."""

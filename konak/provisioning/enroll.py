@@ -3,6 +3,7 @@ it returns in a file only the daemon's user can read (mode 0600)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -36,15 +37,47 @@ class Enrolment:
     port: int
     username: str
     password: str = field(repr=False)
+    # The only MQTT client id the broker accepts this login with (older files: the username).
+    client_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            object.__setattr__(self, "client_id", self.username)
+
+
+def _loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def enroll(
-    hub_url: str, token: str, name: str, area: str | None, credentials_path: Path
+    hub_url: str,
+    token: str,
+    name: str,
+    area: str | None,
+    credentials_path: Path,
+    *,
+    allow_plain_http: bool = False,
 ) -> Enrolment:
-    """Enrol at ``hub_url`` with a claim token; write the login to ``credentials_path``."""
+    """Enrol at ``hub_url`` with a claim token; write the login to ``credentials_path``.
+
+    The answer carries the device's broker password, so the hub must be reached over HTTPS;
+    plain HTTP only to this machine (loopback) or with ``allow_plain_http``."""
     parts = urlsplit(hub_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise EnrollError(f"--hub must be an http(s) URL, not {hub_url!r}", code="bad_hub_url")
+    if parts.scheme == "http" and not (allow_plain_http or _loopback(parts.hostname)):
+        raise EnrollError(
+            f"refusing to enrol over plain HTTP ({hub_url}): the answer carries the broker "
+            "password; use the hub's https:// URL",
+            code="insecure_hub_url",
+        )
     body = json.dumps({"token": token, "name": name, "area": area}).encode()
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
         hub_url.rstrip("/") + "/api/enroll",
@@ -70,8 +103,9 @@ def enroll(
             port=int(broker["port"]),
             username=str(broker["username"]),
             password=str(broker["password"]),
+            client_id=str(broker.get("client_id") or ""),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise EnrollError("the hub's answer lacks the broker login", code="bad_answer") from exc
     write_credentials(credentials_path, enrolment)
     logger.info("enrolled as %s/%s", enrolment.tenant, enrolment.device)
@@ -101,6 +135,7 @@ def write_credentials(path: Path, enrolment: Enrolment) -> None:
                 "port": enrolment.port,
                 "username": enrolment.username,
                 "password": enrolment.password,
+                "client_id": enrolment.client_id,
             },
             fh,
         )
@@ -118,6 +153,7 @@ def read_credentials(path: Path) -> Enrolment:
             port=int(data["port"]),
             username=data["username"],
             password=data["password"],
+            client_id=data.get("client_id") or "",
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise EnrollError(f"{path}: not a readable credentials file", code="bad_file") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from konak.hub import ingest as ingest_module
@@ -15,18 +17,26 @@ from konak.protocol import Status, Telemetry
 STATUS = b'{"v": 1, "type": "status", "tenant": "acme", "device": "pi", "state": "online"}'
 
 
-def make_ingest(metrics: HubMetrics, statuses: list[Status]) -> Ingest:
+def make_ingest(
+    metrics: HubMetrics, statuses: list[Status], settings: MqttSettings | None = None, **kw: Any
+) -> Ingest:
     async def on_intent(intent: object) -> None:
         raise AssertionError("no intent expected")
 
     telemetry: list[Telemetry] = []
     return Ingest(
-        MqttSettings(),
+        settings or MqttSettings(),
         metrics,
         on_status=statuses.append,
         on_telemetry=telemetry.append,
         on_intent=on_intent,
+        **kw,
     )
+
+
+def status(tenant: str, device: str) -> tuple[str, bytes]:
+    msg = Status(tenant=tenant, device=device, state="online")
+    return msg.topic, msg.to_payload()
 
 
 def test_every_kind_a_device_publishes_has_exactly_one_action() -> None:
@@ -64,7 +74,7 @@ def test_users_of_any_role_may_not_act_as_a_device(action: Action) -> None:
 async def test_a_message_whose_kind_has_no_action_is_dropped_as_forbidden(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    metrics, statuses = HubMetrics(), []
+    metrics, statuses = HubMetrics(), list[Status]()
     ingest = make_ingest(metrics, statuses)
     monkeypatch.setattr(
         ingest_module,
@@ -77,7 +87,35 @@ async def test_a_message_whose_kind_has_no_action_is_dropped_as_forbidden(
 
 
 async def test_an_authorised_status_is_handed_on() -> None:
-    metrics, statuses = HubMetrics(), []
+    metrics, statuses = HubMetrics(), list[Status]()
     make_ingest(metrics, statuses).dispatch("konak/v1/acme/pi/status", STATUS)
     assert [s.device for s in statuses] == ["pi"]
     assert metrics.value("konak_hub_messages_dropped_total", {"reason": "forbidden"}) == 0.0
+
+
+def test_only_enrolled_unrevoked_devices_are_heard() -> None:
+    metrics, statuses = HubMetrics(), list[Status]()
+    enrolled = {("acme", "pi")}
+    ingest = make_ingest(metrics, statuses, enrolled=lambda t, d: (t, d) in enrolled)
+    ingest.dispatch(*status("acme", "pi"))
+    ingest.dispatch(*status("acme", "ghost"))
+    enrolled.clear()  # revoked
+    ingest.dispatch(*status("acme", "pi"))
+    assert [s.device for s in statuses] == ["pi"]
+    assert metrics.value("konak_hub_messages_dropped_total", {"reason": "not_enrolled"}) == 2.0
+
+
+def test_a_device_over_its_message_rate_is_dropped_and_counted_and_others_are_not() -> None:
+    now = [0.0]
+    metrics, statuses = HubMetrics(), list[Status]()
+    settings = MqttSettings(device_message_burst=5, device_messages_per_second=1.0)
+    ingest = make_ingest(metrics, statuses, settings, clock=lambda: now[0])
+    for _ in range(50):
+        ingest.dispatch(*status("acme", "noisy"))
+    ingest.dispatch(*status("globex", "calm"))
+    now[0] = 2.0  # two tokens back
+    for _ in range(3):
+        ingest.dispatch(*status("acme", "noisy"))
+    assert [s.device for s in statuses].count("noisy") == 7
+    assert [s.device for s in statuses].count("calm") == 1
+    assert metrics.value("konak_hub_messages_dropped_total", {"reason": "rate_limited"}) == 46.0

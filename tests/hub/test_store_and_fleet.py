@@ -103,10 +103,65 @@ def test_an_offline_device_alerts_once_after_the_threshold(store: Store) -> None
 
 
 def test_a_device_that_returns_and_vanishes_again_alerts_again(store: Store) -> None:
-    monitor = FleetMonitor(store, FleetSettings(offline_alert_seconds=60), HubMetrics())
+    settings = FleetSettings(offline_alert_seconds=60, alert_repeat_seconds=0)
+    monitor = FleetMonitor(store, settings, HubMetrics())
     monitor.on_status(_status("acme", "pi", "offline"), now=0.0)
     monitor.sweep(now=100.0)
     monitor.on_status(_status("acme", "pi", "online"), now=110.0)
     monitor.on_status(_status("acme", "pi", "offline"), now=120.0)
 
     assert [d.device_id for d in monitor.sweep(now=200.0)] == ["pi"]
+
+
+def test_a_flapping_device_raises_one_alert_per_repeat_window(store: Store) -> None:
+    metrics = HubMetrics()
+    monitor = FleetMonitor(store, FleetSettings(alert_repeat_seconds=300), metrics)
+    for n in range(200):  # a new error code each time: each was an alert of its own
+        monitor.on_status(_status("acme", "pi", "error", error=f"e{n}"), now=float(n))
+    assert metrics.value("konak_hub_alerts_total", {"kind": "device_error"}) == 1
+    monitor.on_status(_status("acme", "pi", "error", error="late"), now=500.0)
+    assert metrics.value("konak_hub_alerts_total", {"kind": "device_error"}) == 2
+    assert monitor.suppressed == 199
+
+
+def test_a_tenant_raises_at_most_its_alerts_per_minute_and_others_are_not_held_back(
+    store: Store,
+) -> None:
+    metrics = HubMetrics()
+    monitor = FleetMonitor(store, FleetSettings(alerts_per_minute=3), metrics)
+    for n in range(10):
+        monitor.on_status(_status("acme", f"pi-{n}", "error", error="x"), now=1.0)
+    monitor.on_status(_status("globex", "pi", "error", error="x"), now=1.0)
+    assert metrics.value("konak_hub_alerts_total", {"kind": "device_error"}) == 4
+    monitor.on_status(_status("acme", "pi-late", "error", error="x"), now=61.0)
+    assert metrics.value("konak_hub_alerts_total", {"kind": "device_error"}) == 5
+
+
+def test_an_offline_alert_held_back_by_the_tenant_rate_is_sent_at_a_later_sweep(
+    store: Store,
+) -> None:
+    settings = FleetSettings(offline_alert_seconds=60, alerts_per_minute=1)
+    monitor = FleetMonitor(store, settings, HubMetrics())
+    for device in ("a", "b"):
+        monitor.on_status(_status("acme", device, "offline"), now=0.0)
+    first = [d.device_id for d in monitor.sweep(now=100.0)]
+    second = [d.device_id for d in monitor.sweep(now=170.0)]
+    assert len(first) == 1
+    assert sorted(first + second) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (
+            "<!channel> <https://evil.example|click>",
+            "&lt;!channel&gt; &lt;https://evil.example|click&gt;",
+        ),
+        ("Tom & Jerry", "Tom &amp; Jerry"),
+        ("&lt;", "&amp;lt;"),
+    ],
+)
+def test_names_are_escaped_for_slack(raw: str, shown: str) -> None:
+    from konak.hub.fleet import slack_escape
+
+    assert slack_escape(raw) == shown

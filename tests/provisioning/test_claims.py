@@ -7,7 +7,7 @@ import pytest
 
 from konak.hub.auth.db import connect
 from konak.provisioning import claims
-from konak.provisioning.claims import ClaimError, Claims, device_id_for
+from konak.provisioning.claims import ClaimError, Claims, Redeemed, device_id_for
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def store(tmp_path: Path) -> Claims:
 def test_a_claim_token_is_redeemed_once_for_its_tenant(store: Claims) -> None:
     claim = store.mint("acme", "op", 60)
     assert claim.token.startswith("kc_")
-    assert store.redeem(claim.token, "kitchen") == "acme"
+    assert store.redeem(claim.token, "kitchen") == Redeemed("acme", for_device=False)
     with pytest.raises(ClaimError) as info:
         store.redeem(claim.token, "kitchen")
     assert info.value.code == "claim_invalid"
@@ -40,7 +40,7 @@ def test_a_released_claim_token_can_be_used_again(store: Claims) -> None:
     claim = store.mint("acme", "op", 60)
     store.redeem(claim.token, "kitchen")
     store.release(claim.token)
-    assert store.redeem(claim.token, "kitchen") == "acme"
+    assert store.redeem(claim.token, "kitchen").tenant_id == "acme"
 
 
 def test_only_the_hash_of_a_claim_token_is_stored(store: Claims, tmp_path: Path) -> None:
@@ -74,3 +74,21 @@ def test_a_name_without_usable_characters_is_refused(name: str) -> None:
     with pytest.raises(ClaimError) as info:
         device_id_for(name)
     assert info.value.code == "bad_device_name"
+
+
+def test_a_claim_token_minted_for_a_device_enrols_only_that_device(store: Claims) -> None:
+    claim = store.mint("acme", "op", 60, device_id="kitchen")
+    with pytest.raises(ClaimError) as info:
+        store.redeem(claim.token, "hall")
+    assert info.value.code == "claim_invalid"
+    assert store.redeem(claim.token, "kitchen") == Redeemed("acme", for_device=True)
+
+
+def test_a_database_from_before_device_bound_tokens_gains_the_column(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "old.sqlite3", isolation_level=None)
+    db.executescript(
+        claims.SCHEMA.replace("device_id TEXT,\n    for_device TEXT", "device_id TEXT")
+    )
+    assert "for_device" not in {r[1] for r in db.execute("PRAGMA table_info(claim_tokens)")}
+    store = Claims(db)
+    assert store.redeem(store.mint("acme", "op", 60).token, "pi").tenant_id == "acme"

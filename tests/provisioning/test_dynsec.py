@@ -14,12 +14,17 @@ from konak.provisioning.dynsec import (
     DynsecAdmin,
     DynsecError,
     device_acls,
+    device_client_id,
     device_username,
 )
 
 
 def test_a_device_username_joins_tenant_and_device() -> None:
     assert device_username("acme", "kitchen-pi") == "acme.kitchen-pi"
+
+
+def test_a_device_client_id_is_unique_where_a_dashed_join_would_collide() -> None:
+    assert device_client_id("a", "b-c") != device_client_id("a-b", "c")
 
 
 @pytest.mark.parametrize(
@@ -51,8 +56,10 @@ def admin(dynsec_broker: Mosquitto) -> Iterator[DynsecAdmin]:
 
 
 def connect(broker: Mosquitto, login: DeviceLogin | Credentials) -> MqttProbe:
-    creds = login if isinstance(login, Credentials) else Credentials(login.username, login.password)
-    return MqttProbe(broker.host, broker.port, creds).connect()
+    if isinstance(login, Credentials):
+        return MqttProbe(broker.host, broker.port, login).connect()
+    creds = Credentials(login.username, login.password)
+    return MqttProbe(broker.host, broker.port, creds, login.client_id).connect()
 
 
 @pytest.mark.integration

@@ -51,14 +51,61 @@ async def test_a_claim_token_enrols_only_one_device(api: Api, tmp_path: Path) ->
     assert not (tmp_path / "b.json").exists()
 
 
-async def test_re_enrolling_with_a_new_claim_issues_new_credentials(
+async def test_re_enrolling_after_a_revocation_issues_new_credentials(
     api: Api, tmp_path: Path
 ) -> None:
     path = tmp_path / "c.json"
     first = await asyncio.to_thread(enroll, url(api), await claim(api), "Kitchen", None, path)
+    operator = await api.token("operator@acme.test")
+    resp = await api.client.delete("/api/tenants/acme/devices/kitchen", headers=operator)
+    assert resp.status == 204
     second = await asyncio.to_thread(enroll, url(api), await claim(api), "Kitchen", None, path)
     assert first.password != second.password
     assert read_credentials(path).password == second.password
+
+
+async def test_a_claim_token_cannot_take_over_an_enrolled_device(api: Api, tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    first = await asyncio.to_thread(enroll, url(api), await claim(api), "Kitchen", None, path)
+    leaked = await claim(api)
+    with pytest.raises(EnrollError, match=r"already enrolled.*\[device_enrolled\]"):
+        await asyncio.to_thread(enroll, url(api), leaked, "Kitchen", None, tmp_path / "x.json")
+    assert api.provisioner.created == [("acme", "kitchen")]
+    assert read_credentials(path) == first
+    # The refused token is still good for a device id that is free.
+    other = await asyncio.to_thread(enroll, url(api), leaked, "Hall", None, tmp_path / "h.json")
+    assert other.device == "hall"
+
+
+async def test_a_claim_token_minted_for_an_enrolled_device_re_enrols_it(
+    api: Api, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.json"
+    first = await asyncio.to_thread(enroll, url(api), await claim(api), "Kitchen", None, path)
+    bound = api.state.claims.mint("acme", "operator@acme.test", 60, device_id="kitchen").token
+    second = await asyncio.to_thread(enroll, url(api), bound, "Kitchen", None, path)
+    assert second.password != first.password
+
+
+def test_the_login_is_sent_only_over_https_except_to_this_machine(tmp_path: Path) -> None:
+    with pytest.raises(EnrollError) as info:
+        enroll("http://hub.example.org:8380", "kc_x", "Kitchen", None, tmp_path / "c.json")
+    assert info.value.code == "insecure_hub_url"
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_credentials_file_names_the_client_id_the_broker_binds_the_login_to(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.json"
+    write_credentials(path, Enrolment("acme", "k", "h", 1883, "acme.k", "pw", "acme.k"))
+    assert read_credentials(path).client_id == "acme.k"
+    # A file written before client ids were issued: the username is the client id.
+    path.write_text(
+        '{"tenant": "acme", "device": "k", "host": "h", "port": 1883, '
+        '"username": "acme.k", "password": "pw"}'
+    )
+    assert read_credentials(path).client_id == "acme.k"
 
 
 async def test_revoking_an_enrolled_device_deletes_its_broker_identity(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
 from konak.hub.auth.errors import (
+    Conflict,
     NotEnabled,
     NotFound,
     QuotaExceeded,
@@ -37,11 +39,14 @@ async def create_claim(request: web.Request) -> web.Response:
         raise NotFound(f"no tenant {tenant!r}")
     body = await read_json(request, ClaimBody)
     ttl = body.expires_in_seconds or state.settings.claim_token_seconds
-    claim = state.claims.mint(tenant, identity_of(request).subject, float(ttl))
-    note(request, target="claim")
-    return web.json_response(
-        {"token": claim.token, "tenant": tenant, "expires_at": claim.expires_at}, status=201
+    claim = state.claims.mint(
+        tenant, identity_of(request).subject, float(ttl), device_id=body.device
     )
+    note(request, target="claim")
+    answer = {"token": claim.token, "tenant": tenant, "expires_at": claim.expires_at}
+    if body.device is not None:
+        answer["device"] = body.device
+    return web.json_response(answer, status=201)
 
 
 def _check_device_quota(state: AuthState, tenant: str, device: str, token: str) -> None:
@@ -56,6 +61,31 @@ def _check_device_quota(state: AuthState, tenant: str, device: str, token: str) 
         raise QuotaExceeded(f"this tenant may enrol at most {max_devices} devices")
 
 
+def _refuse_takeover(
+    state: AuthState, tenant: str, device: str, token: str, *, for_device: bool
+) -> None:
+    """Any claim token of a tenant would otherwise replace the login of any of its enrolled
+    devices (a leaked token takes a device over): only a token minted for that device may
+    re-enrol it while it is active; otherwise it must be revoked first."""
+    if for_device or not state.claims.is_active(tenant, device):
+        return
+    state.claims.release(token)  # still good for a device id that is free
+    logger.warning("enrolment of %s/%s refused: the device is enrolled", tenant, device)
+    raise Conflict(
+        f"device {device!r} is already enrolled in this tenant; revoke it first, or use a "
+        "claim token minted for it",
+        code="device_enrolled",
+    )
+
+
+def enrolled_check(app: web.Application) -> Callable[[str, str], bool] | None:
+    """Whether a tenant's device is enrolled and not revoked, for MQTT ingest; None when
+    this hub does not enrol devices (its broker's static logins are then the registry)."""
+    if AUTH not in app or app[AUTH].provisioner is None:
+        return None
+    return app[AUTH].claims.is_active
+
+
 @declare(Action.ENROLL)
 async def enroll(request: web.Request) -> web.Response:
     """A device redeems a claim token and receives its own broker login."""
@@ -64,11 +94,13 @@ async def enroll(request: web.Request) -> web.Response:
     body = await read_json(request, EnrollBody)
     try:
         device = body.device or device_id_for(body.name)
-        tenant = state.claims.redeem(body.token, device)
+        redeemed = state.claims.redeem(body.token, device)
     except ClaimError as exc:
         raise Unauthenticated(exc.message, code=exc.code) from exc
+    tenant = redeemed.tenant_id
     note(request, tenant=tenant, actor=f"device:{device}", target=f"device:{device}")
     async with state.enrol_lock:  # the device count is checked and raised atomically
+        _refuse_takeover(state, tenant, device, body.token, for_device=redeemed.for_device)
         _check_device_quota(state, tenant, device, body.token)
         try:
             login = await provisioner.create_device(tenant, device)
@@ -90,6 +122,7 @@ async def enroll(request: web.Request) -> web.Response:
                 "port": port,
                 "username": login.username,
                 "password": login.password,
+                "client_id": login.client_id,
             },
         },
         status=201,

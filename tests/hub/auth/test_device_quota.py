@@ -9,9 +9,11 @@ from konak.hub.quotas import QuotaSettings, TenantQuota
 from tests.hub.auth.conftest import Api
 
 
-async def claim(api: Api, tenant: str, email: str) -> str:
+async def claim(api: Api, tenant: str, email: str, device: str | None = None) -> str:
     resp = await api.client.post(
-        f"/api/tenants/{tenant}/claims", json={}, headers=await api.token(email)
+        f"/api/tenants/{tenant}/claims",
+        json={} if device is None else {"device": device},
+        headers=await api.token(email),
     )
     assert resp.status == 201
     token: str = (await resp.json())["token"]
@@ -35,8 +37,11 @@ async def test_enrolment_beyond_max_devices_is_refused_and_the_token_kept(api: A
     assert api.provisioner.created == [("acme", "one"), ("acme", "two")]
     # Another tenant is not affected by acme's quota.
     assert (await enrol(api, await claim(api, "globex", "admin@globex.test"), "one"))[0] == 201
-    # Re-enrolling an enrolled device replaces it and does not count twice.
-    again = await claim(api, "acme", "operator@acme.test")
+    # A token for any device cannot take over an enrolled one (issue 12 row 16) ...
+    status, body = await enrol(api, await claim(api, "acme", "operator@acme.test"), "two")
+    assert (status, body["error"]["code"]) == (409, "device_enrolled")
+    # ... one minted for it re-enrols it, which replaces it and does not count twice.
+    again = await claim(api, "acme", "operator@acme.test", device="two")
     assert (await enrol(api, again, "two"))[0] == 201
     # Revoking a device frees a place; the refused token was not used up.
     revoked = await api.client.delete(
@@ -45,4 +50,4 @@ async def test_enrolment_beyond_max_devices_is_refused_and_the_token_kept(api: A
     assert revoked.status == 204
     assert (await enrol(api, token, "three"))[0] == 201
     entries, _ = api.state.audit.page(AuditQuery(tenant_id="acme", action="devices.enroll"))
-    assert [e.status for e in reversed(entries)] == [201, 201, 403, 201, 201]
+    assert [e.status for e in reversed(entries)] == [201, 201, 403, 409, 201, 201]

@@ -19,7 +19,7 @@ from konak.hub.auth.http import AUTH
 from konak.hub.auth.rbac import Role
 from konak.hub.auth.settings import AuthSettings, ProvisioningSettings, SigningKey
 from konak.protocol import Intent, Kind, Reply, decode_as, subscription
-from konak.provisioning.enroll import Enrolment, enroll
+from konak.provisioning.enroll import Enrolment, enroll, read_credentials
 from tests.integration.hub.conftest import WAIT_SECONDS, RunningHub, hub_settings
 
 PASSWORD = "violet-harbour-engine-42"
@@ -34,10 +34,12 @@ def dynsec_broker() -> Iterator[Mosquitto]:
 
 
 def device_probe(login: Enrolment) -> MqttProbe:
-    return MqttProbe(login.host, login.port, Credentials(login.username, login.password)).connect()
+    creds = Credentials(login.username, login.password)
+    return MqttProbe(login.host, login.port, creds, login.client_id).connect()
 
 
-async def start(hubs: Any, broker: Mosquitto, tmp_path: Path) -> tuple[RunningHub, str]:
+async def start(hubs: Any, broker: Mosquitto, tmp_path: Path, **kw: Any) -> tuple[RunningHub, str]:
+    """A hub with the API and provisioning on ``broker``; ``kw`` replaces settings."""
     settings = dataclasses.replace(
         hub_settings(broker, tmp_path),
         auth=AuthSettings(
@@ -49,6 +51,7 @@ async def start(hubs: Any, broker: Mosquitto, tmp_path: Path) -> tuple[RunningHu
         provisioning=ProvisioningSettings(
             enabled=True, username=broker.admin.username, password=broker.admin.password
         ),
+        **kw,
     )
     running: RunningHub = await hubs(settings)
     users = running.runner.app[AUTH].users
@@ -108,6 +111,7 @@ async def test_an_enrolled_device_talks_to_the_hub_and_revocation_cuts_it_off(
         with pytest.raises(ProbeError, match="refused"):
             await asyncio.to_thread(device_probe, login)
 
+        # Once revoked, the device id is free again: a new claim re-enrols it.
         again = await asyncio.to_thread(
             enroll, url, await mint(http, url, headers), "Kitchen", "kitchen", creds
         )
@@ -180,8 +184,10 @@ async def test_konak_daemon_enroll_writes_the_login_the_daemon_then_uses(
         default_models_dir=tmp_path,
     )
     login = Credentials(settings.hub.username or "", settings.hub.password or "")
+    client_id = read_credentials(creds).client_id
+    assert client_id == "acme.hall-pi"
     dev = await asyncio.to_thread(
-        lambda: MqttProbe(settings.hub.host, settings.hub.port, login).connect()
+        lambda: MqttProbe(settings.hub.host, settings.hub.port, login, client_id).connect()
     )
     try:
         own = Reply(tenant="acme", device="hall-pi", turn_id="t-00000000").topic

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
+from prometheus_client import generate_latest
 
 from konak.devtools.mosquitto import Mosquitto
 from konak.hub.quotas import LIMIT_TEXT, QuotaSettings, TenantQuota
@@ -77,11 +77,8 @@ async def test_a_tenant_flooding_beyond_its_quota_gets_limit_replies_and_another
     assert [(r.turn_id, r.outcome) for r in served] == [(f"t-calm-{n:04d}", "ok") for n in range(3)]
     assert all(r.text == "Turned on the kitchen light." for r in served)
     assert (late.outcome, late.text) == ("limit", LIMIT_TEXT)  # B's turns gave A nothing
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{hub.http_port}/metrics") as resp,
-    ):
-        metrics = await resp.text()
+    # The exposition /metrics serves (which now asks for a scrape token), read in-process.
+    metrics = generate_latest(hub.hub.metrics.registry).decode()
     rejected = FLOOD - A_PER_MINUTE + 1
     assert (
         f'konak_hub_quota_rejections_total{{quota="intents_per_minute",tenant="acme"}} '
