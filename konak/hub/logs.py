@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Final
 
 _STANDARD: Final = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Libraries that log request URLs (a query string can hold a secret), tool arguments or MCP
+# session ids at INFO or DEBUG: only their warnings reach the hub's log, at any level.
+QUIET_LOGGERS: Final = ("httpx", "httpx2", "httpcore", "httpcore2", "mcp.client.streamable_http")
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,3 +47,5 @@ def configure_logging(level: str, log_file: Path | None = None) -> None:
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -3,7 +3,9 @@
 Connections use the official ``mcp`` SDK (``mcp.Client`` over stdio or Streamable HTTP).
 Each one lists its tools, pings to notice a dead peer, and reconnects with exponential
 backoff. Calls carry a timeout; only read-only tools are retried; a circuit breaker per
-server turns a hanging or crashing server into fast failures.
+server turns a hanging or crashing server into fast failures. A server a tenant added is
+reached only under the outbound address policy (``konak.hub.outbound``), checked and pinned
+at every connect.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from konak.hub.breaker import CircuitBreaker, CircuitState
 from konak.hub.errors import ToolError
 from konak.hub.metrics import HubMetrics
+from konak.hub.outbound import OutboundRefused, forbidden_headers, pinned_http_client
 from konak.hub.settings import McpServerSettings, TenantSettings
 
 if TYPE_CHECKING:
@@ -92,7 +95,10 @@ class McpConnection:
             )
             return Client(params, mode="legacy", cache=None)
         assert s.url is not None
-        http = create_mcp_http_client(headers=dict(s.headers))
+        if s.outbound is not None:
+            http = pinned_http_client(s.outbound, s.headers)
+        else:
+            http = create_mcp_http_client(headers=dict(s.headers))
         self._http = http  # ours to close: the SDK closes only clients it made
         return Client(streamable_http_client(s.url, http_client=http), mode="legacy", cache=None)
 
@@ -102,6 +108,7 @@ class McpConnection:
         while True:
             self._broken.clear()
             try:
+                await self._check_outbound()
                 async with self._make_client() as client:
                     self.tools = await asyncio.wait_for(self._list_tools(client), s.timeout_seconds)
                     self._client = client
@@ -120,6 +127,14 @@ class McpConnection:
                     await self._watch(client)
             except asyncio.CancelledError:
                 raise
+            except OutboundRefused as exc:
+                logger.warning(
+                    "mcp %s/%s: not connecting: %s; retrying in %.1fs",
+                    self.tenant_id,
+                    self.name,
+                    exc.message,
+                    backoff,
+                )
             except Exception as exc:  # supervisor: any failure of the peer means reconnect
                 logger.warning(
                     "mcp %s/%s: connection failed (%s); retrying in %.1fs",
@@ -136,6 +151,17 @@ class McpConnection:
                     await http.aclose()
             await asyncio.sleep(backoff)  # reconnect backoff, not coordination
             backoff = min(backoff * 2, s.backoff_max_seconds)
+
+    async def _check_outbound(self) -> None:
+        """Refuse a tenant's server with a forbidden header or destination, with the reason
+        (the pinned client checks each connection again; this one names the cause)."""
+        s = self.settings
+        if s.outbound is None or s.url is None:
+            return
+        refused = forbidden_headers(s.headers)
+        if refused:
+            raise OutboundRefused(f"header(s) {', '.join(refused)} may not be set")
+        await s.outbound.check_url(s.url)
 
     async def _list_tools(self, client: Client) -> dict[str, Tool]:
         tools: dict[str, Tool] = {}

@@ -3,7 +3,8 @@ the ones from hub.toml before they reach the MCP host.
 
 Only Streamable HTTP servers can be added this way: a stdio server is a command the hub
 would run, which is the platform operator's decision (hub.toml), not a tenant's. Header
-values are secrets: they are stored, sent to the server, and never returned or logged.
+values are secrets: they are stored, sent to the server, and never returned or logged. Every
+server added here is reached under the outbound address policy (``konak.hub.outbound``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from konak.hub.errors import ConfigError, HubError
+from konak.hub.outbound import OutboundPolicy
 from konak.hub.settings import McpServerSettings, TenantSettings
 
 logger = logging.getLogger(__name__)
@@ -53,14 +55,15 @@ class StoredServer:
     read_only_tools: tuple[str, ...]
     updated_at: float
 
-    def settings(self) -> McpServerSettings:
-        """The MCP host's view of this server."""
+    def settings(self, outbound: OutboundPolicy | None = None) -> McpServerSettings:
+        """The MCP host's view of this server, under ``outbound`` (default: no allow-list)."""
         return McpServerSettings(
             name=self.name,
             url=self.url,
             headers=dict(self.headers),
             timeout_seconds=self.timeout_seconds,
             read_only_tools=self.read_only_tools,
+            outbound=outbound or OutboundPolicy(),
         )
 
     def public(self) -> dict[str, Any]:
@@ -96,6 +99,8 @@ class McpRegistry:
         self._db = db
         db.executescript(SCHEMA)
         self.on_change: Callable[[], Awaitable[None]] | None = None
+        # Where these servers may be: the hub sets [mcp] allow_hosts and its own ports.
+        self.outbound: Callable[[], OutboundPolicy] = OutboundPolicy
         self.lock = asyncio.Lock()
 
     def of_tenant(self, tenant_id: str) -> list[StoredServer]:
@@ -171,10 +176,11 @@ class McpRegistry:
     def merged(self, tenants: Mapping[str, TenantSettings]) -> dict[str, TenantSettings]:
         """hub.toml's tenants with their API-added servers appended (hub.toml wins a name)."""
         merged = dict(tenants)
+        outbound = self.outbound()
         for tenant_id, servers in self.all().items():
             base = merged.get(tenant_id) or TenantSettings(tenant_id)
             taken = {s.name for s in base.mcp_servers}
-            extra = tuple(s.settings() for s in servers if s.name not in taken)
+            extra = tuple(s.settings(outbound) for s in servers if s.name not in taken)
             merged[tenant_id] = replace(base, mcp_servers=base.mcp_servers + extra)
         return merged
 

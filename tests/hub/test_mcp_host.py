@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from mcp.types import CallToolResult, TextContent, Tool, ToolAnnotations
 from konak.hub.errors import ToolError
 from konak.hub.mcp_host import McpConnection
 from konak.hub.metrics import HubMetrics
+from konak.hub.outbound import OutboundPolicy, OutboundRefused, parse_allow_rule
 from konak.hub.settings import McpServerSettings
 
 
@@ -76,3 +78,18 @@ async def test_a_successful_call_returns_the_result() -> None:
     result = await conn.call("act", {"x": 1})
 
     assert result.content == [TextContent(type="text", text="act {'x': 1}")]
+
+
+async def test_a_tenants_server_stored_with_a_host_header_is_refused_before_connecting() -> None:
+    allow = OutboundPolicy(allow=(parse_allow_rule("127.0.0.1"),))
+    settings = McpServerSettings(
+        name="s", url="http://127.0.0.1:1/mcp", headers={"Host": "other.acme"}, outbound=allow
+    )
+    conn = McpConnection("globex", settings, HubMetrics())
+
+    with pytest.raises(OutboundRefused, match="Host"):
+        await conn._check_outbound()
+    # the operator's own (hub.toml) server with the same header is not restricted
+    await McpConnection(
+        "acme", dataclasses.replace(settings, outbound=None), HubMetrics()
+    )._check_outbound()

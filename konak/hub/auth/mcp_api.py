@@ -1,9 +1,12 @@
 """Admin endpoints for a tenant's MCP servers: list, add, replace, remove. Changes are
-stored in the hub database and applied to the running MCP host at once."""
+stored in the hub database and applied to the running MCP host at once. A server whose
+destination or headers the outbound policy refuses is refused here at once, with the reason
+(the MCP host checks again at every connect)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, Final
 
 from aiohttp import web
@@ -13,6 +16,7 @@ from konak.hub.auth.http import AUTH, AuthState, note, read_json
 from konak.hub.auth.rbac import Action, declare
 from konak.hub.auth.schemas import McpServerBody, McpServerCreateBody
 from konak.hub.mcp_registry import McpRegistry, McpRegistryError, StoredServer, now
+from konak.hub.outbound import NameNotResolved, OutboundRefused, forbidden_headers
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,24 @@ def _store(registry: McpRegistry, server: StoredServer, *, create: bool) -> None
         raise error(exc.message, code=exc.code) from exc
 
 
+async def _check_destination(registry: McpRegistry, url: str, headers: Iterable[str]) -> None:
+    """Refuse what the MCP host would refuse to connect to: a Host, hop-by-hop or forwarding
+    header, or a URL whose host is (or resolves to) an address tenants may not reach."""
+    refused = forbidden_headers(headers)
+    if refused:
+        raise ApiError(
+            f"header(s) {', '.join(refused)} may not be set: the hub sets them or they are not "
+            "the tenant's to send",
+            code="invalid_header",
+        )
+    try:
+        await registry.outbound().check_url(url)
+    except NameNotResolved:
+        pass  # nothing to judge yet: the check at connect time decides once it resolves
+    except OutboundRefused as exc:
+        raise ApiError(exc.message, code=exc.code) from exc
+
+
 @declare(Action.MCP_READ)
 async def list_servers(request: web.Request) -> web.Response:
     """The tenant's MCP servers (header values redacted) and whether each is connected."""
@@ -81,6 +103,7 @@ async def create_server(request: web.Request) -> web.Response:
         raise Conflict(f"mcp server {body.name!r} is configured in hub.toml", code="conflict")
     if any(v is None for v in body.headers.values()):
         raise ApiError("a new server's header values must be given", code="invalid_body")
+    await _check_destination(registry, body.url, body.headers)
     server = StoredServer(
         tenant_id=tenant,
         name=body.name,
@@ -104,6 +127,7 @@ async def update_server(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     note(request, target=f"mcp:{name}")
     body = await read_json(request, McpServerBody)
+    await _check_destination(registry, body.url, body.headers)
     async with registry.lock:
         old = registry.get(tenant, name)
         if old is None:

@@ -1,5 +1,6 @@
 """A tenant admin manages the tenant's MCP servers through the API on a running hub, against
-server-everything over Streamable HTTP: applied without a restart, kept across one."""
+server-everything over Streamable HTTP: applied without a restart, kept across one. The server
+runs on loopback, which tenants reach only because the operator allows it ([mcp] allow_hosts)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from konak.devtools.mosquitto import Mosquitto
 from konak.hub.auth.http import AUTH
 from konak.hub.auth.rbac import Role
 from konak.hub.auth.settings import AuthSettings, SigningKey
-from konak.hub.settings import HubSettings
+from konak.hub.settings import HubSettings, McpSettings
 from tests.integration.hub.conftest import WAIT_SECONDS, Device, RunningHub, hub_settings, intent
 
 pytestmark = pytest.mark.integration
@@ -35,6 +36,7 @@ def settings(broker: Mosquitto, tmp_path: Path) -> HubSettings:
             argon2_time_cost=1,
             argon2_memory_kib=64,
         ),
+        mcp=McpSettings(allow_hosts=("127.0.0.1",)),
     )
 
 
