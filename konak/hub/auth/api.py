@@ -8,39 +8,45 @@ from typing import Final
 from aiohttp import web
 
 from konak.hub.auth.audit import PLATFORM_TENANT, AuditQuery
-from konak.hub.auth.errors import ApiError, Forbidden, NotFound, Unauthenticated
-from konak.hub.auth.http import AUTH, identity_of, note, read_json
+from konak.hub.auth.errors import Forbidden, NotFound, Unauthenticated
+from konak.hub.auth.http import AUTH, identity_of, note, read_json, stream_lines
+from konak.hub.auth.ratelimit import client_address
 from konak.hub.auth.rbac import Action, declare
+from konak.hub.auth.reset_api import INVITED, invite
 from konak.hub.auth.schemas import (
+    AuditQueryParams,
     LoginBody,
     MemberBody,
     PasswordChangeBody,
     RefreshBody,
     RoleBody,
     TenantBody,
+    parse_query,
 )
 from konak.hub.auth.users import normalise_email
 
 NO_CONTENT: Final = 204
+ACCEPTED: Final = 202
 
 
 @declare(Action.LOGIN)
 async def login(request: web.Request) -> web.Response:
-    """E-mail + password -> access and refresh token; failures count towards a lock-out."""
+    """E-mail + password -> access and refresh token; failures count towards a lock-out of
+    the account from this address and a slow-down of the account."""
     state = request.app[AUTH]
     body = await read_json(request, LoginBody)
     email = normalise_email(body.email)
     note(request, actor=email, target=f"user:{email}")
-    ip_key, user_key = f"ip:{request.remote}", f"user:{email}"
-    await state.lockout.check(ip_key, user_key)
+    address = client_address(request, state.settings)
+    await state.lockout.check(email, address)
     user = state.users.by_email(email)
     ok = await asyncio.to_thread(
         state.users.hasher.verify, user.password_hash if user else None, body.password
     )
     if user is None or not ok or user.disabled:
-        await state.lockout.failed(ip_key, user_key)
+        await state.lockout.failed(email, address)
         raise Unauthenticated("wrong e-mail or password", code="bad_credentials")
-    await state.lockout.succeeded(user_key)
+    await state.lockout.succeeded(email, address)
     if state.users.hasher.needs_rehash(user.password_hash):
         state.users.rehash(user.user_id, body.password)
     pair, _ = state.tokens.issue(user.user_id)
@@ -89,16 +95,21 @@ async def me(request: web.Request) -> web.Response:
 
 @declare(Action.SELF)
 async def change_password(request: web.Request) -> web.Response:
-    """Change one's password after proving the current one; every session is signed out."""
+    """Change one's password after proving the current one (wrong ones count like failed
+    logins); every session is signed out."""
     state = request.app[AUTH]
     identity = identity_of(request)
     body = await read_json(request, PasswordChangeBody)
     user = state.users.by_id(identity.subject)
     assert user is not None
+    address = client_address(request, state.settings)
+    await state.lockout.check(user.email, address)
     if not await asyncio.to_thread(
         state.users.hasher.verify, user.password_hash, body.current_password
     ):
+        await state.lockout.failed(user.email, address)
         raise Unauthenticated("the current password is wrong", code="bad_credentials")
+    await state.lockout.succeeded(user.email, address)
     await asyncio.to_thread(state.users.set_password, user.user_id, body.new_password)
     state.tokens.revoke_user(user.user_id, "password_changed")
     return web.Response(status=NO_CONTENT)
@@ -138,22 +149,16 @@ async def list_members(request: web.Request) -> web.Response:
 
 @declare(Action.USERS_WRITE)
 async def add_member(request: web.Request) -> web.Response:
-    """Give a user a role in this tenant, creating the account when a password is given."""
+    """Invite an address into this tenant with a role: a single-use link is mailed to it, and
+    only the mailbox's owner gives the account (new or existing) the role. The answer is the
+    same whether or not the address has an account, here or elsewhere."""
     state = request.app[AUTH]
     tenant = _tenant(request)
     body = await read_json(request, MemberBody)
-    note(request, target=f"user:{normalise_email(body.email)}")
-    user = state.users.by_email(body.email)
-    if user is None:
-        if body.password is None:
-            raise NotFound("no such user; give a password to create the account")
-        user = await asyncio.to_thread(state.users.create_user, body.email, body.password)
-    elif body.password is not None:
-        raise ApiError("the account exists; its password is its owner's", code="user_exists")
-    if user.superadmin and not identity_of(request).superadmin:
-        raise Forbidden("only the superadmin may change a superadmin's roles")
-    state.users.assign(tenant, user.user_id, body.role)
-    return web.json_response({**user.as_dict(), "role": body.role.value}, status=201)
+    email = normalise_email(body.email)
+    note(request, target=f"user:{email}")
+    await invite(state, tenant, email, body.role, identity_of(request).subject)
+    return web.json_response(INVITED, status=ACCEPTED)
 
 
 def _member(request: web.Request, tenant: str) -> str:
@@ -189,20 +194,8 @@ async def remove_member(request: web.Request) -> web.Response:
 
 
 def _audit_query(request: web.Request, tenant: str) -> AuditQuery:
-    q = request.query
-    try:
-        return AuditQuery(
-            tenant_id=tenant,
-            actor=q.get("actor"),
-            action=q.get("action"),
-            outcome=q.get("outcome"),
-            since=float(q["since"]) if "since" in q else None,
-            until=float(q["until"]) if "until" in q else None,
-            before_id=int(q["before_id"]) if "before_id" in q else None,
-            limit=int(q.get("limit", "100")),
-        )
-    except ValueError as exc:
-        raise ApiError("since/until must be numbers, before_id/limit 64-bit integers") from exc
+    q = parse_query(request.query, AuditQueryParams)
+    return AuditQuery(tenant_id=tenant, **q.model_dump())
 
 
 @declare(Action.AUDIT_READ)
@@ -218,10 +211,4 @@ async def audit_export(request: web.Request) -> web.StreamResponse:
     """Every matching audit record as JSON lines."""
     tenant = _tenant(request)
     query = _audit_query(request, tenant)
-    lines = list(request.app[AUTH].audit.export(query))  # a snapshot, not a live cursor
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
-    for line in lines:
-        await response.write(line.encode())
-    await response.write_eof()
-    return response
+    return await stream_lines(request, request.app[AUTH].audit.export(query))

@@ -1,17 +1,30 @@
 """The append-only audit log: who did what, in which tenant, to what, from where, and how
-it ended. SQLite triggers refuse UPDATE and DELETE on the table."""
+it ended. SQLite triggers refuse UPDATE and DELETE on the table.
+
+A request that proved no identity (anonymous, refused) is never written under the tenant
+its URL names, only under the platform, and only within a cap: a flood of such requests
+adds a bounded number of rows, the rest are counted."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
+
+from konak.hub.auth.ratelimit import Clock, TokenBuckets
+from konak.hub.auth.settings import RateLimit
+
+logger = logging.getLogger(__name__)
 
 PLATFORM_TENANT: Final = ""  # platform events (tenant creation, failed logins of unknown users)
 MAX_PAGE: Final = 500
+EXPORT_PAGE: Final = 500  # rows read per query while an export streams
+# Records of requests that proved nothing: 100 at once, then one every 2 s at most.
+UNPROVEN_LIMIT: Final = RateLimit(burst=100, per_second=0.5)
 SQLITE_INTEGER_MAX: Final = 2**63 - 1  # a larger bound parameter raises OverflowError
 
 
@@ -57,8 +70,39 @@ class AuditQuery:
 class AuditLog:
     """Appends and reads audit records."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        unproven_limit: RateLimit = UNPROVEN_LIMIT,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._db = db
+        self._unproven = TokenBuckets(unproven_limit, clock)
+        self._suppressed = 0  # unproven records not written since the cap was reached
+
+    def record_unproven(
+        self, *, actor: str, action: str, target: str, ip: str, outcome: str, status: int
+    ) -> bool:
+        """Append a record of a request that proved no identity under the platform (never a
+        tenant), within the cap; False (and nothing written) when over it."""
+        if self._unproven.take(PLATFORM_TENANT):
+            if self._suppressed == 0:
+                logger.warning("audit: too many anonymous or refused requests; counting them")
+            self._suppressed += 1
+            return False
+        if self._suppressed:
+            logger.warning("audit: %d anonymous or refused requests not written", self._suppressed)
+            self._suppressed = 0
+        self.record(
+            tenant_id=PLATFORM_TENANT,
+            actor=actor,
+            action=action,
+            target=target,
+            ip=ip,
+            outcome=outcome,
+            status=status,
+        )
+        return True
 
     def record(
         self,
@@ -106,10 +150,17 @@ class AuditLog:
         return entries, (entries[-1].id if len(rows) > limit else None)
 
     def export(self, query: AuditQuery) -> Iterator[str]:
-        """Every matching record as JSON lines, newest first."""
-        sql, params = self._select(query)
-        for row in self._db.execute(sql, params):
-            yield json.dumps(_entry(row).as_dict()) + "\n"
+        """Every matching record as JSON lines, newest first, read ``EXPORT_PAGE`` rows per
+        query (keyset paging: no cursor stays open, and rows written meanwhile have higher
+        ids, so the export is the log as it was when it started)."""
+        page = replace(query, limit=EXPORT_PAGE)
+        while True:
+            entries, cursor = self.page(page)
+            for entry in entries:
+                yield json.dumps(entry.as_dict()) + "\n"
+            if cursor is None:
+                return
+            page = replace(page, before_id=cursor)
 
 
 def _entry(row: sqlite3.Row) -> AuditEntry:

@@ -53,6 +53,17 @@ CREATE TABLE IF NOT EXISTS password_resets (
     expires_at REAL NOT NULL,
     used_at REAL
 );
+CREATE TABLE IF NOT EXISTS invitations (
+    token_sha256 TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+    email TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'member', 'readonly')),
+    invited_by TEXT NOT NULL,
+    issued_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at REAL
+);
+CREATE INDEX IF NOT EXISTS invitations_address ON invitations (tenant_id, email);
 CREATE TABLE IF NOT EXISTS audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,

@@ -1,6 +1,6 @@
 """The API's HTTP plumbing: the guard middleware (rate limits, authentication, one
-``authorize`` per request, the audit record of every mutating request), JSON bodies and
-error responses."""
+``authorize`` per request, the audit record of every mutating request), JSON bodies, streamed
+JSON lines and error responses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import logging
 import math
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -24,13 +24,14 @@ from konak.hub.auth.errors import (
     Unauthenticated,
     Unsupported,
 )
-from konak.hub.auth.ratelimit import LoginLockout, RateLimiter
+from konak.hub.auth.ratelimit import LoginLockout, RateLimiter, client_address
 from konak.hub.auth.rbac import ANONYMOUS, Action, Identity, Resource, authorize, declared
 from konak.hub.auth.reset import Mailer, PasswordResets
 from konak.hub.auth.settings import AuthSettings
 from konak.hub.auth.tokens import Tokens
 from konak.hub.auth.users import Users
 from konak.hub.mcp_registry import McpRegistry
+from konak.hub.metrics import HubMetrics
 from konak.hub.quotas import QuotaSettings
 from konak.hub.settings import McpServerSettings
 from konak.provisioning.claims import Claims, Provisioner
@@ -38,6 +39,9 @@ from konak.provisioning.claims import Claims, Provisioner
 logger = logging.getLogger(__name__)
 
 MUTATING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# An anonymous request that ended so presented a working credential (password, refresh,
+# claim or reset token); any other anonymous answer (a 202, an error) proves nothing.
+PROVING_STATUSES: Final = frozenset({200, 201, 204})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 
@@ -66,6 +70,8 @@ class AuthState:
     # hub.toml's MCP servers of a tenant, and (connected, tool names) of a running server.
     configured_mcp: Callable[[str], tuple[McpServerSettings, ...]] = lambda _tenant: ()
     mcp_status: Callable[[str, str], tuple[bool, list[str]] | None] | None = None
+    # The hub's metrics (create_app shares its own; a bare API counts in its own registry).
+    metrics: HubMetrics = field(default_factory=HubMetrics)
 
     async def authenticate(self, request: web.Request) -> Identity:
         """The identity of a request's bearer token; Unauthenticated otherwise."""
@@ -99,8 +105,12 @@ def note(request: web.Request, **fields: str) -> None:
 
 
 def client_ip(request: web.Request) -> str:
-    """The peer address (a reverse proxy in front must be trusted explicitly; none is)."""
-    return request.remote or "unknown"
+    """The client's address: the peer, or behind a proxy named in ``[auth]
+    trusted_proxies``, the address it forwarded (see ``ratelimit.client_address``)."""
+    state = request.app.get(AUTH)
+    if state is None:
+        return request.remote or "unknown"
+    return client_address(request, state.settings)
 
 
 def error_response(exc: ApiError, details: list[dict[str, Any]] | None = None) -> web.Response:
@@ -149,6 +159,18 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         raise InvalidBody("the body does not match the request schema", details) from exc
 
 
+async def stream_lines(
+    request: web.Request, lines: Iterable[str], content_type: str = "application/x-ndjson"
+) -> web.StreamResponse:
+    """Send ``lines`` as they are produced (chunked), never holding them all in memory."""
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    await response.prepare(request)
+    for line in lines:
+        await response.write(line.encode())  # waits while the client is slower than us
+    await response.write_eof()
+    return response
+
+
 def _outcome(status: int) -> str:
     if status < 400:
         return "ok"
@@ -164,7 +186,10 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app.get(AUTH)
     action = declared(match.handler)
     ip = client_ip(request)
-    request[AUDIT] = {"actor": "", "tenant": match.get("tenant", PLATFORM_TENANT), "target": ""}
+    # The URL's tenant is the caller's choice: it is recorded only when the signed-in
+    # identity holds a role there.
+    request[AUDIT] = {"actor": "", "tenant": PLATFORM_TENANT, "target": ""}
+    proven = False  # an identity was signed in and authorised, or holds the URL's tenant
     status = 500
     try:
         if action is None:
@@ -177,10 +202,15 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                 raise Unauthenticated("the API is not configured on this hub")
             identity = await state.authenticate(request)
             request[AUDIT]["actor"] = identity.email
+            tenant = match.get("tenant")
+            if tenant is not None and (identity.superadmin or tenant in identity.roles):
+                request[AUDIT]["tenant"] = tenant  # a member's denied attempt is the tenant's
+                proven = True
             await state.limiter.check_user(identity.subject)
         authorize(identity, action, Resource(match.get("tenant")))
         if identity is not None:
             request[IDENTITY] = identity
+            proven = True
         response = await handler(request)
         status = response.status
         return response
@@ -189,19 +219,53 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(exc, exc.details)
     except ApiError as exc:
         status = exc.status
+        if state is not None and not proven:
+            state.metrics.http_refused.labels(exc.code).inc()
         return error_response(exc)
     except web.HTTPException as exc:
         status = exc.status
         raise
     finally:
         if state is not None and request.method in MUTATING and action is not None:
-            audit = request[AUDIT]
-            state.audit.record(
-                tenant_id=audit["tenant"],
-                actor=audit["actor"] or "anonymous",
-                action=action.value,
-                target=audit["target"] or request.path,
-                ip=ip,
-                outcome=_outcome(status),
-                status=status,
-            )
+            _audit(state, request, action, ip, status, proven)
+
+
+def _audit(
+    state: AuthState,
+    request: web.Request,
+    action: Action,
+    ip: str,
+    status: int,
+    proven: bool,
+) -> None:
+    """One audit record of a mutating request. A 429 is counted (``http_refused``), never
+    written: rate limits must cap the log too. A request that proved no identity goes to
+    the platform's capped records, never to the tenant its URL names."""
+    if status == 429:
+        return
+    audit = request[AUDIT]
+    actor, target, outcome = audit["actor"] or "anonymous", audit["target"], _outcome(status)
+    proved = (
+        proven
+        or audit["tenant"] != PLATFORM_TENANT  # a handler proved it (a redeemed claim token)
+        or (status in PROVING_STATUSES and action in ANONYMOUS)
+    )
+    if proved:
+        state.audit.record(
+            tenant_id=audit["tenant"],
+            actor=actor,
+            action=action.value,
+            target=target or request.path,
+            ip=ip,
+            outcome=outcome,
+            status=status,
+        )
+    elif not state.audit.record_unproven(
+        actor=actor,
+        action=action.value,
+        target=target or request.path,
+        ip=ip,
+        outcome=outcome,
+        status=status,
+    ):
+        state.metrics.audit_suppressed.inc()

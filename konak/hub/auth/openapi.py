@@ -23,7 +23,7 @@ class ApiRoute:
     name: str
     body: type[BaseModel] | None = None
     ok_status: int = 200
-    query: tuple[str, ...] = ()
+    query: type[BaseModel] | None = None
 
 
 _ERRORS = {
@@ -37,7 +37,21 @@ _ERRORS = {
     "429": "rate limited (see Retry-After)",
     "503": "a dependency (broker, rate-limit store, mail) is unavailable",
 }
-_QUERY_TYPES = {"since": "number", "until": "number", "before_id": "integer", "limit": "integer"}
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The query parameters of a route, with the bounds its model checks."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema["properties"].items():
+        # An optional field is ``anyOf: [T, null]``; a query parameter is absent instead.
+        options = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+        param_schema = {k: v for k, v in options[0].items() if k != "title"}
+        params.append(
+            {"name": name, "in": "query", "required": name in required, "schema": param_schema}
+        )
+    return params
 
 
 def build_openapi(routes: Sequence[ApiRoute], title: str = "Konak hub API") -> dict[str, Any]:
@@ -89,15 +103,8 @@ def build_openapi(routes: Sequence[ApiRoute], title: str = "Konak hub API") -> d
             for part in route.path.split("/")
             if part.startswith("{")
         ]
-        params += [
-            {
-                "name": q,
-                "in": "query",
-                "required": False,
-                "schema": {"type": _QUERY_TYPES.get(q, "string")},
-            }
-            for q in route.query
-        ]
+        if route.query is not None:
+            params += _query_parameters(route.query)
         if params:
             operation["parameters"] = params
         if route.body is not None:

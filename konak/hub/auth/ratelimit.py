@@ -1,19 +1,32 @@
-"""Token buckets per client IP, per user and per route, and the progressive lock-out after
-failed logins: in this process, or in Redis shared by several hub workers
-(``konak.hub.auth.redis_limits``, ``konak.hub.auth.redis_lockout``)."""
+"""Token buckets per client address, per user and per route, and the lock-out after failed
+logins: in this process, or in Redis shared by several hub workers
+(``konak.hub.auth.redis_limits``, ``konak.hub.auth.redis_lockout``).
+
+Clients are keyed by address (an IPv6 client by its /64, which one host can rotate through
+freely); a reverse proxy's forwarding header names the client only when the peer is one of
+``[auth] trusted_proxies``. The lock-out is keyed by account *and* address: an attacker's
+failures lock the attacker's address out of that account, never the owner elsewhere nor the
+other users behind the same address. Failures from every address together only slow the
+account down (a short, capped wait), so they cannot lock its owner out either.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
+
+from aiohttp import web
 
 from konak.hub.auth.errors import RateLimited
 from konak.hub.auth.settings import AuthSettings, RateLimit
 
 MAX_KEYS: Final = 100_000  # bound on remembered clients; the least recently seen go first
+IPV6_PREFIX_LENGTH: Final = 64  # what one subscriber gets, and can rotate through
+MAX_FORWARDED_HOPS: Final = 32
 
 Clock = Callable[[], float]
 
@@ -81,12 +94,17 @@ class RateLimiter:
 
     async def check_ip(self, ip: str, route: str | None) -> None:
         """Raise RateLimited when this IP is over its limit (or the route's)."""
-        wait = await self._buckets.take("ip", ip, self._settings.ip_limit)
+        key = address_key(ip)
+        wait = await self._buckets.take("ip", key, self._settings.ip_limit)
         limit = self._settings.route_limits.get(route or "")
         if not wait and limit is not None:
-            wait = await self._buckets.take(f"route:{route}", ip, limit)
+            wait = await self._buckets.take(f"route:{route}", key, limit)
         if wait:
             raise RateLimited("too many requests", retry_after_seconds=wait)
+
+    async def may_mail(self, address: str) -> bool:
+        """Whether another mail (reset link, invitation) may go to ``address`` now."""
+        return not await self._buckets.take("mail", address, self._settings.mail_limit)
 
     async def check_user(self, user_id: str) -> None:
         """Raise RateLimited when this user is over its limit."""
@@ -95,72 +113,178 @@ class RateLimiter:
             raise RateLimited("too many requests", retry_after_seconds=wait)
 
 
+# -- client addresses ------------------------------------------------------------------------
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _address(text: str) -> Address | None:
+    """An address from a peer or a forwarding header's node (``[v6]:port``, ``v4:port``)."""
+    text = text.strip().strip('"')
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_key(text: str) -> str:
+    """The key a client address is counted under: an IPv4 address, or an IPv6 /64."""
+    address = _address(text)
+    if address is None:
+        return text
+    if isinstance(address, ipaddress.IPv6Address):
+        network = ipaddress.IPv6Network((address, IPV6_PREFIX_LENGTH), strict=False)
+        return str(network)
+    return str(address)
+
+
+def _forwarded_chain(headers: Mapping[str, str], settings: AuthSettings) -> list[str]:
+    """The nodes of the configured forwarding header, nearest client first."""
+    values = [v for k, v in headers.items() if k.lower() == settings.forwarded_header]
+    nodes: list[str] = []
+    for value in values:
+        for element in value.split(","):
+            if settings.forwarded_header == "x-forwarded-for":
+                nodes.append(element)
+                continue
+            pairs = (p.partition("=") for p in element.split(";"))
+            nodes += [v for k, _, v in pairs if k.strip().lower() == "for"] or ["unknown"]
+    return nodes[-MAX_FORWARDED_HOPS:]
+
+
+def client_address(request: web.Request, settings: AuthSettings) -> str:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+    address in its forwarding header that is not itself a trusted proxy."""
+    peer = request.remote or "unknown"
+    if not settings.trusted_proxies:
+        return peer
+    trusted: list[Network] = [
+        ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies
+    ]
+
+    def is_trusted(address: Address | None) -> bool:
+        return address is not None and any(address in net for net in trusted)
+
+    current = _address(peer)
+    if not is_trusted(current):
+        return peer
+    for node in reversed(_forwarded_chain(request.headers, settings)):
+        hop = _address(node)
+        if hop is None:
+            return peer  # malformed or obfuscated: the proxy is all we know
+        if not is_trusted(hop):
+            return str(hop)
+    return peer
+
+
+# -- the lock-out --------------------------------------------------------------------------
 def raise_if_locked(wait_seconds: float) -> None:
     """Raise RateLimited (code ``locked_out``) when there is a wait."""
     if wait_seconds > 0:
         raise RateLimited(
-            "too many failed logins; try again later",
+            "too many failed attempts; try again later",
             retry_after_seconds=wait_seconds,
             code="locked_out",
         )
 
 
-@dataclass(slots=True)
-class _Failures:
-    count: int
-    locked_until: float
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """After ``after`` failures, wait ``initial_seconds``, doubling per failure up to
+    ``max_seconds``."""
+
+    after: int
+    initial_seconds: float
+    max_seconds: float
+
+    def seconds(self, count: int) -> float:
+        """How long ``count`` failures hold a key (0.0 below the threshold)."""
+        over = count - self.after
+        if over < 0:
+            return 0.0
+        return float(min(self.initial_seconds * 2.0 ** min(over, 64), self.max_seconds))
+
+
+def lockout_keys(settings: AuthSettings, account: str, address: str) -> list[tuple[str, Rule]]:
+    """The keys a failure of ``account`` from ``address`` counts under, with their rules:
+    the pair (a lock-out) and the account from anywhere (a slow-down)."""
+    return [
+        (
+            f"pair:{account}|{address_key(address)}",
+            Rule(
+                settings.lockout_after_failures,
+                settings.lockout_initial_seconds,
+                settings.lockout_max_seconds,
+            ),
+        ),
+        (
+            f"account:{account}",
+            Rule(
+                settings.slowdown_after_failures,
+                settings.slowdown_initial_seconds,
+                settings.slowdown_max_seconds,
+            ),
+        ),
+    ]
 
 
 class LoginLockout(Protocol):
     """Where the lock-out counters live (this process or Redis): ``check`` raises
-    RateLimited (``locked_out``) while a key is locked, ``failed`` counts a failure against
-    each key, ``succeeded`` forgets the keys' failures."""
+    RateLimited (``locked_out``) while ``account`` is held for ``address``, ``failed`` counts
+    a failure, ``succeeded`` forgets the failures of the account (from that address and
+    overall)."""
 
-    async def check(self, *keys: str) -> None: ...
+    async def check(self, account: str, address: str) -> None: ...
 
-    async def failed(self, *keys: str) -> None: ...
+    async def failed(self, account: str, address: str) -> None: ...
 
-    async def succeeded(self, *keys: str) -> None: ...
+    async def succeeded(self, account: str, address: str) -> None: ...
 
 
-def lockout_seconds(settings: AuthSettings, count: int) -> float:
-    """How long ``count`` failures lock a key out (0.0 below the threshold)."""
-    over = count - settings.lockout_after_failures
-    if over < 0:
-        return 0.0
-    return float(min(settings.lockout_initial_seconds * 2.0**over, settings.lockout_max_seconds))
+@dataclass(slots=True)
+class _Failures:
+    count: int
+    held_until: float
 
 
 class Lockout:
-    """In this process: after ``lockout_after_failures`` failed logins for an account (or
-    from an IP), refuse logins for an interval that doubles with each further failure, up to
-    a maximum."""
+    """The lock-out in this process."""
 
     def __init__(self, settings: AuthSettings, clock: Clock = time.monotonic) -> None:
         self._settings = settings
         self._clock = clock
         self._failures: OrderedDict[str, _Failures] = OrderedDict()
 
-    async def check(self, *keys: str) -> None:
-        """Raise RateLimited (code ``locked_out``) while any of ``keys`` is locked."""
+    async def check(self, account: str, address: str) -> None:
+        """Raise RateLimited (code ``locked_out``) while the account is held for ``address``."""
         now = self._clock()
-        wait = max((f.locked_until - now for k in keys if (f := self._failures.get(k))), default=0)
+        keys = lockout_keys(self._settings, account, address)
+        wait = max(
+            (f.held_until - now for k, _ in keys if (f := self._failures.get(k))), default=0.0
+        )
         raise_if_locked(wait)
 
-    async def failed(self, *keys: str) -> None:
-        """Count a failed login against each key."""
+    async def failed(self, account: str, address: str) -> None:
+        """Count a failure of ``account`` from ``address``."""
         now = self._clock()
-        for key in keys:
+        for key, rule in lockout_keys(self._settings, account, address):
             entry = self._failures.pop(key, None) or _Failures(0, 0.0)
             entry.count += 1
-            seconds = lockout_seconds(self._settings, entry.count)
+            seconds = rule.seconds(entry.count)
             if seconds:
-                entry.locked_until = now + seconds
+                entry.held_until = now + seconds
             self._failures[key] = entry
             if len(self._failures) > MAX_KEYS:
                 self._failures.popitem(last=False)
 
-    async def succeeded(self, *keys: str) -> None:
-        """Forget the failures of an account after a successful login."""
-        for key in keys:
+    async def succeeded(self, account: str, address: str) -> None:
+        """Forget the failures of the account from ``address`` and overall."""
+        for key, _ in lockout_keys(self._settings, account, address):
             self._failures.pop(key, None)

@@ -1,11 +1,12 @@
 """The login lock-out kept in Redis, so several hub workers share one count of failures per
-account and per IP (``[auth.rate_limits] backend = "redis"``).
+account and address and per account (``[auth.rate_limits] backend = "redis"``); the keys and
+their rules are ``konak.hub.auth.ratelimit.lockout_keys``, as in this process.
 
 A failure is one Lua script over all its keys (atomic on the server): it increments each
-key's count and, from the threshold on, sets its lock-until by the Redis server's clock
+key's count and, from the key's threshold on, sets its hold-until by the Redis server's clock
 (``TIME``), so concurrent failures on different workers are never lost and the workers'
-clocks do not matter. The check reads lock-until against the same clock; a success deletes
-the account's key. A key is forgotten twice ``lockout_max_seconds`` after its last failure.
+clocks do not matter. The check reads hold-until against the same clock; a success deletes
+the keys. A key is forgotten twice its rule's maximum after its last failure.
 
 Redis failing at run time is **fail-closed**, like the shared token buckets: the login is
 refused with 503 ``rate_limit_unavailable`` rather than let through without a lock-out.
@@ -17,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from konak.hub.auth.errors import Unavailable
-from konak.hub.auth.ratelimit import raise_if_locked
+from konak.hub.auth.ratelimit import lockout_keys, raise_if_locked
 from konak.hub.auth.settings import AuthSettings
 
 if TYPE_CHECKING:
@@ -40,21 +41,22 @@ end
 return tostring(wait)
 """
 
-# KEYS the lock-out keys; ARGV threshold, initial seconds, maximum seconds, retention (ms).
+# KEYS the lock-out keys; ARGV four per key: threshold, initial seconds, maximum seconds,
+# retention (ms).
 FAILED: Final = """
-local threshold = tonumber(ARGV[1])
-local initial = tonumber(ARGV[2])
-local maximum = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-for _, key in ipairs(KEYS) do
+for i, key in ipairs(KEYS) do
+  local threshold = tonumber(ARGV[4 * i - 3])
+  local initial = tonumber(ARGV[4 * i - 2])
+  local maximum = tonumber(ARGV[4 * i - 1])
   local count = redis.call('HINCRBY', key, 'count', 1)
   local over = count - threshold
   if over >= 0 then
     local seconds = math.min(initial * 2 ^ math.min(over, 64), maximum)
     redis.call('HSET', key, 'until', tostring(now + seconds))
   end
-  redis.call('PEXPIRE', key, ARGV[4])
+  redis.call('PEXPIRE', key, ARGV[4 * i])
 end
 return 1
 """
@@ -70,8 +72,8 @@ class RedisLockout:
         self._check: Any = redis.register_script(CHECK)
         self._failed: Any = redis.register_script(FAILED)
 
-    def _keys(self, keys: tuple[str, ...]) -> list[str]:
-        return [f"{self._prefix}{key}" for key in keys]
+    def _keys(self, account: str, address: str) -> list[str]:
+        return [f"{self._prefix}{k}" for k, _ in lockout_keys(self._settings, account, address)]
 
     def _unavailable(self, exc: BaseException) -> Unavailable:
         logger.warning("lock-out Redis failed (%s): refusing", type(exc).__name__)
@@ -79,40 +81,38 @@ class RedisLockout:
             "login protection is unavailable; try again later", code="rate_limit_unavailable"
         )
 
-    async def check(self, *keys: str) -> None:
-        """Raise RateLimited (``locked_out``) while any key is locked; 503 when Redis fails."""
+    async def check(self, account: str, address: str) -> None:
+        """Raise RateLimited (``locked_out``) while the account is held for ``address``; 503
+        when Redis fails."""
         from redis.exceptions import RedisError
 
         try:
-            wait = float(await self._check(keys=self._keys(keys)))
+            wait = float(await self._check(keys=self._keys(account, address)))
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
         raise_if_locked(wait)
 
-    async def failed(self, *keys: str) -> None:
-        """Count a failed login against each key, atomically; 503 when Redis fails."""
+    async def failed(self, account: str, address: str) -> None:
+        """Count a failure of ``account`` from ``address``, atomically; 503 when Redis
+        fails."""
         from redis.exceptions import RedisError
 
-        s = self._settings
-        retention_ms = int(s.lockout_max_seconds * 2 * 1000)
+        rules = lockout_keys(self._settings, account, address)
+        args: list[float] = []
+        for _, rule in rules:
+            retention_ms = int(rule.max_seconds * 2 * 1000)
+            args += [rule.after, rule.initial_seconds, rule.max_seconds, retention_ms]
         try:
-            await self._failed(
-                keys=self._keys(keys),
-                args=[
-                    s.lockout_after_failures,
-                    s.lockout_initial_seconds,
-                    s.lockout_max_seconds,
-                    retention_ms,
-                ],
-            )
+            await self._failed(keys=[f"{self._prefix}{k}" for k, _ in rules], args=args)
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
 
-    async def succeeded(self, *keys: str) -> None:
-        """Forget the failures of the keys; 503 when Redis fails."""
+    async def succeeded(self, account: str, address: str) -> None:
+        """Forget the failures of the account from ``address`` and overall; 503 when Redis
+        fails."""
         from redis.exceptions import RedisError
 
         try:
-            await self._redis.delete(*self._keys(keys))
+            await self._redis.delete(*self._keys(account, address))
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc

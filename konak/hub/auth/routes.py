@@ -20,10 +20,13 @@ from konak.hub.auth.ratelimit import Lockout, RateLimiter
 from konak.hub.auth.rbac import Action, declare
 from konak.hub.auth.redis_limits import RedisBuckets, RedisUnreachable
 from konak.hub.auth.redis_lockout import RedisLockout
-from konak.hub.auth.reset import CONFIRM_PATH, Mailer, PasswordResets
+from konak.hub.auth.reset import CONFIRM_PATH, INVITATION_PATH, Mailer, PasswordResets
 from konak.hub.auth.schemas import (
+    AuditQueryParams,
     ClaimBody,
     EnrollBody,
+    InvitationAcceptBody,
+    InvitationJoinBody,
     LoginBody,
     McpServerBody,
     McpServerCreateBody,
@@ -34,6 +37,7 @@ from konak.hub.auth.schemas import (
     ResetRequestBody,
     RoleBody,
     TenantBody,
+    TokenQuery,
 )
 from konak.hub.auth.tokens import Tokens
 from konak.hub.auth.users import Users
@@ -44,7 +48,6 @@ from konak.provisioning.claims import Claims, DynsecProvisioner, Provisioner
 
 logger = logging.getLogger(__name__)
 
-AUDIT_FILTERS: Final = ("actor", "action", "outcome", "since", "until", "before_id", "limit")
 T: Final = "/api/tenants/{tenant}"
 ROUTES: Final = (
     ApiRoute("POST", "/api/auth/login", api.login, "login", LoginBody),
@@ -57,11 +60,11 @@ ROUTES: Final = (
     ApiRoute("GET", "/api/tenants", api.list_tenants, "tenants"),
     ApiRoute("POST", "/api/tenants", api.create_tenant, "create_tenant", TenantBody, 201),
     ApiRoute("GET", f"{T}/users", api.list_members, "members"),
-    ApiRoute("POST", f"{T}/users", api.add_member, "add_member", MemberBody, 201),
+    ApiRoute("POST", f"{T}/users", api.add_member, "add_member", MemberBody, 202),
     ApiRoute("PUT", f"{T}/users/{{user_id}}/role", api.set_role, "set_role", RoleBody),
     ApiRoute("DELETE", f"{T}/users/{{user_id}}", api.remove_member, "remove_member", None, 204),
-    ApiRoute("GET", f"{T}/audit", api.audit_page, "audit", query=AUDIT_FILTERS),
-    ApiRoute("GET", f"{T}/audit.jsonl", api.audit_export, "audit_export", query=AUDIT_FILTERS),
+    ApiRoute("GET", f"{T}/audit", api.audit_page, "audit", query=AuditQueryParams),
+    ApiRoute("GET", f"{T}/audit.jsonl", api.audit_export, "audit_export", query=AuditQueryParams),
     ApiRoute("POST", f"{T}/claims", devices.create_claim, "create_claim", ClaimBody, 201),
     ApiRoute("GET", f"{T}/devices", devices.list_devices, "devices"),
     ApiRoute("DELETE", f"{T}/devices/{{device}}", devices.revoke_device, "revoke", None, 204),
@@ -76,7 +79,8 @@ ROUTES: Final = (
     ),
     ApiRoute("DELETE", f"{T}/mcp-servers/{{name}}", mcp_api.delete_server, "delete_mcp", None, 204),
 )
-# Served only when [auth.smtp] is configured.
+# Served only when [auth.smtp] is configured (adding a user mails an invitation: without
+# it, add_member answers 503 and the operator uses ``konak hub add-user``).
 RESET_ROUTES: Final = (
     ApiRoute(
         "POST",
@@ -86,7 +90,7 @@ RESET_ROUTES: Final = (
         ResetRequestBody,
         202,
     ),
-    ApiRoute("GET", CONFIRM_PATH, reset_api.check_reset, "password_reset_check", query=("token",)),
+    ApiRoute("GET", CONFIRM_PATH, reset_api.check_reset, "password_reset_check", query=TokenQuery),
     ApiRoute(
         "POST",
         CONFIRM_PATH,
@@ -94,6 +98,25 @@ RESET_ROUTES: Final = (
         "password_reset_confirm",
         ResetConfirmBody,
         204,
+    ),
+    ApiRoute(
+        "GET", INVITATION_PATH, reset_api.check_invitation, "invitation_check", query=TokenQuery
+    ),
+    ApiRoute(
+        "POST",
+        INVITATION_PATH,
+        reset_api.accept_invitation,
+        "invitation_accept",
+        InvitationAcceptBody,
+        201,
+    ),
+    ApiRoute(
+        "POST",
+        f"{INVITATION_PATH}/join",
+        reset_api.join_invitation,
+        "invitation_join",
+        InvitationJoinBody,
+        201,
     ),
 )
 SERVED: Final = web.AppKey("konak_api_routes", tuple[ApiRoute, ...])
@@ -146,7 +169,11 @@ def setup_auth(
         lockout=RedisLockout(redis.client, auth) if redis is not None else Lockout(auth),
         provisioner=provisioner,
         broker_address=broker,
-        resets=PasswordResets(db, auth.reset_token_seconds) if auth.smtp else None,
+        resets=(
+            PasswordResets(db, auth.reset_token_seconds, auth.invitation_token_seconds)
+            if auth.smtp
+            else None
+        ),
         mailer=Mailer(auth.smtp) if auth.smtp else None,
         quotas=settings.quotas,
         mcp_registry=McpRegistry(db),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from konak.hub.auth.audit import MAX_PAGE, SQLITE_INTEGER_MAX
+from konak.hub.auth.errors import ApiError
 from konak.hub.auth.rbac import Role
 
 Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
@@ -62,11 +65,70 @@ class TenantBody(Body):
 
 
 class MemberBody(Body):
-    """Add a user to a tenant with a role; ``password`` creates the account when new."""
+    """Invite an address into a tenant with a role (a mailed, single-use link)."""
 
     email: Email
     role: Role
-    password: Secret | None = None
+
+
+class InvitationAcceptBody(Body):
+    """Accept an invitation by creating the account it names, with its first password."""
+
+    token: Secret
+    new_password: Secret
+
+
+class InvitationJoinBody(Body):
+    """Accept an invitation as the signed-in owner of the account it names."""
+
+    token: Secret
+
+
+class Query(BaseModel):
+    """Base of the query parameters of a route (strings from the URL, converted)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+Q = TypeVar("Q", bound=Query)
+
+
+class InvalidQuery(ApiError):
+    """The query parameters do not match the route's."""
+
+    code = "invalid_query"
+
+
+def parse_query(query: Mapping[str, str], model: type[Q]) -> Q:
+    """Validate a request's query parameters against ``model`` (bounds included)."""
+    try:
+        return model.model_validate(dict(query))
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        name = ".".join(str(p) for p in err["loc"])
+        raise InvalidQuery(f"query parameter {name!r}: {err['msg']}") from exc
+
+
+class TokenQuery(Query):
+    """The token of a mailed link."""
+
+    token: Secret
+
+
+# Timestamps in seconds since the epoch; every integer is bounded (SQLite's are 64-bit).
+Timestamp = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+
+
+class AuditQueryParams(Query):
+    """Filters and paging of the audit log."""
+
+    actor: Annotated[str, Field(max_length=254)] | None = None
+    action: Annotated[str, Field(max_length=64)] | None = None
+    outcome: Annotated[str, Field(max_length=16)] | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    before_id: Annotated[int, Field(ge=1, le=SQLITE_INTEGER_MAX)] | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
 
 
 class RoleBody(Body):
@@ -76,9 +138,11 @@ class RoleBody(Body):
 
 
 class ClaimBody(Body):
-    """Mint a one-time claim token for enrolling a device."""
+    """Mint a one-time claim token for enrolling a device; with ``device``, a token only
+    that device id may redeem, also while it is enrolled (a re-enrolment)."""
 
     expires_in_seconds: Annotated[int, Field(ge=60, le=30 * 24 * 3600)] | None = None
+    device: Identifier | None = None
 
 
 class EnrollBody(Body):

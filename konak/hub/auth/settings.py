@@ -3,6 +3,7 @@ tables of hub.toml, parsed once into frozen dataclasses."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from konak.hub.errors import ConfigError
 Algorithm = Literal["HS256", "EdDSA"]
 ALGORITHMS: Final = ("HS256", "EdDSA")
 MIN_HS256_SECRET_BYTES: Final = 32
+ForwardedHeader = Literal["x-forwarded-for", "forwarded"]
+FORWARDED_HEADERS: Final = ("x-forwarded-for", "forwarded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,18 +116,27 @@ class AuthSettings:
     max_body_bytes: int = 64 * 1024
     ip_limit: RateLimit = field(default_factory=lambda: RateLimit(60, 10.0))
     user_limit: RateLimit = field(default_factory=lambda: RateLimit(120, 20.0))
-    route_limits: Mapping[str, RateLimit] = field(
-        default_factory=lambda: {"login": RateLimit(10, 0.5)}
-    )
+    route_limits: Mapping[str, RateLimit] = field(default_factory=lambda: DEFAULT_ROUTE_LIMITS)
+    # Mails to one address (reset links and invitations), whoever asks for them.
+    mail_limit: RateLimit = field(default_factory=lambda: RateLimit(3, 1 / 1200))
+    # Failed logins (and wrong current passwords) of one account from one client address.
     lockout_after_failures: int = 5
     lockout_initial_seconds: float = 30.0
     lockout_max_seconds: float = 3600.0
+    # Failed logins of one account from every address together: a short wait, not a lock.
+    slowdown_after_failures: int = 10
+    slowdown_initial_seconds: float = 2.0
+    slowdown_max_seconds: float = 30.0
+    # Reverse proxies whose forwarding header names the client (addresses or networks).
+    trusted_proxies: tuple[str, ...] = ()
+    forwarded_header: ForwardedHeader = "x-forwarded-for"
     claim_token_seconds: float = 24 * 3600.0
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
     smtp: SmtpSettings | None = None
     public_url: str = "http://127.0.0.1:8380"
     reset_token_seconds: float = 3600.0
+    invitation_token_seconds: float = 7 * 24 * 3600.0
     limit_backend: LimitBackend = field(default_factory=LimitBackend)
 
     def __post_init__(self) -> None:
@@ -143,6 +155,20 @@ class AuthSettings:
             0 < self.lockout_initial_seconds <= self.lockout_max_seconds,
             "auth: need 0 < lockout_initial_seconds <= lockout_max_seconds",
         )
+        _check(self.slowdown_after_failures >= 1, "auth.slowdown_after_failures must be >= 1")
+        _check(
+            0 < self.slowdown_initial_seconds <= self.slowdown_max_seconds,
+            "auth: need 0 < slowdown_initial_seconds <= slowdown_max_seconds",
+        )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"auth.trusted_proxies: {proxy!r} is not an address") from exc
+        _check(
+            self.forwarded_header in FORWARDED_HEADERS,
+            f"auth.forwarded_header must be one of {FORWARDED_HEADERS}",
+        )
         _check(self.claim_token_seconds > 0, "auth.claim_token_seconds must be positive")
         _check(self.argon2_time_cost >= 1, "auth.argon2_time_cost must be >= 1")
         _check(self.argon2_memory_kib >= 64, "auth.argon2_memory_kib must be >= 64")
@@ -151,6 +177,7 @@ class AuthSettings:
             "auth.public_url must be an http(s) URL",
         )
         _check(self.reset_token_seconds > 0, "auth.reset_token_seconds must be positive")
+        _check(self.invitation_token_seconds > 0, "auth.invitation_token_seconds must be positive")
 
     @property
     def enabled(self) -> bool:
@@ -176,6 +203,15 @@ class ProvisioningSettings:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+# Per client address, on top of ``ip_limit``; hub.toml's ``[auth.route_limits]`` replaces
+# these by name and adds others.
+DEFAULT_ROUTE_LIMITS: Final[Mapping[str, RateLimit]] = {
+    "login": RateLimit(10, 0.5),
+    "password": RateLimit(10, 0.5),
+    "password_reset": RateLimit(5, 0.05),
+}
 
 
 def _read(where: str, path: Any) -> str:
@@ -237,11 +273,15 @@ def parse_auth(raw: Mapping[str, Any], secret_of: Any) -> AuthSettings:
         "lockout_max_seconds",
         "claim_token_seconds",
         "reset_token_seconds",
+        "invitation_token_seconds",
+        "slowdown_initial_seconds",
+        "slowdown_max_seconds",
     }
     integers = {"password_min_length", "max_body_bytes", "lockout_after_failures"}
-    integers |= {"argon2_time_cost", "argon2_memory_kib"}
+    integers |= {"argon2_time_cost", "argon2_memory_kib", "slowdown_after_failures"}
     known = numbers | integers | {"keys", "active_kid", "issuer", "common_passwords_file"}
     known |= {"ip_limit", "user_limit", "route_limits", "smtp", "public_url", "rate_limits"}
+    known |= {"mail_limit", "trusted_proxies", "forwarded_header"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"[auth]: unknown key(s) {', '.join(unknown)}")
@@ -250,7 +290,7 @@ def parse_auth(raw: Mapping[str, Any], secret_of: Any) -> AuthSettings:
         values[name] = _number(f"[auth] {name}", raw[name])
     for name in integers & set(raw):
         values[name] = _integer(f"[auth] {name}", raw[name])
-    for name in ("active_kid", "issuer", "public_url"):
+    for name in ("active_kid", "issuer", "public_url", "forwarded_header"):
         if name in raw:
             if not isinstance(raw[name], str):
                 raise ConfigError(f"[auth] {name}: expected str")
@@ -263,15 +303,21 @@ def parse_auth(raw: Mapping[str, Any], secret_of: Any) -> AuthSettings:
     if not isinstance(keys, dict):
         raise ConfigError("[auth.keys] must be a table of keys by kid")
     values["keys"] = tuple(_key(kid, spec, secret_of) for kid, spec in keys.items())
-    for name in ("ip_limit", "user_limit"):
+    for name in ("ip_limit", "user_limit", "mail_limit"):
         if name in raw:
             values[name] = _limit(f"auth.{name}", raw[name])
+    if "trusted_proxies" in raw:
+        proxies = raw["trusted_proxies"]
+        if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
+            raise ConfigError("[auth] trusted_proxies: expected a list of addresses")
+        values["trusted_proxies"] = tuple(proxies)
     if "route_limits" in raw:
         routes = raw["route_limits"]
         if not isinstance(routes, dict):
             raise ConfigError("[auth.route_limits] must be a table")
         values["route_limits"] = {
-            name: _limit(f"auth.route_limits.{name}", spec) for name, spec in routes.items()
+            **DEFAULT_ROUTE_LIMITS,
+            **{name: _limit(f"auth.route_limits.{name}", spec) for name, spec in routes.items()},
         }
     if "smtp" in raw:
         values["smtp"] = _smtp(raw["smtp"], secret_of)

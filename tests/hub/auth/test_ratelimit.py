@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+from unittest import mock
+
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from konak.hub.auth.errors import RateLimited
-from konak.hub.auth.ratelimit import Lockout, TokenBuckets
+from konak.hub.auth.ratelimit import Lockout, TokenBuckets, address_key, client_address
 from konak.hub.auth.settings import RateLimit
 from tests.hub.auth.conftest import Api, ApiFactory, auth_settings
 
@@ -31,21 +35,22 @@ async def test_the_lockout_starts_after_the_threshold_and_doubles_with_each_fail
     clock = Clock()
     lockout = Lockout(auth_settings(lockout_after_failures=3, lockout_initial_seconds=10.0), clock)
     for _ in range(2):
-        await lockout.failed("user:a")
-        await lockout.check("user:a")
+        await lockout.failed("a@x.io", "192.0.2.1")
+        await lockout.check("a@x.io", "192.0.2.1")
     waits = []
     for _ in range(3):
-        await lockout.failed("user:a")
+        await lockout.failed("a@x.io", "192.0.2.1")
         with pytest.raises(RateLimited) as info:
-            await lockout.check("user:a", "ip:1")
+            await lockout.check("a@x.io", "192.0.2.1")
         assert info.value.code == "locked_out"
         waits.append(info.value.retry_after_seconds)
+        await lockout.check("a@x.io", "192.0.2.2")  # another address: not held
     assert waits == [10.0, 20.0, 40.0]
     clock.now += 41.0
-    await lockout.check("user:a")
-    await lockout.succeeded("user:a")
-    await lockout.failed("user:a")
-    await lockout.check("user:a")
+    await lockout.check("a@x.io", "192.0.2.1")
+    await lockout.succeeded("a@x.io", "192.0.2.1")
+    await lockout.failed("a@x.io", "192.0.2.1")
+    await lockout.check("a@x.io", "192.0.2.1")
 
 
 async def test_the_lockout_is_capped_at_its_maximum() -> None:
@@ -57,13 +62,13 @@ async def test_the_lockout_is_capped_at_its_maximum() -> None:
         clock,
     )
     for _ in range(10):
-        await lockout.failed("user:a")
+        await lockout.failed("a@x.io", "192.0.2.1")
     with pytest.raises(RateLimited) as info:
-        await lockout.check("user:a")
+        await lockout.check("a@x.io", "192.0.2.1")
     assert info.value.retry_after_seconds == 30.0
 
 
-async def test_brute_force_logins_lock_the_account_out_even_with_the_right_password(
+async def test_brute_force_logins_lock_that_address_out_even_with_the_right_password(
     make_api: ApiFactory,
 ) -> None:
     api: Api = await make_api(lockout_after_failures=3, lockout_initial_seconds=60.0)
@@ -106,3 +111,46 @@ async def test_a_client_ip_over_its_limit_gets_429(make_api: ApiFactory) -> None
     api: Api = await make_api(ip_limit=RateLimit(2, 0.01))
     statuses = [(await api.client.get("/api/auth/me")).status for _ in range(3)]
     assert statuses == [401, 401, 429]
+
+
+def test_ipv6_clients_are_keyed_by_their_64_and_mapped_ipv4_by_its_address() -> None:
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff:1:2:3")
+    assert address_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_key("192.0.2.7") == "192.0.2.7"
+
+
+def _request(peer: str, headers: dict[str, str]) -> Any:
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        (peer, 4711) if name == "peername" else default
+    )
+    return make_mocked_request("POST", "/api/auth/login", headers=headers, transport=transport)
+
+
+@pytest.mark.parametrize(
+    ("peer", "header", "value", "expected"),
+    [
+        ("127.0.0.1", "X-Forwarded-For", "198.51.100.1, 203.0.113.9", "203.0.113.9"),
+        ("127.0.0.1", "X-Forwarded-For", "203.0.113.9, 10.0.0.5", "203.0.113.9"),
+        ("192.0.2.50", "X-Forwarded-For", "203.0.113.9", "192.0.2.50"),
+        ("127.0.0.1", "X-Forwarded-For", "not-an-address", "127.0.0.1"),
+        ("127.0.0.1", "X-Forwarded-For", "10.0.0.5", "127.0.0.1"),
+        ("127.0.0.1", "Forwarded", 'for="[2001:db8::7]:4711";proto=https', "2001:db8::7"),
+        ("127.0.0.1", "Forwarded", "for=192.0.2.60:80, for=203.0.113.3", "203.0.113.3"),
+        ("127.0.0.1", "Forwarded", "for=_hidden", "127.0.0.1"),
+    ],
+)
+def test_a_forwarding_header_names_the_client_only_through_trusted_proxies(
+    peer: str, header: str, value: str, expected: str
+) -> None:
+    settings = auth_settings(
+        trusted_proxies=("127.0.0.1", "10.0.0.0/8"), forwarded_header=header.lower()
+    )
+    assert client_address(_request(peer, {header: value}), settings) == expected
+
+
+def test_without_trusted_proxies_a_forwarding_header_is_ignored() -> None:
+    request = _request("192.0.2.50", {"X-Forwarded-For": "203.0.113.9"})
+    assert client_address(request, auth_settings()) == "192.0.2.50"

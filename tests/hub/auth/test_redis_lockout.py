@@ -70,6 +70,8 @@ async def redis_lockout(redis_server: RedisServer) -> AsyncIterator[RedisLockout
         limit_backend=LimitBackend(backend="redis", url=redis_server.url, timeout_seconds=1),
         lockout_after_failures=10,
         lockout_initial_seconds=30.0,
+        slowdown_after_failures=15,
+        slowdown_initial_seconds=5.0,
     )
     client: Redis = Redis.from_url(redis_server.url, socket_timeout=1, socket_connect_timeout=1)
     yield RedisLockout(client, settings)
@@ -77,17 +79,29 @@ async def redis_lockout(redis_server: RedisServer) -> AsyncIterator[RedisLockout
 
 
 async def test_concurrent_failures_are_all_counted(redis_lockout: RedisLockout) -> None:
-    await asyncio.gather(*(redis_lockout.failed("user:a", "ip:1") for _ in range(9)))
-    await redis_lockout.check("user:a", "ip:1")  # nine of ten: not locked yet
+    await asyncio.gather(*(redis_lockout.failed("a@x.io", "192.0.2.1") for _ in range(9)))
+    await redis_lockout.check("a@x.io", "192.0.2.1")  # nine of ten: not locked yet
 
-    await redis_lockout.failed("user:a")
+    await redis_lockout.failed("a@x.io", "192.0.2.1")
 
     with pytest.raises(RateLimited) as info:
-        await redis_lockout.check("user:a")
+        await redis_lockout.check("a@x.io", "192.0.2.1")
     assert info.value.code == "locked_out"
-    await redis_lockout.check("ip:1")  # the IP has nine
-    await redis_lockout.succeeded("user:a")
-    await redis_lockout.check("user:a")
+    assert info.value.retry_after_seconds > 5.0  # the pair's lock, not the slow-down
+    await redis_lockout.check("a@x.io", "192.0.2.2")  # the account has ten of fifteen
+    await redis_lockout.succeeded("a@x.io", "192.0.2.1")
+    await redis_lockout.check("a@x.io", "192.0.2.1")
+
+
+async def test_failures_from_many_addresses_slow_the_account_down_briefly(
+    redis_lockout: RedisLockout,
+) -> None:
+    await asyncio.gather(*(redis_lockout.failed("a@x.io", f"192.0.2.{i}") for i in range(15)))
+
+    with pytest.raises(RateLimited) as info:
+        await redis_lockout.check("a@x.io", "198.51.100.7")
+    assert 0 < info.value.retry_after_seconds <= 5.0
+    await redis_lockout.check("b@x.io", "198.51.100.7")  # other accounts are not held
 
 
 async def test_a_redis_failure_refuses_logins_instead_of_dropping_the_lockout(
@@ -97,6 +111,6 @@ async def test_a_redis_failure_refuses_logins_instead_of_dropping_the_lockout(
 
     for call in (redis_lockout.check, redis_lockout.failed, redis_lockout.succeeded):
         with pytest.raises(Unavailable) as info:
-            await call("user:a")
+            await call("a@x.io", "192.0.2.1")
         assert info.value.code == "rate_limit_unavailable"
         assert info.value.status == 503

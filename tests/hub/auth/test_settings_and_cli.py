@@ -31,7 +31,30 @@ def test_the_auth_table_parses_with_the_secret_from_the_environment(
     assert settings.auth.keys[0].secret == SECRET
     assert SECRET not in repr(settings)
     assert settings.auth.route_limits["login"].burst == 3
+    assert settings.auth.route_limits["password_reset"].burst == 5  # defaults kept by name
     assert not settings.provisioning.enabled
+
+
+def test_the_lock_out_proxy_and_mail_settings_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JWT", SECRET)
+    auth = parse_settings(
+        document(
+            tmp_path,
+            trusted_proxies=["127.0.0.1", "fd00::/8"],
+            forwarded_header="forwarded",
+            slowdown_after_failures=20,
+            slowdown_initial_seconds=1,
+            slowdown_max_seconds=10,
+            mail_limit={"burst": 2, "per_second": 0.001},
+            invitation_token_seconds=3600,
+        )
+    ).auth
+    assert auth.trusted_proxies == ("127.0.0.1", "fd00::/8")
+    assert (auth.forwarded_header, auth.slowdown_after_failures) == ("forwarded", 20)
+    assert (auth.slowdown_initial_seconds, auth.slowdown_max_seconds) == (1.0, 10.0)
+    assert (auth.mail_limit.burst, auth.invitation_token_seconds) == (2, 3600.0)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +75,12 @@ def test_the_auth_table_parses_with_the_secret_from_the_environment(
         ({"rate_limits": {"url": "redis://x", "password": "inline"}}, "password_env"),
         ({"rate_limits": {"colour": 1}}, "unknown key(s) colour"),
         ({"rate_limits": "redis"}, "must be a table"),
+        ({"trusted_proxies": "127.0.0.1"}, "expected a list of addresses"),
+        ({"trusted_proxies": ["proxy.local"]}, "is not an address"),
+        ({"forwarded_header": "x-real-ip"}, "forwarded_header must be one of"),
+        ({"slowdown_initial_seconds": 60}, "slowdown_initial_seconds <= slowdown_max"),
+        ({"mail_limit": {"burst": 0, "per_second": 1}}, "burst>=1"),
+        ({"invitation_token_seconds": 0}, "invitation_token_seconds must be positive"),
     ],
 )
 def test_a_bad_auth_table_is_refused_with_its_reason(
