@@ -17,7 +17,7 @@ from konak.edge_models.overlay import effective_manifest
 from konak.edge_models.pull import Puller
 from konak.edge_models.settings import ENV_CONFIG, ModelSettings, load_config
 from konak.edge_models.sources import RegistryClients
-from konak.edge_models.store import ModelStore
+from konak.edge_models.store import ModelStore, check_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +191,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """Remove models."""
+    for model_id in args.models:  # every id is checked before anything is removed
+        check_model_id(model_id)
     _, store, manifest = _open(args)
     with store.lock():
         for model_id in args.models:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -44,6 +45,22 @@ from konak.edge_models.manifest import Model, ModelFile
 logger = logging.getLogger(__name__)
 
 OVERLAY_NAME: Final = "manifest.local.toml"
+INVALID_MODEL_ID: Final = "invalid_model_id"
+MAX_MODEL_ID_CHARS: Final = 128
+# A manifest id is one path component: no '/', never '.' or '..', no leading dot.
+_MODEL_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def check_model_id(model_id: str) -> str:
+    """``model_id`` when it is a manifest-style id; ModelError otherwise (before any path is
+    built from it, so ``..`` or ``/etc`` never reach the file system)."""
+    if len(model_id) > MAX_MODEL_ID_CHARS or _MODEL_ID.fullmatch(model_id) is None:
+        raise ModelError(
+            f"{model_id!r} is not a model id (lowercase letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit, at most {MAX_MODEL_ID_CHARS} characters)",
+            code=INVALID_MODEL_ID,
+        )
+    return model_id
 
 
 @dataclass(frozen=True)
@@ -110,7 +127,7 @@ class ModelStore:
         return path
 
     def _model_dir(self, model_id: str) -> Path:
-        return self.root / "models" / model_id
+        return self.root / "models" / check_model_id(model_id)
 
     def has_blob(self, file: ModelFile) -> bool:
         """True when a blob of the right size is already stored."""
@@ -194,7 +211,11 @@ class ModelStore:
         models = self.root / "models"
         if not models.is_dir():
             return []
-        records = (self.record(p.name) for p in sorted(models.iterdir()) if p.is_dir())
+        records = (
+            self.record(p.name)
+            for p in sorted(models.iterdir())
+            if p.is_dir() and _MODEL_ID.fullmatch(p.name) is not None  # skip strays
+        )
         return [r for r in records if r is not None]
 
     def is_current(self, model: Model) -> bool:
