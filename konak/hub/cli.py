@@ -9,10 +9,12 @@ import logging
 import os
 import signal
 import socket
+import ssl
 from pathlib import Path
 from typing import Final
 
-from konak.hub.settings import HubSettings, load_settings
+from konak.hub.errors import ConfigError
+from konak.hub.settings import HttpSettings, HubSettings, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +36,28 @@ def register(parser: argparse.ArgumentParser) -> None:
     admin_cli.register(sub, str(DEFAULT_CONFIG))
 
 
+def tls_context(http: HttpSettings, context: ssl.SSLContext | None = None) -> ssl.SSLContext | None:
+    """The server TLS context of ``[http]`` (None without a certificate); loading into an
+    existing ``context`` swaps the certificate for new connections (a renewal + SIGHUP)."""
+    if http.tls_cert_file is None or http.tls_key_file is None:
+        return None
+    if context is None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(http.tls_cert_file, http.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(
+            f"[http] tls_cert_file/tls_key_file: cannot load {http.tls_cert_file} with "
+            f"{http.tls_key_file}: {reason}"
+        ) from exc
+    return context
+
+
 def _check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    tls_context(settings.http)
     servers = sum(len(t.mcp_servers) for t in settings.tenants.values())
     print(f"{args.config}: ok ({len(settings.tenants)} tenant(s), {servers} MCP server(s))")
     return 0
@@ -69,19 +91,21 @@ async def serve(settings: HubSettings, config_path: Path | None = None) -> None:
     """Run the hub until SIGTERM/SIGINT; SIGHUP re-reads the configuration."""
     from aiohttp import web
 
-    from konak.hub.app import HUB, create_app
-    from konak.hub.errors import ConfigError
+    from konak.hub.app import HUB, create_app, reload_hub
 
+    context = tls_context(settings.http)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
-        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, ssl_context=context)
+        await site.start()
     except BaseException:
         await runner.cleanup()  # stop whatever did start
         raise
     hub = app[HUB]
-    logger.info("hub listening on http://%s:%d", settings.http_host, settings.http_port)
+    scheme = "https" if context is not None else "http"
+    logger.info("hub listening on %s://%s:%d", scheme, settings.http_host, settings.http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -89,7 +113,11 @@ async def serve(settings: HubSettings, config_path: Path | None = None) -> None:
         if config_path is None:
             return
         try:
-            await hub.reconfigure(load_settings(config_path))
+            new = load_settings(config_path)
+            tls_context(new.http)  # a certificate that does not load refuses the reload
+            await reload_hub(app, new)
+            if context is not None:
+                tls_context(new.http, context)  # a renewed certificate, for new connections
         except ConfigError as exc:
             logger.error("configuration not reloaded: %s", exc.message)
         else:

@@ -47,6 +47,17 @@ class HubMetrics:
             registry=r,
         )
         self.alerts = Counter("konak_hub_alerts", "Fleet alerts raised", ["kind"], registry=r)
+        self.http_refused = Counter(
+            "konak_hub_http_refused",
+            "API requests refused before they proved an identity, by error code",
+            ["code"],
+            registry=r,
+        )
+        self.audit_suppressed = Counter(
+            "konak_hub_audit_suppressed",
+            "Audit records of anonymous or refused requests not written (over the cap)",
+            registry=r,
+        )
         self.circuit_open = Gauge(
             "konak_hub_mcp_circuit_open",
             "1 while an MCP server's circuit is open",

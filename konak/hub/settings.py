@@ -18,10 +18,12 @@ from konak.hub.auth.settings import (
     parse_provisioning,
 )
 from konak.hub.errors import ConfigError
+from konak.hub.outbound import OutboundPolicy, parse_allow_rule
 from konak.hub.quotas import QuotaSettings, parse_quotas
 from konak.protocol.topics import is_identifier
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+MIN_METRICS_TOKEN_CHARS: Final = 16
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TEMPLATE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -36,10 +38,16 @@ class MqttSettings:
     password: str = field(default="", repr=False)
     client_id: str = "konak-hub"
     reconnect_seconds: float = 2.0
+    # A token bucket per device at ingest: messages beyond it are dropped and counted
+    # (reason "rate_limited"), so one device cannot flood the hub for every tenant.
+    device_message_burst: int = 30
+    device_messages_per_second: float = 5.0
 
     def __post_init__(self) -> None:
         _check(0 < self.port < 65536, f"mqtt.port {self.port} is not a TCP port")
         _check(self.reconnect_seconds > 0, "mqtt.reconnect_seconds must be positive")
+        _check(self.device_message_burst >= 1, "mqtt.device_message_burst must be >= 1")
+        _check(self.device_messages_per_second > 0, "mqtt.device_messages_per_second > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +60,17 @@ class FleetSettings:
     telemetry_max_rows_per_device: int = 10_000
     webhook_url: str | None = None
     webhook_timeout_seconds: float = 5.0
+    # The same alert (kind) for the same device is raised at most once in this window, and
+    # each tenant raises at most ``alerts_per_minute`` (a burst of that many); the rest are
+    # dropped and counted, so a flapping device cannot flood the webhook.
+    alert_repeat_seconds: float = 300.0
+    alerts_per_minute: int = 10
 
     def __post_init__(self) -> None:
         for name in ("offline_alert_seconds", "check_interval_seconds", "webhook_timeout_seconds"):
             _check(getattr(self, name) > 0, f"fleet.{name} must be positive")
+        _check(self.alert_repeat_seconds >= 0, "fleet.alert_repeat_seconds must be >= 0")
+        _check(self.alerts_per_minute >= 1, "fleet.alerts_per_minute must be >= 1")
         _check(self.telemetry_retention_seconds > 0, "fleet.telemetry_retention_seconds > 0")
         _check(self.telemetry_max_rows_per_device > 0, "fleet.telemetry_max_rows_per_device > 0")
         if self.webhook_url is not None:
@@ -77,6 +92,45 @@ class FleetMcpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """How the hub serves HTTP (``[http]``): TLS of its own, HSTS, and who may read /metrics."""
+
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    hsts_seconds: int = 365 * 24 * 3600  # sent only on responses served over TLS
+    metrics_token: str = field(default="", repr=False)  # from metrics_token_env/_file
+
+    def __post_init__(self) -> None:
+        _check(
+            (self.tls_cert_file is None) == (self.tls_key_file is None),
+            "http: give both tls_cert_file and tls_key_file, or neither",
+        )
+        _check(self.hsts_seconds >= 0, "http.hsts_seconds must be >= 0")
+        _check(
+            not self.metrics_token or len(self.metrics_token) >= MIN_METRICS_TOKEN_CHARS,
+            f"http.metrics_token needs {MIN_METRICS_TOKEN_CHARS}+ characters",
+        )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the hub serves HTTPS itself."""
+        return self.tls_cert_file is not None
+
+
+@dataclass(frozen=True, slots=True)
+class McpSettings:
+    """``[mcp]``: where servers tenant admins add may be, beyond public addresses."""
+
+    # Hosts, addresses or networks (each maybe with a port) tenants' servers may use although
+    # they are loopback, private, link-local, ...: "10.0.0.5", "10.1.0.0/16", "mcp.internal:8080".
+    allow_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for entry in self.allow_hosts:
+            parse_allow_rule(entry)
+
+
+@dataclass(frozen=True, slots=True)
 class McpServerSettings:
     """One MCP server of a tenant: a command over stdio or a URL over Streamable HTTP."""
 
@@ -94,6 +148,8 @@ class McpServerSettings:
     circuit_reset_seconds: float = 30.0
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
+    # The address policy of a server a tenant added (None: hub.toml's, the operator's own).
+    outbound: OutboundPolicy | None = None
 
     def __post_init__(self) -> None:
         where = f"mcp server {self.name!r}"
@@ -200,6 +256,8 @@ class HubSettings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    mcp: McpSettings = field(default_factory=McpSettings)
 
     def __post_init__(self) -> None:
         _check(0 <= self.http_port < 65536, f"hub.http_port {self.http_port} is not a TCP port")
@@ -294,6 +352,8 @@ def _server(tenant: str, raw: Any) -> McpServerSettings:
             raise ConfigError(f"{where}.pass_env: environment variable {name!r} is not set")
         env[name] = os.environ[name]
     headers = _strings(f"{where}.headers", raw.pop("headers", {}))
+    if "outbound" in raw:
+        raise ConfigError(f"[[{where}]]: unknown key(s) outbound")
     for key in ("args", "read_only_tools"):
         if key in raw:
             items = raw[key]
@@ -343,10 +403,33 @@ def _tenant(tenant_id: str, raw: Any) -> TenantSettings:
     )
 
 
+def _http(raw: dict[str, Any]) -> HttpSettings:
+    if "metrics_token" in raw:
+        raise ConfigError("[http]: give metrics_token as metrics_token_env or metrics_token_file")
+    token = _secret(raw, "metrics_token", "http")
+    for key in ("metrics_token_env", "metrics_token_file"):
+        raw.pop(key, None)
+    for key in ("tls_cert_file", "tls_key_file"):
+        if key in raw:
+            if not isinstance(raw[key], str):
+                raise ConfigError(f"[http] {key}: expected a path string")
+            raw[key] = Path(raw[key])
+    settings: HttpSettings = _build(HttpSettings, raw, "http", metrics_token=token)
+    return settings
+
+
+def _mcp(raw: dict[str, Any]) -> McpSettings:
+    hosts = raw.get("allow_hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise ConfigError("[mcp] allow_hosts must be a list of strings")
+    settings: McpSettings = _build(McpSettings, {**raw, "allow_hosts": tuple(hosts)}, "mcp")
+    return settings
+
+
 def parse_settings(data: Mapping[str, Any]) -> HubSettings:
     """Build settings from a parsed TOML document; raises ConfigError with the reason."""
     sections = {"hub", "mqtt", "fleet", "fleet_mcp", "arbitration", "tenants", "auth"}
-    unknown = sorted(set(data) - sections - {"provisioning", "quotas"})
+    unknown = sorted(set(data) - sections - {"provisioning", "quotas", "http", "mcp"})
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)}")
     hub = _table(data, "hub")
@@ -387,6 +470,8 @@ def parse_settings(data: Mapping[str, Any]) -> HubSettings:
         auth=parse_auth(_table(data, "auth"), _secret),
         provisioning=parse_provisioning(_table(data, "provisioning"), _secret),
         quotas=parse_quotas(_table(data, "quotas")),
+        http=_http(_table(data, "http")),
+        mcp=_mcp(_table(data, "mcp")),
     )
     return settings
 

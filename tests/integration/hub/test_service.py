@@ -19,6 +19,8 @@ from .conftest import Device, intent
 
 pytestmark = pytest.mark.integration
 
+METRICS_TOKEN = "prometheus-scrape-token-0123456789"
+
 
 async def _datagram(sock: socket.socket) -> str:
     return (await asyncio.get_running_loop().sock_recv(sock, 4096)).decode()
@@ -44,6 +46,9 @@ password_env = "TEST_HUB_MQTT_PASSWORD"
 
 [fleet_mcp]
 port = {fleet_port}
+
+[http]
+metrics_token_env = "TEST_HUB_METRICS_TOKEN"
 """
     )
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -53,6 +58,7 @@ port = {fleet_port}
         **os.environ,
         "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
         "TEST_HUB_MQTT_PASSWORD": broker.admin.password,
+        "TEST_HUB_METRICS_TOKEN": METRICS_TOKEN,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "konak.cli", "hub", "run", "--config", str(config), env=env,
@@ -64,7 +70,10 @@ port = {fleet_port}
         await pi.send(intent("hall-pi", "t-service-01", "Nothing"))
         reply = await pi.reply()
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            async with http.get(
+                f"http://127.0.0.1:{port}/metrics",
+                headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            ) as resp:
                 metrics = await resp.text()
             async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
                 health = await resp.json()
@@ -91,3 +100,4 @@ port = {fleet_port}
     log = (tmp_path / "hub.jsonl").read_text()
     assert '"logger": "konak.hub.ingest"' in log
     assert broker.admin.password not in log
+    assert METRICS_TOKEN not in log
