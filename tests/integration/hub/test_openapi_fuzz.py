@@ -1,9 +1,15 @@
 """schemathesis over /api/openapi.json against a running hub (real SQLite, real HTTP), as
-the superadmin: no 5xx, and every answer matches the document."""
+the superadmin: no 5xx, and every answer matches the document.
+
+``make test`` runs it with a fixed seed (the same cases every run); ``make fuzz`` sets
+``KONAK_FUZZ_SEED=random`` and more ``KONAK_FUZZ_EXAMPLES`` for fresh cases, and prints the
+seed so a failure can be replayed with ``KONAK_FUZZ_SEED=<seed>``."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +18,7 @@ import pytest
 import requests
 import schemathesis
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from schemathesis import checks
 
 from konak.devtools.mosquitto import free_port
@@ -24,7 +30,18 @@ from tests.hub.auth.conftest import PASSWORD, auth_settings
 pytestmark = pytest.mark.integration
 
 ROOT = "root@konak.test"
-EXAMPLES_PER_OPERATION = 40
+FIXED_SEED = 20261130
+
+
+def fuzz_seed() -> int:
+    """``KONAK_FUZZ_SEED``: a number, ``random`` (a fresh one), or unset (the fixed one)."""
+    value = os.environ.get("KONAK_FUZZ_SEED", "")
+    if value == "random":
+        return secrets.randbelow(2**32)
+    return int(value) if value else FIXED_SEED
+
+
+EXAMPLES_PER_OPERATION = int(os.environ.get("KONAK_FUZZ_EXAMPLES", "40"))
 
 
 class HubThread:
@@ -97,12 +114,15 @@ def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_document(
 ) -> None:
     # schemathesis's pytest plugin does not run under pytest 9; its Python API does.
     schema = schemathesis.openapi.from_url(f"{hub_url}/api/openapi.json")
+    run_seed = fuzz_seed()
+    print(f"schemathesis: KONAK_FUZZ_SEED={run_seed}")
     cases: dict[str, int] = {}
     failures: dict[str, str] = {}
     for found in schema.get_all_operations():
         operation = found.ok()
         label = operation.label
 
+        @seed(run_seed)
         @given(case=operation.as_strategy())
         @settings(
             max_examples=EXAMPLES_PER_OPERATION,
@@ -121,5 +141,20 @@ def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_document(
             failures[label] = str(exc)[:2000]
     print(f"schemathesis: {len(cases)} operations, {sum(cases.values())} cases")
 
-    assert failures == {}
+    assert failures == {}, f"replay with KONAK_FUZZ_SEED={run_seed}"
     assert len(cases) >= 20
+
+
+def test_the_fuzz_seed_is_fixed_unless_a_fresh_or_given_one_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KONAK_FUZZ_SEED", raising=False)
+    fixed = [fuzz_seed(), fuzz_seed()]
+    monkeypatch.setenv("KONAK_FUZZ_SEED", "1234")
+    given_seed = fuzz_seed()
+    monkeypatch.setenv("KONAK_FUZZ_SEED", "random")
+    fresh = {fuzz_seed() for _ in range(8)}
+
+    assert fixed == [FIXED_SEED, FIXED_SEED]
+    assert given_seed == 1234
+    assert len(fresh) > 1
