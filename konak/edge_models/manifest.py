@@ -42,7 +42,10 @@ TARGETS: Final = frozenset({"cpu", "pi", "jetson"})
 SOURCE_KINDS: Final = frozenset({"url", "pypi", "npm", "derived"})
 ARCHIVES: Final = frozenset({"", "zip", "tar.gz"})
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
-_MODEL_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# A model id is one path component: no '/', never '.' or '..', no leading dot (the store
+# builds paths from it: store.check_model_id).
+MODEL_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]*")
+MAX_MODEL_ID_CHARS: Final = 128
 _MODEL_REQUIRED: Final = (
     "role",
     "engine",
@@ -276,7 +279,7 @@ def _parse_source(raw: object, where: str, origin: str, has_files: bool) -> Sour
 
 def _parse_model(model_id: str, raw: object, origin: str) -> Model:
     where = f"models.{model_id}"
-    if not _MODEL_ID.match(model_id):
+    if len(model_id) > MAX_MODEL_ID_CHARS or MODEL_ID.fullmatch(model_id) is None:
         raise _invalid(origin, f"{where}: id must be lowercase letters, digits, '.', '_' or '-'")
     if not isinstance(raw, dict):
         raise _invalid(origin, f"{where}: must be a table")

@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -40,21 +39,18 @@ from konak.edge_models.errors import (
     SourceError,
 )
 from konak.edge_models.fetch import CHUNK_BYTES, hash_file, write_chunk
-from konak.edge_models.manifest import Model, ModelFile
+from konak.edge_models.manifest import MAX_MODEL_ID_CHARS, MODEL_ID, Model, ModelFile
 
 logger = logging.getLogger(__name__)
 
 OVERLAY_NAME: Final = "manifest.local.toml"
 INVALID_MODEL_ID: Final = "invalid_model_id"
-MAX_MODEL_ID_CHARS: Final = 128
-# A manifest id is one path component: no '/', never '.' or '..', no leading dot.
-_MODEL_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
 def check_model_id(model_id: str) -> str:
     """``model_id`` when it is a manifest-style id; ModelError otherwise (before any path is
     built from it, so ``..`` or ``/etc`` never reach the file system)."""
-    if len(model_id) > MAX_MODEL_ID_CHARS or _MODEL_ID.fullmatch(model_id) is None:
+    if len(model_id) > MAX_MODEL_ID_CHARS or MODEL_ID.fullmatch(model_id) is None:
         raise ModelError(
             f"{model_id!r} is not a model id (lowercase letters, digits, '.', '_' or '-', "
             f"starting with a letter or digit, at most {MAX_MODEL_ID_CHARS} characters)",
@@ -214,7 +210,7 @@ class ModelStore:
         records = (
             self.record(p.name)
             for p in sorted(models.iterdir())
-            if p.is_dir() and _MODEL_ID.fullmatch(p.name) is not None  # skip strays
+            if p.is_dir() and MODEL_ID.fullmatch(p.name) is not None  # skip strays
         )
         return [r for r in records if r is not None]
 
