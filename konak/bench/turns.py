@@ -48,6 +48,7 @@ TAIL_SECONDS: Final = 1.5
 TURN_TIMEOUT_SECONDS: Final = 60.0
 LATENCIES: Final = (
     "speech_end_found_to_ack_earcon",
+    "speech_end_found_to_transcript",
     "speech_end_found_to_intent_at_hub",
     "speech_end_found_to_first_reply_audio",
     "true_speech_end_to_first_reply_audio",
@@ -138,7 +139,8 @@ def _one_turn(
         "intent": events["intent-end"].data.get("intent") if "intent-end" in events else None,
         "outcome": events["hub-end"].data.get("outcome") if "hub-end" in events else None,
     }
-    if end is None or "error" in events or "vad-end" not in events or "tts-start" not in events:
+    needed = ("vad-end", "stt-end", "tts-start")
+    if end is None or "error" in events or any(t not in events for t in needed):
         result["error"] = events["error"].data["code"] if "error" in events else "incomplete"
         return result
     found = events["vad-end"].at
@@ -151,9 +153,10 @@ def _one_turn(
     result.update(
         {
             LATENCIES[0]: ack - found,
-            LATENCIES[1]: intent_at - found,
-            LATENCIES[2]: reply_audio - found,
-            LATENCIES[3]: reply_audio - true_end,
+            LATENCIES[1]: events["stt-end"].at - found,
+            LATENCIES[2]: intent_at - found,
+            LATENCIES[3]: reply_audio - found,
+            LATENCIES[4]: reply_audio - true_end,
         }
     )
     return result

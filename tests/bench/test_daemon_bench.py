@@ -105,8 +105,9 @@ def test_a_tiny_turn_run_completes_every_turn_with_ordered_latencies(
     assert result["misheard"] == 0
     lat = {name: result["latency"][name] for name in turns.LATENCIES}
     assert all(v["n"] == 2 for v in lat.values())
-    ack, at_hub, reply, from_true_end = (lat[n]["max_ms"] for n in turns.LATENCIES)
+    ack, transcript, at_hub, reply, from_true_end = (lat[n]["max_ms"] for n in turns.LATENCIES)
     assert 0 <= ack < at_hub < reply < from_true_end
+    assert 0 <= transcript < at_hub  # the intent is sent after the transcript
     assert result["rss_after_turns_mb"] > 0
     # Every command in every voice was made once (piper's beside espeak-ng's).
     commands = len(rig.TURN_COMMANDS)
