@@ -47,7 +47,7 @@ def test_an_intent_queued_past_its_expiry_is_not_published_and_becomes_a_dead_le
             # The stale intent is first in the queue, so whatever arrives first shows
             # whether it was published.
             first = Intent.from_payload(hub.next(WAIT_SECONDS).payload)
-            assert outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
+            assert outbox.wait_for(lambda: outbox.unsent_count() == 0, WAIT_SECONDS)
         dead = outbox.dead_letters()
         counts = (outbox.dead_letter_count(), outbox.expired_count())
 
@@ -88,7 +88,7 @@ def test_an_intent_that_expires_while_the_broker_is_down_is_not_sent_when_it_ret
         hub.subscribe(subscription(Kind.INTENT))
         broker.add_user(login.username, login.password, acl=acl)
         first = Intent.from_payload(hub.next(WAIT_SECONDS).payload)
-        assert outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
+        assert outbox.wait_for(lambda: outbox.unsent_count() == 0, WAIT_SECONDS)
         dead = [(d.turn_id, d.reason) for d in outbox.dead_letters()]
 
     assert first.turn_id == "t-long-00001"
