@@ -61,7 +61,12 @@ def read_wav(path: Path) -> tuple[Samples, int]:
                 raise AudioError(f"{path}: only 16-bit PCM WAV is supported")
             frames = wav.readframes(wav.getnframes())
             channels, rate = wav.getnchannels(), wav.getframerate()
-    except (OSError, EOFError, wave.Error) as exc:
+    except EOFError as exc:  # raised with no message
+        what = "is empty" if path.stat().st_size == 0 else "ends inside its header"
+        raise AudioError(f"{path}: cannot read WAV: the file {what}") from exc
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read WAV: {exc.strerror or exc}") from exc
+    except wave.Error as exc:
         raise AudioError(f"{path}: cannot read WAV: {exc}") from exc
     data = np.frombuffer(frames, dtype="<i2")
     if channels > 1:
@@ -71,7 +76,9 @@ def read_wav(path: Path) -> tuple[Samples, int]:
 
 def write_wav(path: Path, samples: Samples, rate_hz: int) -> None:
     """Write mono 16-bit samples as a WAV file."""
-    with wave.open(str(path), "wb") as wav:
+    # The file is opened here, not by wave: a Wave_write whose own open() failed still
+    # runs its __del__, which prints a second traceback ("Exception ignored ...").
+    with path.open("wb") as fh, wave.open(fh, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(rate_hz)
@@ -111,7 +118,9 @@ class FileSource:
     """A WAV file (any rate) or raw s16le file at ``rate_hz``."""
 
     def __init__(self, path: Path, rate_hz: int = RATE_HZ, *, realtime: bool = False) -> None:
-        if not path.is_file():
+        if path.is_dir():
+            raise AudioError(f"audio source file {path} is a directory, not a file")
+        if not path.exists():
             raise AudioError(f"audio source file {path} does not exist")
         if path.suffix.lower() == ".wav":
             data, rate = read_wav(path)
@@ -278,9 +287,10 @@ class WavSink:
         self.rate_hz = rate_hz
         self._lock = threading.Lock()
         try:
-            self._wav = wave.open(str(path), "wb")  # noqa: SIM115 - open for the sink's life
+            self._fh = path.open("wb")  # open for the sink's life
         except OSError as exc:
-            raise AudioError(f"cannot write the WAV sink {path}: {exc}") from exc
+            raise AudioError(f"cannot write the WAV sink {path}: {exc.strerror or exc}") from exc
+        self._wav = wave.open(self._fh, "wb")  # noqa: SIM115 - as above; see write_wav
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
         self._wav.setframerate(rate_hz)
@@ -293,7 +303,8 @@ class WavSink:
 
     def close(self) -> None:
         with self._lock:
-            self._wav.close()
+            self._wav.close()  # wave does not close a file it did not open
+            self._fh.close()
 
 
 class NullSink:

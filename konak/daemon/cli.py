@@ -136,10 +136,10 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config, offline=True)
     assert isinstance(settings, Settings)
+    source = FileSource(args.file)  # a bad file is reported before the models load
     engines = load_engines(settings)
     for name, seconds in engines.load_seconds.items():
         print(f"load    {name:<7} {seconds * 1000:8.1f} ms")
-    source = FileSource(args.file)
     daemon = Daemon(settings, engines, source, NullSink(), offline=True)
     if args.no_wake:
         daemon.continue_without_wake()
@@ -194,6 +194,9 @@ def _say(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config, offline=True)
     assert isinstance(settings, Settings)
+    if args.output is not None and not args.output.parent.is_dir():
+        # Said before the voice loads and speaks, not after.
+        raise ConfigError(f"cannot write {args.output}: no directory {args.output.parent}")
     tts = PiperTts(
         model_path(settings.models_dir, settings.tts.model, "tts.model"),
         threads=settings.tts.threads,
@@ -204,7 +207,7 @@ def _say(args: argparse.Namespace) -> int:
         try:
             write_wav(args.output, samples, rate)
         except OSError as exc:
-            raise ConfigError(f"cannot write {args.output}: {exc}") from exc
+            raise ConfigError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
         print(f"wrote {args.output} ({samples.size / rate:.2f}s)")
         return 0
     sink = PyAudioSink(settings.audio.output_device)

@@ -1,8 +1,11 @@
 """The MQTT 5 link to the hub: status with last will, intents from the outbox, replies.
 
 paho's network thread reconnects by itself; a sender thread publishes the outbox's
-oldest intent (QoS 1), waits for the broker's PUBACK and only then removes it, so
-intents arrive in order and survive broker outages and daemon restarts. A PUBACK with a
+oldest intent (QoS 1, with an MQTT message expiry from its ``expires_at``) and waits for
+the broker's PUBACK, so intents arrive in order. The PUBACK does not remove the intent:
+a broker that crashes before saving it, or that lost the hub's session, drops it. The
+intent stays queued until the hub's reply, and is sent again after every reconnect and
+every ``hub.resend_seconds`` until then (the hub runs a turn id once). A PUBACK with a
 failure reason code (>= 0x80, e.g. 0x87 Not authorized) is a final refusal, and an
 intent past its expiry is not sent: either goes to the outbox's dead letters.
 """
@@ -10,6 +13,7 @@ intent past its expiry is not sent: either goes to the outbox's dead letters.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 import sys
 import threading
@@ -32,6 +36,7 @@ from konak.protocol import (
     Kind,
     Message,
     ProtocolError,
+    Reply,
     Status,
     build_topic,
     decode,
@@ -205,6 +210,15 @@ class HubLink:
             return
         logger.info("connected to the broker %s:%d", self.settings.host, self.settings.port)
         self.last_error = None
+        try:
+            # A new connection may be to a broker that lost what it acknowledged (a crash
+            # before its autosave, the hub's session gone): send the unanswered again.
+            resent = self.outbox.resend_all()
+        except QueueError:
+            logger.exception("cannot mark the unanswered intents for resending")
+        else:
+            if resent:
+                logger.info("sending %d unanswered intent(s) again", resent)
         for kind in (Kind.REPLY, Kind.CONFIG, Kind.CMD):
             client.subscribe(self.topic(kind), qos=1)
         self.connected.set()
@@ -237,6 +251,8 @@ class HubLink:
             logger.warning("rejected a message on %s: %s [%s]", msg.topic, exc.message, exc.code)
             return
         try:
+            if isinstance(message, Reply) and self.outbox.answered(message.turn_id):
+                logger.info("intent %s answered (%s)", message.turn_id, message.outcome)
             self.on_message(message)
         except Exception:  # a callback wrapper: one bad message must not stop ingestion
             logger.exception("handling a %s message failed", message.KIND.value)
@@ -252,14 +268,20 @@ class HubLink:
     def _send_next(self) -> None:
         if not self.connected.wait(POLL_SECONDS):
             return
-        item = self.outbox.wait_for_head(POLL_SECONDS)
+        item = self.outbox.wait_for_head(POLL_SECONDS, self.settings.resend_seconds)
         if item is None or self._stop.is_set():
             return
         now = self.clock()
         if item.expired(now):
             self._expire(item, now)
             return
-        pending = self._acks.publish(lambda: self.client.publish(item.topic, item.payload, 1).mid)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        if item.expires_at is not None:
+            # Nor does the broker hand it on later: it drops the message at its expiry.
+            props.MessageExpiryInterval = max(1, math.ceil(item.expires_at - now))
+        pending = self._acks.publish(
+            lambda: self.client.publish(item.topic, item.payload, 1, properties=props).mid
+        )
         # paho keeps an unacknowledged QoS 1 message and resends it after a reconnect, so
         # the same message is awaited, never published twice. (One that expires meanwhile
         # is still resent; the hub refuses it.)
@@ -277,17 +299,26 @@ class HubLink:
                     code.value,
                 )
             else:
-                self.outbox.remove(item.seq)
-                logger.info("intent %s delivered", item.turn_id)
+                # Kept until the hub answers (see the module's docstring).
+                self.outbox.mark_sent(item.seq)
+                if item.sent_at is None:
+                    logger.info("intent %s delivered to the broker", item.turn_id)
+                else:
+                    logger.info("intent %s sent again: no reply from the hub yet", item.turn_id)
             return
 
     def _expire(self, item: Queued, now: float) -> None:
         assert item.expires_at is not None  # item.expired(now) holds
-        self.outbox.dead_letter(item.seq, EXPIRED, detail="expired before it could be sent")
+        if item.sent_at is None:
+            detail, what = "expired before it could be sent", "expired unsent"
+        else:
+            detail, what = "expired with no reply from the hub", "expired unanswered"
+        self.outbox.dead_letter(item.seq, EXPIRED, detail=detail)
         age = "unknown" if item.queued_at is None else f"{now - item.queued_at:.1f}s"
         logger.warning(
-            "intent %s expired unsent (age %s, expired %.1fs ago); moved to the dead letters",
+            "intent %s %s (age %s, expired %.1fs ago); moved to the dead letters",
             item.turn_id,
+            what,
             age,
             now - item.expires_at,
         )

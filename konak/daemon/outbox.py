@@ -1,8 +1,12 @@
-"""The persistent intent queue: written before publishing, removed only when acknowledged.
+"""The persistent intent queue: written before publishing, removed only when the hub answers.
 
-An intent that can never be delivered (the broker refused it, or it expired before it
-could be sent) is moved to a dead-letter table in the same file, with the reason and
-the time; nothing queued is ever deleted without a trace.
+The broker's PUBACK only says the broker has the intent; a broker that crashes before it
+saved it, or that lost the hub's session, drops it. So a published intent stays queued,
+marked sent, and is sent again (after a reconnect, or when it has waited ``resend``
+seconds) until the hub's reply removes it; the hub runs each turn id once, so a resend
+is harmless. An intent that will never be delivered or answered (the broker refused it,
+it expired, or the person was already told it failed) is moved to a dead-letter table in
+the same file, with the reason and the time; nothing queued is deleted without a trace.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from typing import Final
 from konak.daemon.errors import QueueError
 
 # PRAGMA user_version of the file; 0 is the first release (the outbox table only).
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 # Dead-letter reasons.
 EXPIRED: Final = "expired"
 REFUSED: Final = "refused"
+ABANDONED: Final = "abandoned"  # the turn already told the person it failed
 
 _OUTBOX_V0 = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -58,13 +63,18 @@ def _to_v1(db: sqlite3.Connection) -> None:
     db.execute(_DEAD_LETTERS)
 
 
+def _to_v2(db: sqlite3.Connection) -> None:
+    """When each intent was last handed to the broker (NULL: not yet, or to be sent again)."""
+    db.execute("ALTER TABLE outbox ADD COLUMN sent_at REAL")
+
+
 # _MIGRATIONS[n] takes a file from version n to n + 1.
-_MIGRATIONS: Final = (_to_v1,)
+_MIGRATIONS: Final = (_to_v1, _to_v2)
 
 
 @dataclass(frozen=True)
 class Queued:
-    """One intent waiting for the broker's acknowledgement."""
+    """One intent waiting to be sent, or sent and waiting for the hub's reply."""
 
     seq: int
     turn_id: str
@@ -72,6 +82,7 @@ class Queued:
     payload: bytes
     queued_at: float | None = None  # None for intents queued before the schema had it
     expires_at: float | None = None  # None: never expires
+    sent_at: float | None = None  # None: not sent yet (or to be sent again)
 
     def expired(self, now: float) -> bool:
         """Whether the intent must no longer be sent at ``now`` (epoch seconds)."""
@@ -86,7 +97,7 @@ class DeadLetter:
     turn_id: str
     topic: str
     payload: bytes
-    reason: str  # EXPIRED or REFUSED
+    reason: str  # EXPIRED, REFUSED or ABANDONED
     reason_code: int | None  # the MQTT 5 PUBACK reason code of a refusal, e.g. 0x87
     detail: str  # e.g. the reason code's name, "Not authorized"
     dead_at: float
@@ -156,32 +167,87 @@ class Outbox:
                 raise QueueError(f"cannot queue intent {turn_id}: {exc}") from exc
             self.changed.notify_all()
 
-    def head(self) -> Queued | None:
-        """The oldest queued intent."""
+    def head(self, resend_seconds: float | None = None) -> Queued | None:
+        """The oldest intent to send: never sent, or (with ``resend_seconds``) sent that
+        long ago and still unanswered."""
+        due = -1.0 if resend_seconds is None else self._clock() - resend_seconds
         with self._lock:
             row = self._db.execute(
-                "SELECT seq, turn_id, topic, payload, queued_at, expires_at FROM outbox"
-                " ORDER BY seq LIMIT 1"
+                "SELECT seq, turn_id, topic, payload, queued_at, expires_at, sent_at FROM outbox"
+                " WHERE sent_at IS NULL OR sent_at <= ? ORDER BY seq LIMIT 1",
+                (due,),
             ).fetchone()
         return None if row is None else Queued(row[0], row[1], row[2], bytes(row[3]), *row[4:])
 
-    def wait_for_head(self, timeout_seconds: float) -> Queued | None:
-        """The oldest intent, waiting up to ``timeout_seconds`` for one to arrive."""
+    def wait_for_head(
+        self, timeout_seconds: float, resend_seconds: float | None = None
+    ) -> Queued | None:
+        """The next intent to send (see :meth:`head`), waiting up to ``timeout_seconds``
+        for one to arrive."""
         with self.changed:  # checked and awaited under the lock: no put() slips between
-            item = self.head()
+            item = self.head(resend_seconds)
             if item is None:
                 self.changed.wait(timeout_seconds)
-                item = self.head()
+                item = self.head(resend_seconds)
         return item
 
+    def mark_sent(self, seq: int) -> None:
+        """The broker has the intent: keep it, unanswered, until the hub replies."""
+        self._write(
+            "UPDATE outbox SET sent_at = ? WHERE seq = ?",
+            (self._clock(), seq),
+            f"cannot mark intent #{seq} sent",
+        )
+
+    def resend_all(self) -> int:
+        """Mark every sent, unanswered intent to be sent again (a new broker connection:
+        the broker may have lost them); how many."""
+        return self._write(
+            "UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL",
+            (),
+            "cannot mark the sent intents for resending",
+        )
+
+    def answered(self, turn_id: str) -> bool:
+        """The hub replied to ``turn_id``: forget its intent; whether it was queued."""
+        return (
+            self._write(
+                "DELETE FROM outbox WHERE turn_id = ?",
+                (turn_id,),
+                f"cannot remove the answered intent {turn_id}",
+            )
+            > 0
+        )
+
     def remove(self, seq: int) -> None:
-        """Forget an acknowledged intent."""
+        """Forget an intent."""
+        self._write("DELETE FROM outbox WHERE seq = ?", (seq,), f"cannot remove intent #{seq}")
+
+    def _write(self, sql: str, args: tuple[object, ...], what: str) -> int:
         with self.changed:
             try:
-                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                count = self._db.execute(sql, args).rowcount
             except sqlite3.Error as exc:
-                raise QueueError(f"cannot remove intent #{seq} from the queue: {exc}") from exc
+                raise QueueError(f"{what}: {exc}") from exc
             self.changed.notify_all()
+            return int(count)
+
+    def withdraw(self, turn_id: str, detail: str) -> DeadLetter | None:
+        """The person was told ``turn_id`` failed, so its intent must never run later: move
+        it to the dead letters (reason ``abandoned``); None if it is no longer queued."""
+        with self.changed:  # reentrant: one step as far as other threads can tell
+            try:
+                found = self._db.execute("SELECT seq FROM outbox WHERE turn_id = ?", (turn_id,))
+                row = found.fetchone()
+            except sqlite3.Error as exc:
+                raise QueueError(f"cannot withdraw intent {turn_id}: {exc}") from exc
+            return None if row is None else self.dead_letter(int(row[0]), ABANDONED, detail=detail)
+
+    def unsent_count(self) -> int:
+        """How many queued intents the broker does not have yet."""
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+            return int(row.fetchone()[0])
 
     def dead_letter(
         self, seq: int, reason: str, *, reason_code: int | None = None, detail: str = ""

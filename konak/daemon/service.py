@@ -28,7 +28,7 @@ from konak.daemon import memory
 from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ, AudioChunk, AudioSink, AudioSource, Samples
 from konak.daemon.capture import Capture
 from konak.daemon.engines import Engines, build_intents, build_stt, word_name
-from konak.daemon.errors import DaemonError
+from konak.daemon.errors import DaemonError, QueueError
 from konak.daemon.events import Event, EventBus, Stage
 from konak.daemon.feedback import Playback, Speaker
 from konak.daemon.hublink import HubLink
@@ -106,11 +106,17 @@ class Replies:
             self._waiting.setdefault(turn_id, [])
 
     def resolve(self, reply: Reply) -> bool:
-        """Deliver ``reply``; False if no turn waits for it."""
+        """Deliver ``reply``; False if no turn waits for it.
+
+        A ``duplicate`` is the hub's answer to an intent sent again while the first copy
+        is still being handled: the turn keeps waiting for the real reply."""
         with self._cond:
             box = self._waiting.get(reply.turn_id)
             if box is None:
                 return False
+            if reply.outcome == "duplicate":
+                logger.info("turn %s: the hub already has it; waiting for its reply", reply.turn_id)
+                return True
             box.append(reply)
             self._cond.notify_all()
             return True
@@ -155,7 +161,19 @@ class _HubPort:
         self.daemon._handed_off(intent.turn_id)
 
     def wait_reply(self, turn_id: str, timeout: float, cancelled: threading.Event) -> Reply | None:
-        return self.daemon.replies.wait(turn_id, timeout, cancelled)
+        """The reply, or None after ``timeout``: the person is then told the turn failed, so
+        its intent is withdrawn and never sent again (it must not run minutes later)."""
+        reply = self.daemon.replies.wait(turn_id, timeout, cancelled)
+        if reply is None:
+            detail = f"no reply within {timeout:.1f}s; the person was told it failed"
+            try:
+                withdrawn = self.outbox.withdraw(turn_id, detail)
+            except QueueError:
+                logger.exception("cannot withdraw intent %s from the queue", turn_id)
+            else:
+                if withdrawn is not None:
+                    logger.warning("intent %s withdrawn: %s", turn_id, detail)
+        return reply
 
     def queued(self) -> int:
         if self.daemon.stopping:
@@ -611,7 +629,11 @@ class Daemon:
     def _on_hub(self, message: Message) -> None:
         if isinstance(message, Reply):
             if not self.replies.resolve(message):
-                logger.info("dropping a reply to unknown or finished turn %s", message.turn_id)
+                logger.info(
+                    "reply to turn %s (%s) came after the turn ended; not spoken",
+                    message.turn_id,
+                    message.outcome,
+                )
         elif isinstance(message, Cmd):
             self._on_cmd(message)
         elif isinstance(message, Config):

@@ -142,6 +142,9 @@ class HubSettings:
     session_expiry_seconds: int = 86_400
     reconnect_seconds: float = 2.0
     reply_timeout_seconds: float = 8.0
+    # A sent intent the hub has not answered is sent again this often until it is answered
+    # or expires (the broker's PUBACK does not mean the hub will get it).
+    resend_seconds: float = 5.0
     telemetry_interval_seconds: float = 60.0
     queue_path: Path = Path("/var/lib/konak/daemon/queue.sqlite3")
     # After this long an intent is not sent (nor executed by the hub): a command said
@@ -380,6 +383,7 @@ def parse(raw: Mapping[str, Any], *, base_dir: Path, default_models_dir: Path) -
         session_expiry_seconds=int(h.positive("session_expiry_seconds", 86_400)),
         reconnect_seconds=h.positive("reconnect_seconds", 2.0),
         reply_timeout_seconds=h.positive("reply_timeout_seconds", 8.0),
+        resend_seconds=h.positive("resend_seconds", 5.0),
         telemetry_interval_seconds=h.positive("telemetry_interval_seconds", 60.0),
         queue_path=_path(h, "queue_path", base_dir) or HubSettings.queue_path,
         intent_expiry_seconds=h.positive("intent_expiry_seconds", DEFAULT_INTENT_EXPIRY_SECONDS),

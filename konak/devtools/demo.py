@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +31,15 @@ TENANT: Final = "demo"
 DEVICE: Final = "kitchen-pi"
 LIGHT: Final = "kitchen light"
 TURN_TIMEOUT_SECONDS: Final = 120.0
+WAKE_WORD: Final = "Hey Jarvis,"
+# The wake word the demo says anyway, if --text starts with it too.
+_SAID_WAKE_WORD: Final = re.compile(r"\s*(?:hey\s+)?jarvis\b[\s,.!?;:]*", re.IGNORECASE)
+
+
+def spoken_command(text: str) -> str:
+    """The command of ``--text`` without a leading wake word (the demo says it once)."""
+    said = _SAID_WAKE_WORD.match(text)
+    return text[said.end() if said else 0 :].strip()
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
     from konak.daemon.errors import DaemonError
 
     out: Path = args.out
+    text = spoken_command(args.text)
+    if not text:
+        print(
+            f"konak demo: --text {args.text!r} has no command after the wake word", file=sys.stderr
+        )
+        return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         settings, engines = _device(out, Credentials("", ""), 0)  # load models first
@@ -63,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"konak demo: {exc}; run `make setup` to fetch the models")
         return 1
     command = out.with_name("command.wav")
-    seconds = _write_command(engines, args.text, command)
-    print(f'1. The spoken command "Hey Jarvis, {args.text}" is {command} ({seconds:.1f} s)')
+    seconds = _write_command(engines, text, command)
+    print(f'1. The spoken command "{WAKE_WORD} {text}" is {command} ({seconds:.1f} s)')
     with tempfile.TemporaryDirectory(prefix="konak-demo-") as tmp, Mosquitto() as broker:
         print(f"2. Mosquitto on {broker.host}:{broker.port} (authentication, per-device ACL)")
         acl = [AclRule(access, topic) for access, topic in device_acl(TENANT, DEVICE)]
@@ -125,7 +142,7 @@ def _write_command(engines: Any, text: str, path: Path) -> float:
     from konak.daemon.audio import RATE_HZ, resample, write_wav
 
     parts = []
-    for part in (1.0, "Hey Jarvis,", 0.3, f"{text}.", 2.5):
+    for part in (1.0, WAKE_WORD, 0.3, f"{text}.", 2.5):
         if isinstance(part, str):
             samples, rate = engines.tts.voice.synthesize(part, deterministic=True)
             parts.append(resample(samples, rate, RATE_HZ))

@@ -3,7 +3,9 @@
 The broker gets a generated configuration in its own temporary directory:
 authentication on (password file, optional ACL file), loopback only, a raised
 ``max_queued_messages`` (the default of 1000 silently drops QoS 1 messages under
-load) and a packet size limit. :meth:`Mosquitto.stop` leaves nothing behind.
+load), a packet size limit and, with ``persistence=True``, a save after every change
+(so a SIGKILL loses nothing that was acknowledged). :meth:`Mosquitto.stop` leaves
+nothing behind.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ MAX_QUEUED_MESSAGES: Final = 100_000
 # Payloads are limited to 64 KiB by the contract; leave room for topic and properties.
 MAX_PACKET_BYTES: Final = 128 * 1024
 PORT_ATTEMPTS: Final = 5
+# With persistence on, save after every change: Mosquitto's default saves only every 30
+# minutes and at a clean exit, so a crash (SIGKILL, power loss) would lose every session
+# and queued message since the start, the hub's subscriptions among them.
+AUTOSAVE_LINES: Final = ("autosave_on_changes true", "autosave_interval 1")
 HUB_CLIENT_ID: Final = "konak-hub"
 # What the hub's login may do on a development broker: every Konak topic, nothing else.
 HUB_ACLS: Final = (
@@ -305,6 +311,7 @@ class Mosquitto:
             f"max_packet_size {MAX_PACKET_BYTES}",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {d}/",
+            *(AUTOSAVE_LINES if self.persistence else ()),
             f"log_dest file {d / 'mosquitto.log'}",
             "log_type error",
             "log_type warning",

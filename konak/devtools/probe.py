@@ -31,6 +31,7 @@ class Received:
     payload: bytes
     qos: int
     retain: bool
+    message_expiry_seconds: int | None = None  # what is left of the MQTT 5 message expiry
 
 
 class MqttProbe:
@@ -70,7 +71,10 @@ class MqttProbe:
         self._connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.messages.put(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain)))
+        expiry = getattr(msg.properties, "MessageExpiryInterval", None)
+        self.messages.put(
+            Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), expiry)
+        )
 
     def connect(self) -> Self:
         """Connect and wait for the broker's answer; raises ProbeError when refused."""

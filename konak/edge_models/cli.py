@@ -15,7 +15,7 @@ from konak.edge_models.errors import CORRUPT, ModelError
 from konak.edge_models.manifest import Manifest
 from konak.edge_models.overlay import effective_manifest
 from konak.edge_models.pull import Puller
-from konak.edge_models.settings import ENV_CONFIG, ModelSettings, load_config
+from konak.edge_models.settings import ENV_CONFIG, ENV_MODELS_DIR, ModelSettings, load_config
 from konak.edge_models.sources import RegistryClients
 from konak.edge_models.store import ModelStore, check_model_id
 
@@ -158,6 +158,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         sets = {s.id: list(s.models) for s in manifest.sets.values()}
         print(json.dumps({"models_dir": str(store.root), "models": rows, "sets": sets}, indent=2))
         return 0
+    if not rows:
+        print(
+            f"no models installed in {store.root} (`konak models pull` installs them; "
+            f"--models-dir or {ENV_MODELS_DIR} reads another folder)"
+        )
+        return 0
+    print(f"models in {store.root}:")
     print(f"{'model':28} {'state':8} {'role':13} {'license':16} {'MB':>7}  source")
     for row in rows:
         print(

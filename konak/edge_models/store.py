@@ -40,11 +40,13 @@ from konak.edge_models.errors import (
 )
 from konak.edge_models.fetch import CHUNK_BYTES, hash_file, write_chunk
 from konak.edge_models.manifest import MAX_MODEL_ID_CHARS, MODEL_ID, Model, ModelFile
+from konak.edge_models.settings import ENV_MODELS_DIR
 
 logger = logging.getLogger(__name__)
 
 OVERLAY_NAME: Final = "manifest.local.toml"
 INVALID_MODEL_ID: Final = "invalid_model_id"
+UNWRITABLE: Final = "store_unwritable"
 
 
 def check_model_id(model_id: str) -> str:
@@ -133,8 +135,17 @@ class ModelStore:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the store's exclusive lock (one writer at a time)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a") as fh:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock_file = (self.root / ".lock").open("a")
+        except OSError as exc:
+            raise ModelError(
+                f"cannot write to the models directory {self.root}: "
+                f"{exc.strerror or exc} (choose another with --models-dir or "
+                f"{ENV_MODELS_DIR}, or run as a user who may write there)",
+                code=UNWRITABLE,
+            ) from exc
+        with lock_file as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from konak.daemon.errors import QueueError
-from konak.daemon.outbox import EXPIRED, REFUSED, SCHEMA_VERSION, Outbox
+from konak.daemon.outbox import ABANDONED, EXPIRED, REFUSED, SCHEMA_VERSION, Outbox
 
 
 def test_intents_come_out_in_the_order_they_went_in(tmp_path: Path) -> None:
@@ -212,3 +212,89 @@ def test_a_queue_file_from_a_newer_daemon_is_refused_with_its_version(tmp_path: 
         newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(QueueError, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
         Outbox(path)
+
+
+def test_an_intent_the_broker_has_stays_queued_until_the_hub_answers_and_is_resent_when_due(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    box = Outbox(tmp_path / "q.sqlite3", clock=clock)
+    box.put("turn-a", "t", b"a")
+    box.put("turn-b", "t", b"b")
+    first = box.head(resend_seconds=5.0)
+    assert first is not None
+    box.mark_sent(first.seq)
+
+    after_ack = box.head(resend_seconds=5.0)
+    clock.now += 5.0
+    due_again = box.head(resend_seconds=5.0)
+
+    assert after_ack is not None
+    assert after_ack.turn_id == "turn-b"  # the next one, while turn-a waits for its reply
+    assert due_again is not None
+    assert (due_again.turn_id, due_again.sent_at) == ("turn-a", clock.now - 5.0)
+    assert (len(box), box.unsent_count()) == (2, 1)
+    assert box.answered("turn-a") is True
+    assert box.answered("turn-a") is False  # a second reply (a duplicate) changes nothing
+    left = box.head()
+    assert left is not None
+    assert (left.turn_id, len(box)) == ("turn-b", 1)
+
+
+def test_after_a_reconnect_every_unanswered_intent_is_sent_again_in_order(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "q.sqlite3")
+    for name in ("turn-a", "turn-b", "turn-c"):
+        box.put(name, "t", name.encode())
+    for _ in range(2):
+        head = box.head(resend_seconds=600.0)
+        assert head is not None
+        box.mark_sent(head.seq)
+
+    assert box.resend_all() == 2
+
+    order = []
+    while (item := box.head(resend_seconds=600.0)) is not None:
+        order.append(item.turn_id)
+        box.mark_sent(item.seq)
+    assert order == ["turn-a", "turn-b", "turn-c"]
+
+
+def test_a_withdrawn_intent_is_an_abandoned_dead_letter_and_never_sent_again(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "q.sqlite3")
+    box.put("turn-a", "t", b"a", expires_at=1e12)
+    head = box.head()
+    assert head is not None
+    box.mark_sent(head.seq)
+
+    moved = box.withdraw("turn-a", "no reply within 8.0s; the person was told it failed")
+    box.resend_all()
+
+    assert moved is not None
+    assert (moved.turn_id, moved.reason, moved.detail) == (
+        "turn-a",
+        ABANDONED,
+        "no reply within 8.0s; the person was told it failed",
+    )
+    assert (box.head(), len(box)) == (None, 0)
+    assert box.withdraw("turn-a", "again") is None
+
+
+def test_a_queue_file_of_the_second_schema_is_upgraded_and_its_intents_count_as_unsent(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.execute(OLD_SCHEMA)
+        old.execute("ALTER TABLE outbox ADD COLUMN queued_at REAL")
+        old.execute("ALTER TABLE outbox ADD COLUMN expires_at REAL")
+        old.execute("INSERT INTO outbox (turn_id, topic, payload) VALUES ('turn-v1', 't', x'31')")
+        old.execute("PRAGMA user_version = 1")
+        old.commit()
+
+    box = Outbox(path)
+
+    head = box.head()
+    assert head is not None
+    assert (head.turn_id, head.sent_at, box.unsent_count()) == ("turn-v1", None, 1)

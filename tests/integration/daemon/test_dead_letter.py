@@ -54,7 +54,7 @@ def test_an_intent_refused_after_the_devices_role_changed_is_a_dead_letter_and_n
             assert Status.from_payload(hub.next(WAIT_SECONDS).payload).state == "online"
             link.queue(intent("t-allowed-001"))
             delivered = Intent.from_payload(hub.next(WAIT_SECONDS).payload)
-            assert outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
+            assert outbox.wait_for(lambda: outbox.unsent_count() == 0, WAIT_SECONDS)
 
             # The device's role loses the intent topic (as when an admin narrows it).
             admin.command(
@@ -71,7 +71,7 @@ def test_an_intent_refused_after_the_devices_role_changed_is_a_dead_letter_and_n
             link.publish(online())
             after = hub.next(WAIT_SECONDS)
             dead = outbox.dead_letters()
-            queued = len(outbox)
+            queued = outbox.unsent_count()
 
     assert delivered.turn_id == "t-allowed-001"
     assert [(d.turn_id, d.reason, d.reason_code, d.detail) for d in dead] == [

@@ -49,11 +49,11 @@ def test_intents_flow_in_order_while_the_broker_acknowledges_other_messages(
         try:
             for turn_id in turn_ids:
                 link.queue(intent(turn_id))
-            drained = outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
+            drained = outbox.wait_for(lambda: outbox.unsent_count() == 0, WAIT_SECONDS)
         finally:
             stop.set()
             noise.join(timeout=10)
-        left = len(outbox)
+        left = outbox.unsent_count()
 
     assert drained, f"{left} of {INTENTS} intents still queued"
     received = [Intent.from_payload(hub.next(WAIT_SECONDS).payload).turn_id for _ in turn_ids]

@@ -47,7 +47,7 @@ def test_an_intent_queued_past_its_expiry_is_not_published_and_becomes_a_dead_le
             # The stale intent is first in the queue, so whatever arrives first shows
             # whether it was published.
             first = Intent.from_payload(hub.next(WAIT_SECONDS).payload)
-            assert outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
+            assert outbox.wait_for(lambda: outbox.unsent_count() == 0, WAIT_SECONDS)
         dead = outbox.dead_letters()
         counts = (outbox.dead_letter_count(), outbox.expired_count())
 
@@ -88,7 +88,7 @@ def test_an_intent_that_expires_while_the_broker_is_down_is_not_sent_when_it_ret
         hub.subscribe(subscription(Kind.INTENT))
         broker.add_user(login.username, login.password, acl=acl)
         first = Intent.from_payload(hub.next(WAIT_SECONDS).payload)
-        assert outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
+        assert outbox.wait_for(lambda: outbox.unsent_count() == 0, WAIT_SECONDS)
         dead = [(d.turn_id, d.reason) for d in outbox.dead_letters()]
 
     assert first.turn_id == "t-long-00001"
@@ -96,3 +96,34 @@ def test_an_intent_that_expires_while_the_broker_is_down_is_not_sent_when_it_ret
     assert [w.split(" (")[0] for w in _expiry_warnings(caplog)] == [
         "intent t-short-0001 expired unsent"
     ]
+
+
+def test_each_intent_carries_an_mqtt_message_expiry_and_one_never_answered_expires_as_such(
+    broker: Mosquitto, mqtt_probe: ProbeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = mqtt_probe()
+    hub.subscribe(subscription(Kind.INTENT))
+    path = tmp_path / "queue.sqlite3"
+    clock = Clock()
+    settings = hub_settings(
+        broker, broker.admin.username, broker.admin.password, path, resend_seconds=0.2
+    )
+    with (
+        closing(Outbox(path)) as outbox,
+        caplog.at_level(logging.WARNING, "konak.daemon.hublink"),
+        running_link(settings, outbox, clock) as link,
+    ):
+        link.queue(intent("t-unanswered", time.time() + 600))
+        got = hub.next(WAIT_SECONDS)
+        # Nobody answers (the probe is no hub): the intent stays queued and is sent again,
+        # until its expiry has passed as far as the device can tell.
+        assert Intent.from_payload(hub.next(WAIT_SECONDS).payload).turn_id == "t-unanswered"
+        clock.offset = 900.0
+        assert outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
+        dead = [(d.turn_id, d.reason, d.detail) for d in outbox.dead_letters()]
+
+    assert got.message_expiry_seconds is not None
+    assert 300 < got.message_expiry_seconds <= 600  # from its expires_at, less the trip
+    assert dead == [("t-unanswered", "expired", "expired with no reply from the hub")]
+    [warning] = [r.getMessage() for r in caplog.records if "expired unanswered" in r.getMessage()]
+    assert warning.startswith("intent t-unanswered expired unanswered (age ")
