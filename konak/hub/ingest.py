@@ -164,7 +164,11 @@ class Ingest:
                             self._reader = None
                         if not reader.cancelled():
                             reader.result()  # the link's error: reconnect
-                    await asyncio.Event().wait()  # intake stopped: hold the link for replies
+                    # Intake stopped: hold the link for the replies of turns still running
+                    # (reconnecting if it drops); what arrives stays unacknowledged, so the
+                    # broker gives it to the next hub.
+                    async for _ in client.messages:
+                        pass
             except aiomqtt.MqttError as exc:
                 logger.warning(
                     "broker link lost (%s); reconnecting in %.1fs",
