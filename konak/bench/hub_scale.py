@@ -1,8 +1,12 @@
 """Hub scale: N simulated devices send intents over the real broker to a real hub process,
 which fulfils each with konak-home (an MCP server over stdio) and replies.
 
-Measures sustained intents per second, intent -> reply latency, lost and duplicated
-replies. Every device has its own broker login limited to its own topics.
+Measures sustained intents per second, intent -> reply latency, and what became of each
+intent: answered in time, refused as expired by the hub, answered late (after its expiry,
+when a device would no longer speak it), lost (never answered), duplicated. Every device
+has its own broker login limited to its own topics; every intent carries an expiry, as a
+device stamps it. After the last send the bench keeps listening until every intent is
+answered or no reply has come for ``STALL_SECONDS``: a slow hub shows as late, not lost.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Final
 import aiomqtt
 
 from konak.bench.stats import percentiles_ms
+from konak.daemon.settings import DEFAULT_INTENT_EXPIRY_SECONDS
 from konak.devtools.localhub import READY_TIMEOUT_SECONDS, local_hub
 from konak.devtools.mosquitto import AclRule, Mosquitto
 from konak.protocol import Intent, Kind, Reply, decode_as, device_acl, subscription
@@ -31,7 +36,73 @@ logger = logging.getLogger(__name__)
 TENANT: Final = "bench"
 LIGHTS: Final = tuple(f"light {i}" for i in range(8))
 CONNECT_CONCURRENCY: Final = 64
-DRAIN_SECONDS: Final = 15.0
+# Stop waiting for replies once none has come for this long (longer than an intent's
+# expiry, so a hub still working through a backlog is not cut short).
+STALL_SECONDS: Final = DEFAULT_INTENT_EXPIRY_SECONDS + 15.0
+
+
+class Tally:
+    """What became of each intent sent: replies counted by turn, judged against expiry."""
+
+    def __init__(self, expiry_seconds: float = DEFAULT_INTENT_EXPIRY_SECONDS) -> None:
+        self.expiry_seconds = expiry_seconds
+        self.sent_at: dict[str, float] = {}
+        self.first: dict[str, tuple[float, str]] = {}  # turn -> (received at, outcome)
+        self.replies: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.last_reply_at = 0.0
+
+    def sent(self, turn_id: str, at: float) -> None:
+        """An intent left (``at`` on the bench's monotonic clock)."""
+        self.sent_at[turn_id] = at
+
+    def received(self, turn_id: str, outcome: str, at: float) -> None:
+        """A reply arrived."""
+        self.replies[turn_id] += 1
+        self.outcomes[outcome] += 1
+        self.last_reply_at = max(self.last_reply_at, at)
+        if turn_id not in self.first:
+            self.first[turn_id] = (at, outcome)
+
+    @property
+    def unanswered(self) -> int:
+        """Intents sent that have no reply yet."""
+        return sum(1 for turn in self.sent_at if turn not in self.first)
+
+    def clear(self) -> None:
+        """Forget everything (after the warm-up)."""
+        self.sent_at.clear()
+        self.first.clear()
+        self.replies.clear()
+        self.outcomes.clear()
+        self.last_reply_at = 0.0
+
+    def figures(self) -> dict[str, Any]:
+        """in_time + expired + late + lost == sent; latencies of the first replies."""
+        in_time = expired = late = 0
+        latencies: list[float] = []
+        for turn, sent in self.sent_at.items():
+            if turn not in self.first:
+                continue
+            at, outcome = self.first[turn]
+            latencies.append(at - sent)
+            if outcome == "expired":
+                expired += 1
+            elif at - sent > self.expiry_seconds:
+                late += 1
+            else:
+                in_time += 1
+        answered = in_time + expired + late
+        return {
+            "intents_sent": len(self.sent_at),
+            "replies_received": answered,
+            "answered_in_time": in_time,
+            "expired": expired,
+            "late": late,
+            "lost": len(self.sent_at) - answered,
+            "duplicated": sum(n - 1 for n in self.replies.values() if n > 1),
+            "intent_to_reply": percentiles_ms(latencies),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +132,7 @@ class Fleet:
         self.broker = broker
         self.names = [f"d{i:05d}" for i in range(count)]
         self.clients: dict[str, aiomqtt.Client] = {}
-        self.sent_at: dict[str, float] = {}
-        self.latencies: list[float] = []
-        self.replies: Counter[str] = Counter()
-        self.outcomes: Counter[str] = Counter()
+        self.tally = Tally()
         self.bad_replies = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._stack = contextlib.AsyncExitStack()
@@ -102,11 +170,7 @@ class Fleet:
             except Exception:
                 self.bad_replies += 1
                 continue
-            self.replies[reply.turn_id] += 1
-            self.outcomes[reply.outcome] += 1
-            sent = self.sent_at.get(reply.turn_id)
-            if sent is not None and self.replies[reply.turn_id] == 1:
-                self.latencies.append(now - sent)
+            self.tally.received(reply.turn_id, reply.outcome, now)
 
     async def send(self, index: int, *, warmup: bool = False) -> None:
         """One intent from device ``index`` (round robin)."""
@@ -119,8 +183,9 @@ class Fleet:
             text="turn on the light",
             intent="HassTurnOn" if index % 2 == 0 else "HassTurnOff",
             slots={"name": LIGHTS[index % len(LIGHTS)]},
+            expires_at=time.time() + self.tally.expiry_seconds,
         )
-        self.sent_at[turn_id] = time.perf_counter()
+        self.tally.sent(turn_id, time.perf_counter())
         await self.clients[name].publish(intent.topic, intent.to_payload(), qos=1)
 
     async def close(self) -> None:
@@ -168,40 +233,41 @@ async def _drive(broker: Mosquitto, settings: HubScaleSettings) -> dict[str, Any
                 await asyncio.sleep(delay)
             await fleet.send(i)
         send_seconds = time.perf_counter() - t0
-        drain_deadline = time.monotonic() + DRAIN_SECONDS
-        while len(fleet.replies) < total and time.monotonic() < drain_deadline:
-            await asyncio.sleep(0.05)
-        done_seconds = time.perf_counter() - t0
-        logger.info("%d of %d replies after %.2f s", len(fleet.replies), total, done_seconds)
+        await _drain(fleet.tally)
+        done_seconds = max(fleet.tally.last_reply_at - t0, send_seconds)
+        logger.info("%d of %d unanswered after %.2f s", fleet.tally.unanswered, total, done_seconds)
     finally:
         await fleet.close()
-    answered = len(fleet.replies)
+    figures = fleet.tally.figures()
     return {
         "devices": settings.devices,
         "target_rate_per_second": settings.rate_per_second,
-        "intents_sent": total,
-        "replies_received": answered,
-        "lost": total - answered,
-        "duplicated": sum(n - 1 for n in fleet.replies.values() if n > 1),
+        **figures,
         "bad_replies": fleet.bad_replies,
-        "outcomes": dict(fleet.outcomes),
-        "sustained_intents_per_second": round(answered / done_seconds, 1),
+        "outcomes": dict(fleet.tally.outcomes),
+        "sustained_intents_per_second": round(figures["replies_received"] / done_seconds, 1),
         "offered_intents_per_second": round(total / send_seconds, 1),
-        "intent_to_reply": percentiles_ms(fleet.latencies),
+        "last_send_to_last_reply_seconds": round(max(0.0, done_seconds - send_seconds), 2),
         "connect_all_devices_seconds": round(connect_seconds, 2),
     }
+
+
+async def _drain(tally: Tally, stall_seconds: float = STALL_SECONDS) -> None:
+    """Wait until every intent is answered, or no reply has come for ``stall_seconds``."""
+    last_progress, answered = time.monotonic(), -1
+    while tally.unanswered and time.monotonic() - last_progress < stall_seconds:
+        if len(tally.first) != answered:
+            last_progress, answered = time.monotonic(), len(tally.first)
+        await asyncio.sleep(0.05)
 
 
 async def _warm_up(fleet: Fleet) -> None:
     """Wait until konak-home answers: until its MCP session is up, intents have no route."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while fleet.outcomes["ok"] == 0:
+    while fleet.tally.outcomes["ok"] == 0:
         if time.monotonic() > deadline:
             raise RuntimeError("konak-home never answered a warm-up intent")
         await fleet.send(0, warmup=True)
         await asyncio.sleep(0.2)
-    logger.info("warm-up done: %s", dict(fleet.outcomes))
-    fleet.sent_at.clear()
-    fleet.latencies.clear()
-    fleet.replies.clear()
-    fleet.outcomes.clear()
+    logger.info("warm-up done: %s", dict(fleet.tally.outcomes))
+    fleet.tally.clear()

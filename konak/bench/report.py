@@ -28,16 +28,17 @@ def _models_table(models: list[dict[str, Any]]) -> list[str]:
 
 def _scale_table(steps: list[dict[str, Any]]) -> list[str]:
     rows = [
-        "| devices | offered /s | sustained /s | p50 ms | p99 ms | max ms | lost | duplicated |",
-        "|---|---|---|---|---|---|---|---|",
+        "| devices | offered /s | sustained /s | p50 ms | p99 ms | max ms | late | expired "
+        "| lost | duplicated |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in steps:
         lat = s["intent_to_reply"]
         rows.append(
             f"| {s['devices']} | {s['offered_intents_per_second']} "
             f"| {s['sustained_intents_per_second']} | {lat.get('p50_ms', '')} "
-            f"| {lat.get('p99_ms', '')} | {lat.get('max_ms', '')} | {s['lost']} "
-            f"| {s['duplicated']} |"
+            f"| {lat.get('p99_ms', '')} | {lat.get('max_ms', '')} | {s.get('late', '')} "
+            f"| {s.get('expired', '')} | {s['lost']} | {s['duplicated']} |"
         )
     return rows
 

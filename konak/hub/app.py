@@ -23,14 +23,14 @@ from konak.hub.auth.settings import AuthSettings
 from konak.hub.auth.tokens import Tokens
 from konak.hub.errors import ConfigError
 from konak.hub.fleet import FleetMonitor
-from konak.hub.ingest import Ingest
+from konak.hub.ingest import PUBLISH_WAIT_SECONDS, Ingest
 from konak.hub.mcp_host import McpHost
 from konak.hub.mcp_registry import McpRegistry
 from konak.hub.metrics import HubMetrics
 from konak.hub.outbound import OutboundPolicy
 from konak.hub.quotas import Quotas
 from konak.hub.settings import HubSettings, TenantSettings
-from konak.hub.store import Store
+from konak.hub.store import Store, Turn
 from konak.hub.turns import TurnProcessor
 from konak.protocol import Cmd, Reply
 
@@ -48,6 +48,7 @@ _SECTIONS: Final = {
     "http_port": "[hub] http_port",
     "log_level": "[hub] log_level",
     "log_file": "[hub] log_file",
+    "stop_grace_seconds": "[hub] stop_grace_seconds",
     "arbitration_window_seconds": "[arbitration] window_seconds",
 }
 
@@ -157,18 +158,55 @@ async def _voice_ctx(app: web.Application) -> AsyncIterator[None]:
             on_seen=hub.fleet.on_seen,
             enrolled=enrolled_check(app),
         )
+        # Turns a crash left unanswered, taken before any new turn can be claimed.
+        unanswered = hub.turns.take_unanswered()
+        answering = asyncio.create_task(_answer(hub, unanswered), name="unanswered-turns")
         tasks = [
             asyncio.create_task(hub.ingest.run(), name="ingest"),
             asyncio.create_task(hub.fleet.run(), name="fleet-monitor"),
         ]
         yield
-        await hub.ingest.close()
+        answering.cancel()  # what it has not sent yet, the stop sends
+        with contextlib.suppress(asyncio.CancelledError):
+            await answering
+        await _stop_turns(hub)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await hub.fleet.close()
+
+
+async def _answer(hub: Hub, turns: list[Turn]) -> None:
+    """Once the broker link is up, send the replies a crash kept from their devices."""
+    import aiomqtt
+
+    if not turns:
+        return
+    assert hub.ingest is not None
+    assert hub.turns is not None
+    await hub.ingest.connected.wait()
+    try:
+        await hub.turns.answer(turns)
+    except (TimeoutError, aiomqtt.MqttError) as exc:
+        logger.warning("could not answer every unanswered turn: %s", exc or "timed out")
+
+
+async def _stop_turns(hub: Hub) -> None:
+    """Stop intake, give the turns running ``stop_grace_seconds``, then fail the rest."""
+    import aiomqtt
+
+    assert hub.ingest is not None
+    assert hub.turns is not None
+    hub.ingest.stop_intake()
+    await hub.ingest.drain(hub.settings.stop_grace_seconds)
+    await hub.ingest.close()
+    try:
+        async with asyncio.timeout(PUBLISH_WAIT_SECONDS):
+            await hub.turns.answer(hub.turns.take_unanswered())
+    except (TimeoutError, aiomqtt.MqttError) as exc:
+        logger.warning("could not answer every unanswered turn: %s", exc or "timed out")
 
 
 async def _fleet_mcp_ctx(app: web.Application) -> AsyncIterator[None]:

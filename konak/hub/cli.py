@@ -88,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def serve(settings: HubSettings, config_path: Path | None = None) -> None:
-    """Run the hub until SIGTERM/SIGINT; SIGHUP re-reads the configuration."""
+    """Run the hub until SIGTERM/SIGINT (intake stops at once, turns running get
+    ``stop_grace_seconds``); SIGHUP re-reads the configuration."""
     from aiohttp import web
 
     from konak.hub.app import HUB, create_app, reload_hub
@@ -146,6 +147,9 @@ async def serve(settings: HubSettings, config_path: Path | None = None) -> None:
         await stop.wait()
     finally:
         sd_notify("STOPPING=1")
+        # No new intents from here; the turns running get [hub] stop_grace_seconds in the
+        # cleanup (after HTTP requests in flight), with the broker link still up.
+        hub.ingest.stop_intake()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()

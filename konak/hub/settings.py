@@ -42,9 +42,13 @@ class MqttSettings:
     # (reason "rate_limited"), so one device cannot flood the hub for every tenant.
     device_message_burst: int = 30
     device_messages_per_second: float = 5.0
+    # Turns running at once. Intents beyond it stay in the broker (unacknowledged, in the
+    # hub's persistent session): also the MQTT v5 Receive Maximum the hub announces.
+    max_turns_in_flight: int = 512
 
     def __post_init__(self) -> None:
         _check(0 < self.port < 65536, f"mqtt.port {self.port} is not a TCP port")
+        _check(0 < self.max_turns_in_flight < 65536, "mqtt.max_turns_in_flight must be 1 to 65535")
         _check(self.reconnect_seconds > 0, "mqtt.reconnect_seconds must be positive")
         _check(self.device_message_burst >= 1, "mqtt.device_message_burst must be >= 1")
         _check(self.device_messages_per_second > 0, "mqtt.device_messages_per_second > 0")
@@ -249,6 +253,8 @@ class HubSettings:
     log_level: str = "INFO"
     log_file: Path | None = None
     arbitration_window_seconds: float = 1.0
+    # On SIGTERM: how long turns already running may take to finish (then they are failed).
+    stop_grace_seconds: float = 20.0
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     fleet: FleetSettings = field(default_factory=FleetSettings)
     fleet_mcp: FleetMcpSettings = field(default_factory=FleetMcpSettings)
@@ -263,6 +269,7 @@ class HubSettings:
         _check(0 <= self.http_port < 65536, f"hub.http_port {self.http_port} is not a TCP port")
         _check(self.log_level in LOG_LEVELS, f"hub.log_level must be one of {LOG_LEVELS}")
         _check(self.arbitration_window_seconds >= 0, "arbitration.window_seconds must be >= 0")
+        _check(self.stop_grace_seconds >= 0, "hub.stop_grace_seconds must be >= 0")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -448,7 +455,7 @@ def parse_settings(data: Mapping[str, Any]) -> HubSettings:
         isinstance(window, int | float) and not isinstance(window, bool),
         "[arbitration] window_seconds: expected a number",
     )
-    hub_fields = {"http_host", "http_port", "log_level"}
+    hub_fields = {"http_host", "http_port", "log_level", "stop_grace_seconds"}
     unknown = sorted(set(hub) - hub_fields - {"database_path", "log_file"})
     if unknown:
         raise ConfigError(f"[hub]: unknown key(s) {', '.join(unknown)}")

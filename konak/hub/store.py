@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 """
 
-TurnState = Literal["claimed", "done"]
+# claimed: running; answering: finished, its reply not yet confirmed by the broker; done.
+TurnState = Literal["claimed", "answering", "done"]
 
 
 class StoreError(HubError):
@@ -268,10 +269,43 @@ class Store:
             row["reply_text"],
         )
 
-    def finish_turn(self, tenant_id: str, turn_id: str, outcome: str, reply_text: str) -> None:
-        """Record the outcome and reply of a claimed turn."""
+    def unanswered_turns(self, outcome: str, reply_text: str) -> list[Turn]:
+        """The turns of every tenant whose reply was never confirmed, oldest first; those
+        still claimed (never finished: a crash left them) become ``outcome`` first. Each
+        Turn carries the state it had before this call."""
+        with self._db:  # one transaction: no turn is failed and then missed
+            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._db.execute(
+                "SELECT * FROM turns WHERE state IN ('claimed', 'answering') ORDER BY created_at"
+            ).fetchall()
+            self._db.execute(
+                "UPDATE turns SET state = 'answering', outcome = ?, reply_text = ? "
+                "WHERE state = 'claimed'",
+                (outcome, reply_text),
+            )
+        return [
+            Turn(
+                r["tenant_id"],
+                r["turn_id"],
+                r["device_id"],
+                r["state"],
+                r["outcome"] if r["state"] == "answering" else outcome,
+                r["reply_text"] if r["state"] == "answering" else reply_text,
+            )
+            for r in rows
+        ]
+
+    def replied(self, tenant_id: str, turn_id: str) -> None:
+        """Note that the broker has the reply of a finished turn."""
         self._db.execute(
-            """UPDATE turns SET state = 'done', outcome = ?, reply_text = ?
+            "UPDATE turns SET state = 'done' WHERE tenant_id = ? AND turn_id = ?",
+            (tenant_id, turn_id),
+        )
+
+    def finish_turn(self, tenant_id: str, turn_id: str, outcome: str, reply_text: str) -> None:
+        """Record the outcome and reply of a claimed turn (its reply is yet to be sent)."""
+        self._db.execute(
+            """UPDATE turns SET state = 'answering', outcome = ?, reply_text = ?
                WHERE tenant_id = ? AND turn_id = ?""",
             (outcome, reply_text, tenant_id, turn_id),
         )

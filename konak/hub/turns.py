@@ -17,7 +17,7 @@ from konak.hub.metrics import HubMetrics
 from konak.hub.quotas import LIMIT_TEXT, Quotas
 from konak.hub.settings import TenantSettings, ToolCall
 from konak.hub.speakable import DONE, result_text
-from konak.hub.store import Store
+from konak.hub.store import Store, Turn
 from konak.protocol import Intent, Reply
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ PARTLY_FAILED_TEXT: Final = "Sorry, part of that didn't work."
 MISSING_TEXT: Final = "Sorry, I need more details to do that."
 INTERRUPTED_TEXT: Final = ""
 EXPIRED_TEXT: Final = "That came too late, so I didn't do it."
+# A turn the hub did not finish (it crashed, or a stop outlasted its grace): the tool may
+# or may not have run.
+STOPPED_TEXT: Final = "Sorry, the hub restarted while doing that. Please check and try again."
 # How long a turn waits for MCP servers that are still making their first connection.
 STARTUP_WAIT_SECONDS: Final = 10.0
 
@@ -109,9 +112,13 @@ class TurnProcessor:
         self.tenants = tenants
         self.quotas = quotas
 
-    async def handle(self, intent: Intent) -> None:
-        """Process one intent message (possibly a redelivery) and publish its reply."""
+    async def handle(self, intent: Intent, claimed: Callable[[], None] = lambda: None) -> None:
+        """Process one intent message (possibly a redelivery) and publish its reply.
+
+        ``claimed`` is called once the turn's claim (or the earlier one) is committed: from
+        then on a crash leaves a claimed turn, failed and answered at the next start."""
         earlier = self.store.claim_turn(intent.tenant, intent.turn_id, intent.device)
+        claimed()
         if earlier is not None:
             # Acknowledge, never execute again; the device does not speak a duplicate.
             logger.info(
@@ -119,7 +126,8 @@ class TurnProcessor:
             )
             await self._reply(intent, Outcome("duplicate", earlier.reply_text or INTERRUPTED_TEXT))
             return
-        # A turn cancelled here (shutdown) stays claimed: executing at most once beats twice.
+        # A turn cancelled or killed from here on stays claimed and is never run again
+        # (executing at most once beats twice); take_unanswered fails and answers it.
         # An expired turn is claimed too, so a redelivery of it is a duplicate, never run.
         area = self._area(intent)
         if self._expired(intent):
@@ -133,6 +141,37 @@ class TurnProcessor:
             result = await self.route(intent)
         self.store.finish_turn(intent.tenant, intent.turn_id, result.outcome, result.text)
         await self._reply(intent, result)
+        # Until here a crash leaves the turn to be answered at the next start.
+        self.store.replied(intent.tenant, intent.turn_id)
+
+    def take_unanswered(self) -> list[Turn]:
+        """The turns whose reply was never confirmed; those never finished are failed.
+        Call only while no turn runs: at start-up, or at a stop once the rest are cancelled."""
+        turns = self.store.unanswered_turns("error", STOPPED_TEXT)
+        unfinished = sum(1 for t in turns if t.state == "claimed")
+        if turns:
+            logger.warning(
+                "%d turn(s) were not answered (%d never finished); answering them now",
+                len(turns),
+                unfinished,
+            )
+        return turns
+
+    async def answer(self, turns: list[Turn]) -> None:
+        """Send the replies of turns from ``take_unanswered``."""
+        for turn in turns:
+            if turn.state == "claimed":
+                self.metrics.intents.labels("interrupted").inc()
+            await self.publish(
+                Reply(
+                    tenant=turn.tenant_id,
+                    device=turn.device_id,
+                    turn_id=turn.turn_id,
+                    text=turn.reply_text or "",
+                    outcome=turn.outcome or "error",  # type: ignore[arg-type]
+                )
+            )
+            self.store.replied(turn.tenant_id, turn.turn_id)
 
     def _expired(self, intent: Intent) -> bool:
         """Whether the intent arrived after its ``expires_at`` (by the hub's clock)."""

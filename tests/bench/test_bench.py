@@ -80,6 +80,8 @@ def test_the_markdown_report_has_the_machine_and_each_section() -> None:
                 "offered_intents_per_second": 5.0,
                 "sustained_intents_per_second": 5.0,
                 "intent_to_reply": {"p50_ms": 3.0, "p99_ms": 9.0, "max_ms": 10.0},
+                "late": 2,
+                "expired": 1,
                 "lost": 0,
                 "duplicated": 0,
             },
@@ -89,7 +91,7 @@ def test_the_markdown_report_has_the_machine_and_each_section() -> None:
     assert f"{results['machine']['cores']} cores" in text
     assert "| m | vad | 0.100 | 150 us/32ms frame |" in text
     assert "error: not installed" in text
-    assert "| 10 | 5.0 | 5.0 | 3.0 | 9.0 | 10.0 | 0 | 0 |" in text
+    assert "| 10 | 5.0 | 5.0 | 3.0 | 9.0 | 10.0 | 2 | 1 | 0 | 0 |" in text
 
 
 @pytest.mark.integration
@@ -100,7 +102,32 @@ def test_a_small_hub_scale_run_loses_and_duplicates_nothing() -> None:
         )
     )
     assert figures["intents_sent"] == 20
-    assert figures["lost"] == 0
+    assert (figures["lost"], figures["late"], figures["expired"]) == (0, 0, 0)
     assert figures["duplicated"] == 0
     assert figures["outcomes"] == {"ok": 20}
     assert figures["hub_exit_status"] == 0
+
+
+def test_a_reply_after_the_last_send_is_counted_and_one_after_its_expiry_is_late() -> None:
+    tally = hub_scale.Tally(expiry_seconds=30.0)
+    for n, turn in enumerate(("in-time", "late", "refused", "lost", "twice")):
+        tally.sent(turn, float(n))
+    tally.received("in-time", "ok", 25.0)  # long after the last send, within its expiry
+    tally.received("late", "ok", 61.0)  # 60 s after it was sent: its expiry had passed
+    tally.received("refused", "expired", 40.0)
+    tally.received("twice", "ok", 5.0)
+    tally.received("twice", "duplicate", 6.0)
+
+    figures = tally.figures()
+
+    assert {k: figures[k] for k in ("answered_in_time", "late", "expired", "lost")} == {
+        "answered_in_time": 2,
+        "late": 1,
+        "expired": 1,
+        "lost": 1,
+    }
+    assert (figures["intents_sent"], figures["replies_received"], figures["duplicated"]) == (
+        5,
+        4,
+        1,
+    )

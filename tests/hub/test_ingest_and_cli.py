@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,8 @@ class Recorder:
         self.telemetry: list[Telemetry] = []
         self.intents: asyncio.Queue[Intent] = asyncio.Queue()
 
-    async def on_intent(self, intent: Intent) -> None:
+    async def on_intent(self, intent: Intent, claimed: Callable[[], None]) -> None:
+        claimed()
         await self.intents.put(intent)
 
 

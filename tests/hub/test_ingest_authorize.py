@@ -20,7 +20,7 @@ STATUS = b'{"v": 1, "type": "status", "tenant": "acme", "device": "pi", "state":
 def make_ingest(
     metrics: HubMetrics, statuses: list[Status], settings: MqttSettings | None = None, **kw: Any
 ) -> Ingest:
-    async def on_intent(intent: object) -> None:
+    async def on_intent(intent: object, claimed: object) -> None:
         raise AssertionError("no intent expected")
 
     telemetry: list[Telemetry] = []

@@ -29,6 +29,7 @@ def test_a_minimal_configuration_gets_defaults() -> None:
     settings = parse_settings({"hub": {"database_path": "/tmp/x.sqlite3"}})
 
     assert settings.arbitration_window_seconds == 1.0
+    assert (settings.mqtt.max_turns_in_flight, settings.stop_grace_seconds) == (512, 20.0)
     assert settings.fleet.webhook_url is None
     assert settings.tenants == {}
 
@@ -41,6 +42,8 @@ def test_a_minimal_configuration_gets_defaults() -> None:
         ({"hub": {"database_path": "x", "http_port": "80"}}, "http_port: expected int"),
         ({"hub": {"database_path": "x", "log_level": "LOUD"}}, "log_level must be one of"),
         ({"hub": {"database_path": "x"}, "mqtt": {"port": 70000}}, "not a TCP port"),
+        ({"hub": {"database_path": "x"}, "mqtt": {"max_turns_in_flight": 0}}, "1 to 65535"),
+        ({"hub": {"database_path": "x", "stop_grace_seconds": -1}}, "stop_grace_seconds must"),
         ({"hub": {"database_path": "x"}, "mqtt": {"password_env": "NO_SUCH_VAR_KONAK"}}, "not set"),
         ({"hub": {"database_path": "x"}, "fleet": {"webhook_url": "ftp://x"}}, "not an http URL"),
         ({"hub": {"database_path": "x"}, "arbitration": {"window_seconds": "1"}}, "a number"),

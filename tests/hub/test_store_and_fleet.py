@@ -51,6 +51,7 @@ def test_a_last_will_keeps_the_identity_the_device_reported_before(store: Store)
 def test_a_turn_is_claimed_once_per_tenant(store: Store) -> None:
     assert store.claim_turn("acme", "t-1234567890", "pi") is None
     store.finish_turn("acme", "t-1234567890", "ok", "Done.")
+    store.replied("acme", "t-1234567890")
 
     again = store.claim_turn("acme", "t-1234567890", "pi")
 
