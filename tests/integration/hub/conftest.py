@@ -34,6 +34,7 @@ EVERYTHING = NODE_MODULES / "@modelcontextprotocol/server-everything/dist/index.
 FILESYSTEM = NODE_MODULES / "@modelcontextprotocol/server-filesystem/dist/index.js"
 FLEET_TOKEN = "fleet-token-for-tests-0123456789"
 WAIT_SECONDS = 20.0
+FAULT_PEER = Path(__file__).with_name("fault_peer.py")
 
 
 def home_server(broker: Mosquitto, tmp_path: Path) -> McpServerSettings:
@@ -243,3 +244,15 @@ def everything_http() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 def everything_stdio(name: str = "everything", **kw: Any) -> McpServerSettings:
     """server-everything over stdio."""
     return McpServerSettings(name=name, command="node", args=(str(EVERYTHING), "stdio"), **kw)
+
+
+def fault_peer(pids: Path, name: str = "peer", **kw: Any) -> McpServerSettings:
+    """A small MCP server over stdio (``echo``, and ``hang`` that never answers) that appends
+    its pid to ``pids`` at each start."""
+    return McpServerSettings(
+        name=name,
+        command=sys.executable,
+        args=(str(FAULT_PEER),),
+        env={"KONAK_TEST_PIDS": str(pids)},
+        **kw,
+    )
