@@ -1,6 +1,7 @@
-"""Faults of MCP servers, with real processes (issue 13 row G).
+"""Faults of MCP servers and of konak-home's broker, with real processes (issue 13 rows B, G).
 
-A small MCP server (``fault_peer.py``) hangs (a tool blocks it whole) or is killed (SIGKILL)
+The real Mosquitto is killed and restarted, konak-home runs as the hub's stdio child, and a
+small MCP server (``fault_peer.py``) hangs (a tool blocks it whole) or is killed (SIGKILL)
 while calls to it are in flight. The tests assert outcomes and counts, never timings.
 """
 
@@ -11,6 +12,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,19 @@ import pytest
 
 from konak.devtools.mosquitto import Mosquitto
 from konak.hub.breaker import CircuitState
+from konak.hub.errors import ToolError
 from konak.hub.mcp_host import McpConnection
+from konak.hub.mcp_servers.home import UNREACHABLE_TEXT
+from konak.hub.speakable import result_text
 
-from .conftest import Device, fault_peer, hub_settings, intent
+from .conftest import Device, ZigbeeLights, fault_peer, home_server, hub_settings, intent
 
 pytestmark = pytest.mark.integration
+
+TURN_ON: dict[str, Any] = {"name": "kitchen light"}
+# konak-home waits up to LINK_WAIT_SECONDS for its link on each attempt: this many attempts
+# give it far more time than its reconnect back-off needs.
+ATTEMPTS = 15
 
 
 def _pids(path: Path) -> list[int]:
@@ -32,6 +42,50 @@ def _pids(path: Path) -> list[int]:
 def _count(running: Any, server: str, result: str) -> float:
     labels = {"server": server, "result": result}
     return float(running.hub.metrics.value("konak_hub_tool_call_seconds_count", labels))
+
+
+async def test_konak_home_reconnects_after_a_broker_restart_and_switches_again(
+    broker: Mosquitto, tmp_path: Path, hubs: Callable[..., Any], lights: ZigbeeLights
+) -> None:
+    # The circuit is the next test's subject: here every attempt reaches konak-home.
+    home = replace(home_server(broker, tmp_path), failure_threshold=1000)
+    running = await hubs(hub_settings(broker, tmp_path, (home,)))
+    before = await running.hub.mcp.call("acme", "home", "HassTurnOn", TURN_ON)
+
+    broker.kill()
+    broker.start()  # the same port, a broker that knows none of its old clients
+    await asyncio.to_thread(lights.wait_subscriptions, 2)
+    answers = []
+    for _ in range(ATTEMPTS):
+        result = await running.hub.mcp.call("acme", "home", "HassTurnOn", TURN_ON)
+        answers.append(result)
+        if not result.is_error:
+            break
+
+    assert (before.is_error, result_text(before)) == (False, "Turned on the kitchen light.")
+    assert not answers[-1].is_error, [result_text(a) for a in answers]
+    assert result_text(answers[-1]) == "Turned on the kitchen light."
+    # The SDK puts "Error executing tool HassTurnOn: " before the tool's own text.
+    assert all(UNREACHABLE_TEXT in result_text(a) for a in answers[:-1])
+    assert lights.commands == [("kitchen light", {"state": "ON"})] * 2
+
+
+async def test_konak_home_without_its_broker_answers_is_error_and_that_opens_its_circuit(
+    broker: Mosquitto, tmp_path: Path, hubs: Callable[..., Any]
+) -> None:
+    home = replace(home_server(broker, tmp_path), failure_threshold=2, circuit_reset_seconds=600)
+    running = await hubs(hub_settings(broker, tmp_path, (home,)))
+
+    broker.kill()
+    refused = [await running.hub.mcp.call("acme", "home", "HassTurnOn", TURN_ON) for _ in "12"]
+    with pytest.raises(ToolError) as third:
+        await running.hub.mcp.call("acme", "home", "HassTurnOn", TURN_ON)
+
+    assert [(r.is_error, UNREACHABLE_TEXT in result_text(r)) for r in refused] == [(True, True)] * 2
+    assert third.value.code == "circuit_open"
+    assert _count(running, "home", "tool_reported_error") == 2
+    labels = {"tenant": "acme", "server": "home"}
+    assert running.hub.metrics.value("konak_hub_mcp_circuit_open", labels) == 1
 
 
 async def _hang_two_calls(
