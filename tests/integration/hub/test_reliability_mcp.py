@@ -18,14 +18,24 @@ from typing import Any
 
 import pytest
 
-from konak.devtools.mosquitto import Mosquitto
+from konak.devtools.mosquitto import Mosquitto, free_port
 from konak.hub.breaker import CircuitState
 from konak.hub.errors import ToolError
 from konak.hub.mcp_host import McpConnection
 from konak.hub.mcp_servers.home import UNREACHABLE_TEXT
+from konak.hub.settings import McpServerSettings
 from konak.hub.speakable import result_text
 
-from .conftest import Device, ZigbeeLights, fault_peer, home_server, hub_settings, intent
+from .conftest import (
+    Device,
+    ZigbeeLights,
+    fault_peer,
+    home_server,
+    hub_settings,
+    intent,
+    start_everything_http,
+    stop_process,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +171,60 @@ async def test_calls_in_flight_fail_once_the_server_is_found_dead_and_its_replac
     if fault == "hung":
         # Found dead by its unanswered ping, the peer's three calls in flight fail at once.
         assert _count(running, "peer", "server_dead") == 3
+
+
+async def test_a_hung_streamable_http_server_fails_its_call_in_flight_and_its_replacement_serves(
+    broker: Mosquitto, tmp_path: Path, hubs: Callable[..., Any], devices: Callable[..., Device]
+) -> None:
+    port = free_port()
+    server = McpServerSettings(
+        name="web",
+        url=f"http://127.0.0.1:{port}/mcp",
+        timeout_seconds=600,
+        retries=0,
+        failure_threshold=2,  # the dead call and the one made while down open it
+        circuit_reset_seconds=600,
+        backoff_initial_seconds=0.1,
+        backoff_max_seconds=0.5,
+    )
+    first = start_everything_http(port)
+    second = None
+    try:
+        running = await hubs(hub_settings(broker, tmp_path, (server,)))
+        conn = running.hub.mcp.connection("acme", "web")
+        assert isinstance(conn, McpConnection)
+        in_flight = asyncio.Event()
+        call_once = conn._call_once
+
+        async def spy(tool: str, arguments: dict[str, Any]) -> Any:
+            in_flight.set()
+            return await call_once(tool, arguments)
+
+        conn._call_once = spy  # type: ignore[method-assign]
+        pi = devices("office-pi")
+        long_op = intent(
+            "office-pi", "t-web-long-01", "trigger-long-running-operation", slots={"duration": 300}
+        )
+        await pi.send(long_op)
+        await asyncio.wait_for(in_flight.wait(), 20)
+        os.kill(first.pid, signal.SIGSTOP)  # hung: the process and its socket stay
+        failed = await pi.reply(timeout=60)
+        stop_process(first)
+        # Known dead and not back: a new call fails at once, not after its 600 s timeout.
+        await pi.send(intent("office-pi", "t-web-down-01", "echo", slots={"message": "down"}))
+        while_down = await pi.reply(timeout=60)
+        second = start_everything_http(port)
+        await conn.wait_connects(2, 60)
+        await pi.send(intent("office-pi", "t-web-back-01", "echo", slots={"message": "back"}))
+        after = await pi.reply(timeout=60)
+    finally:
+        stop_process(first)
+        if second is not None:
+            stop_process(second)
+
+    assert (failed.outcome, while_down.outcome) == ("error", "error")
+    assert _count(running, "web", "server_dead") == 1
+    assert _count(running, "web", "not_connected") == 1
+    assert _count(running, "web", "timeout") == 0
+    assert (after.outcome, after.text) == ("ok", "Echo: back")
+    assert conn.breaker.state is CircuitState.CLOSED
