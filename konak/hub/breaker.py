@@ -53,13 +53,26 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """A call succeeded: close the circuit."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Close the circuit and forget past failures (the server was reconnected and
+        answered, so what failed before says nothing about it now)."""
         self._failures = 0
         self._opened_at = None
         self._trial_running = False
 
-    def record_failure(self) -> None:
-        """A call failed: count it, and open (or re-open) the circuit at the threshold."""
+    def record_failure(self) -> bool:
+        """A call failed: count it, and open (or re-open) the circuit at the threshold.
+        Returns whether this failure opened it."""
         self._failures += 1
-        if self._trial_running or self._failures >= self.failure_threshold:
+        opened = self._trial_running or self._failures >= self.failure_threshold
+        if opened:
             self._opened_at = self._clock()
+        self._trial_running = False
+        return opened
+
+    def record_abandoned(self) -> None:
+        """A call ended without a verdict (it was cancelled): a half-open trial is released,
+        so that the next call may try, instead of the circuit staying half-open for good."""
         self._trial_running = False

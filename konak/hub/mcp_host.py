@@ -3,9 +3,11 @@
 Connections use the official ``mcp`` SDK (``mcp.Client`` over stdio or Streamable HTTP).
 Each one lists its tools, pings to notice a dead peer, and reconnects with exponential
 backoff. Calls carry a timeout; only read-only tools are retried; a circuit breaker per
-server turns a hanging or crashing server into fast failures. A server a tenant added is
-reached only under the outbound address policy (``konak.hub.outbound``), checked and pinned
-at every connect.
+server turns a hanging or crashing server into fast failures, and counts a result with
+``isError`` as a failure too. Once the peer is found dead, the calls still in flight on it
+fail at once and calls made before it is back fail without waiting; a good reconnect closes
+the circuit. A server a tenant added is reached only under the outbound address policy
+(``konak.hub.outbound``), checked and pinned at every connect.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PING_INTERVAL_SECONDS: Final = 10.0
+# A ping is answered at once by a live peer, however long its tools take.
+PING_TIMEOUT_SECONDS: Final = 5.0
 MAX_TOOL_PAGES: Final = 20
 # A server still making its first connection this long after start is not waited for.
 STARTUP_GRACE_SECONDS: Final = 30.0
@@ -56,10 +60,17 @@ class McpConnection:
         self.tools: dict[str, Tool] = {}
         self.ready = asyncio.Event()
         self._client: Client | None = None
-        self._broken = asyncio.Event()
+        # Set when the current session ends: the calls in flight on it fail at once.
+        self._lost = asyncio.Event()
+        # Between a failed connection and the next attempt: calls fail without waiting.
+        self._down = False
+        # The peer was found dead (a call failed with a transport error): reconnect.
+        self._dead = False
+        # Wakes the watcher: reconnect when dead, otherwise ping now.
+        self._check = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
-        self._connects_changed = asyncio.Condition()
+        self._changed = asyncio.Condition()  # connects, _client and _down
         self._http: Any = None  # the httpx client of a Streamable HTTP connection
         self.started_at = time.monotonic()
 
@@ -106,16 +117,23 @@ class McpConnection:
         s = self.settings
         backoff = s.backoff_initial_seconds
         while True:
-            self._broken.clear()
+            self._dead = False
+            self._check.clear()
+            await self._set_down(False)
+            lost = asyncio.Event()
             try:
                 await self._check_outbound()
                 async with self._make_client() as client:
                     self.tools = await asyncio.wait_for(self._list_tools(client), s.timeout_seconds)
-                    self._client = client
-                    self.ready.set()
-                    async with self._connects_changed:
+                    # A good (re)connect: the failures that opened the circuit were the old
+                    # peer's; waiting out circuit_reset_seconds would only fail this one.
+                    self.breaker.reset()
+                    self._publish_circuit()
+                    async with self._changed:
+                        self._client, self._lost = client, lost
+                        self.ready.set()
                         self.connects += 1
-                        self._connects_changed.notify_all()
+                        self._changed.notify_all()
                     backoff = s.backoff_initial_seconds
                     logger.info(
                         "mcp %s/%s connected over %s: %d tools",
@@ -124,7 +142,11 @@ class McpConnection:
                         s.transport,
                         len(self.tools),
                     )
-                    await self._watch(client)
+                    try:
+                        await self._watch(client)
+                    finally:
+                        # Before the client closes (a stdio server may take seconds to stop).
+                        await self._end_session(lost)
             except asyncio.CancelledError:
                 raise
             except OutboundRefused as exc:
@@ -144,8 +166,7 @@ class McpConnection:
                     backoff,
                 )
             finally:
-                self._client = None
-                self.ready.clear()
+                await self._end_session(lost)
                 http, self._http = self._http, None
                 if http is not None:
                     await http.aclose()
@@ -174,19 +195,51 @@ class McpConnection:
                 break
         return tools
 
+    async def _end_session(self, lost: asyncio.Event) -> None:
+        """The session is over: fail its calls in flight, and new calls until the next one."""
+        lost.set()
+        self.ready.clear()
+        async with self._changed:
+            self._client = None
+            self._down = True
+            self._changed.notify_all()
+
+    async def _set_down(self, down: bool) -> None:
+        async with self._changed:
+            self._down = down
+            self._changed.notify_all()
+
+    def _mark_dead(self) -> None:
+        """The peer failed a call in a way only a dead peer does: reconnect."""
+        self._dead = True
+        self._check.set()
+
     async def _watch(self, client: Client) -> None:
-        """Return when the peer is found dead (a failed ping or a failed call)."""
+        """Return when the peer is found dead: a failed call, or no answer to a ping (every
+        ``PING_INTERVAL_SECONDS``, and at once when the circuit opens)."""
+        ping_timeout_seconds = min(self.settings.timeout_seconds, PING_TIMEOUT_SECONDS)
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._broken.wait(), PING_INTERVAL_SECONDS)
+                await asyncio.wait_for(self._check.wait(), PING_INTERVAL_SECONDS)
+            self._check.clear()
+            if self._dead:
                 logger.info("mcp %s/%s: reconnecting after a failure", self.tenant_id, self.name)
                 return
-            await asyncio.wait_for(client.send_ping(), self.settings.timeout_seconds)
+            try:
+                await asyncio.wait_for(client.send_ping(), ping_timeout_seconds)
+            except TimeoutError:
+                logger.warning(
+                    "mcp %s/%s: no answer to a ping within %.1fs; reconnecting",
+                    self.tenant_id,
+                    self.name,
+                    ping_timeout_seconds,
+                )
+                return
 
     async def wait_connects(self, count: int, timeout_seconds: float) -> None:
         """Wait until the server has been connected ``count`` times in all (reconnects)."""
-        async with asyncio.timeout(timeout_seconds), self._connects_changed:
-            await self._connects_changed.wait_for(lambda: self.connects >= count)
+        async with asyncio.timeout(timeout_seconds), self._changed:
+            await self._changed.wait_for(lambda: self.connects >= count)
 
     def is_read_only(self, tool: str) -> bool:
         """Read-only by the server's annotation or by configuration."""
@@ -201,12 +254,17 @@ class McpConnection:
         attempts = 1 + (s.retries if self.is_read_only(tool) else 0)
         last: ToolError | None = None
         for attempt in range(attempts):
+            trial = self.breaker.state is CircuitState.HALF_OPEN
             if not self.breaker.allow():
                 self._publish_circuit()
                 raise ToolError(f"circuit of mcp server {self.name!r} is open", code="circuit_open")
             started = time.monotonic()
             try:
                 result = await asyncio.wait_for(self._call_once(tool, arguments), s.timeout_seconds)
+            except asyncio.CancelledError:
+                if trial:
+                    self.breaker.record_abandoned()
+                raise
             except TimeoutError as exc:
                 last = ToolError(
                     f"{self.name}.{tool} timed out after {s.timeout_seconds}s", code="timeout"
@@ -217,19 +275,21 @@ class McpConnection:
             except Exception as exc:  # the SDK raises several types for a dead peer
                 last = ToolError(f"{self.name}.{tool} failed: {type(exc).__name__}: {exc}")
                 last.__cause__ = exc
-                self._broken.set()
+                self._mark_dead()
             else:
+                if result.is_error:
+                    # The server answered, but could not do it. Counted against the circuit
+                    # (a server that lost what it needs, as konak-home without its broker,
+                    # answers every call so); not retried: it answered.
+                    self._record_failure("tool_reported_error", started)
+                    return result
                 self.breaker.record_success()
                 self._publish_circuit()
                 self.metrics.tool_seconds.labels(self.name, "ok").observe(
                     time.monotonic() - started
                 )
                 return result
-            self.breaker.record_failure()
-            self._publish_circuit()
-            self.metrics.tool_seconds.labels(self.name, last.code).observe(
-                time.monotonic() - started
-            )
+            self._record_failure(last.code, started)
             logger.warning(
                 "mcp %s/%s: call %s failed (attempt %d/%d): %s",
                 self.tenant_id,
@@ -242,16 +302,45 @@ class McpConnection:
         assert last is not None
         raise last
 
+    def _record_failure(self, code: str, started: float) -> None:
+        if self.breaker.record_failure():
+            # Ask the peer at once whether it is alive: a hung one is then found dead now,
+            # and its calls in flight fail now, not each at its own timeout.
+            self._check.set()
+        self._publish_circuit()
+        self.metrics.tool_seconds.labels(self.name, code).observe(time.monotonic() - started)
+
     async def _call_once(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
-        await self.ready.wait()
-        client = self._client
+        """One call on the current session; fails at once when the session is lost."""
+        async with self._changed:
+            # While connecting: wait (bounded by the call's timeout). Known down: fail now.
+            await self._changed.wait_for(lambda: self._client is not None or self._down)
+            client, lost = self._client, self._lost
         if client is None:
             raise ToolError(f"mcp server {self.name!r} is not connected", code="not_connected")
-        return await client.call_tool(tool, arguments)
+        call = asyncio.ensure_future(client.call_tool(tool, arguments))
+        call.add_done_callback(_retrieve)
+        gone = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait((call, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            call.cancel()  # a no-op once it is done
+        if call.done() and not call.cancelled():
+            return call.result()
+        raise ToolError(
+            f"mcp server {self.name!r} was found dead during the call", code="server_dead"
+        )
 
     def _publish_circuit(self) -> None:
         is_open = self.breaker.state is CircuitState.OPEN
         self.metrics.circuit_open.labels(self.tenant_id, self.name).set(1 if is_open else 0)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark an abandoned call's exception as seen (it was answered as ``server_dead``)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class McpHost:

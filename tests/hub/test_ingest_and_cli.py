@@ -153,4 +153,6 @@ def test_konak_home_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:
     )
 
     assert done.returncode == 1
-    assert done.stderr.strip() == "konak-home: entity name 'bad/name' cannot be used in a topic"
+    assert done.stderr.strip() == (
+        f"konak-home: {config}: [[entities]] #1: entity name 'bad/name' cannot be used in a topic"
+    )

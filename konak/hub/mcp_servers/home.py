@@ -5,6 +5,11 @@ HassGetState) and take the same slots (``name``, ``area``, ``brightness``, ``col
 device's recognised intents map onto them directly. A command goes to
 ``<base>/<friendly name>/set`` (``{"state": "ON"}``); state is read from ``<base>/<name>``.
 
+A command is reported done only once the device's state echo shows it (Zigbee2MQTT
+publishes the new state after each ``/set``); when none comes within
+``state_timeout_seconds`` the answer says so. The broker link is supervised: lost, it is
+reconnected with back-off, and a call made while it is down answers ``isError`` at once.
+
 One process serves one tenant: ``python -m konak.hub.mcp_servers.home --config home.toml``
 (stdio). The broker password comes from the environment variable named by
 ``password_env`` (default ``KONAK_HOME_MQTT_PASSWORD``), never from the command line.
@@ -21,10 +26,12 @@ import os
 import socket
 import sys
 import tomllib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from konak.errors import KonakError
 
@@ -35,7 +42,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVER_NAME: Final = "konak-home"
-STATE_WAIT_SECONDS: Final = 2.0
+PASSWORD_ENV: Final = "KONAK_HOME_MQTT_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+STATE_TIMEOUT_SECONDS: Final = 2.0
+RECONNECT_INITIAL_SECONDS: Final = 0.5
+RECONNECT_MAX_SECONDS: Final = 10.0
+# A call made while the broker link is being made waits this long for it, no longer.
+LINK_WAIT_SECONDS: Final = 2.0
+UNREACHABLE_TEXT: Final = "I can't reach the home's devices right now."
 COLORS: Final = {
     "red": "#FF0000",
     "green": "#00FF00",
@@ -48,8 +61,9 @@ COLORS: Final = {
 }
 
 
-class HomeConfigError(KonakError):
-    """konak-home's configuration is invalid."""
+class HomeConfigError(KonakError, ValueError):
+    """konak-home's configuration is invalid (a ValueError, so that pydantic reports it
+    with the place in the file)."""
 
     code = "home_config"
 
@@ -58,10 +72,18 @@ class HomeConfigError(KonakError):
 class Entity:
     """A light or switch known by its Zigbee2MQTT friendly name."""
 
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
     name: str
     kind: Literal["light", "switch"] = "light"
     area: str | None = None
     friendly_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.z2m_name for c in "+#/"):
+            raise HomeConfigError(f"entity name {self.name!r} cannot be used in a topic")
+        if self.kind not in ("light", "switch"):
+            raise HomeConfigError(f"entity {self.name!r}: kind must be light or switch")
 
     @property
     def z2m_name(self) -> str:
@@ -79,6 +101,7 @@ class HomeSettings:
     password: str | None = field(default=None, repr=False)
     base_topic: str = "zigbee2mqtt"
     entities: tuple[Entity, ...] = ()
+    state_timeout_seconds: float = STATE_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         names = [e.name.casefold() for e in self.entities]
@@ -86,45 +109,105 @@ class HomeSettings:
             raise HomeConfigError("two entities share a name")
         if not self.base_topic or any(c in self.base_topic for c in "+#"):
             raise HomeConfigError("base_topic must be a plain topic prefix")
-        for e in self.entities:
-            if not e.name or any(c in e.z2m_name for c in "+#/"):
-                raise HomeConfigError(f"entity name {e.name!r} cannot be used in a topic")
-            if e.kind not in ("light", "switch"):
-                raise HomeConfigError(f"entity {e.name!r}: kind must be light or switch")
+        if not 0 < self.state_timeout_seconds <= 60:
+            raise HomeConfigError("state_timeout_seconds must be in (0, 60]")
 
 
-def load_home_settings(path: Path) -> HomeSettings:
+class _MqttSection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password_env: str = PASSWORD_ENV
+    base_topic: str = "zigbee2mqtt"
+    state_timeout_seconds: float = Field(STATE_TIMEOUT_SECONDS, gt=0, le=60)
+
+
+class _HomeFile(BaseModel):
+    """The TOML file as written: unknown keys are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mqtt: _MqttSection = _MqttSection()
+    entities: tuple[Entity, ...] = ()
+
+
+_TOP: Final = "the top level"
+
+
+def _place(loc: Sequence[int | str]) -> tuple[str, str]:
+    """(section, key) of a pydantic error location: ``[[entities]] #2``, ``kind``."""
+    parts = list(loc)
+    if parts[:1] == ["entities"] and len(parts) > 1 and isinstance(parts[1], int):
+        return f"[[entities]] #{parts[1] + 1}", ".".join(str(p) for p in parts[2:])
+    if parts[:1] == ["mqtt"] and len(parts) > 1:
+        return "[mqtt]", ".".join(str(p) for p in parts[1:])
+    return _TOP, ".".join(str(p) for p in parts)
+
+
+def _config_error(path: Path, exc: ValidationError) -> HomeConfigError:
+    """One line naming the file, the section and the key."""
+    err = exc.errors(include_url=False, include_input=False)[0]
+    section, key = _place(err["loc"])
+    cause = err.get("ctx", {}).get("error")
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        where = "at the top level" if section == _TOP else f"in {section}"
+        what = f"unknown key {key!r} {where}"
+    elif isinstance(cause, HomeConfigError):
+        what = f"{section}: {cause.message}"
+    else:
+        what = f"{section}: {key}: {err['msg']}" if key else f"{section}: {err['msg']}"
+    return HomeConfigError(f"{path}: {what}")
+
+
+def load_home_settings(path: Path, environ: Mapping[str, str] | None = None) -> HomeSettings:
     """Read konak-home's TOML file: ``[mqtt]`` and ``[[entities]]``."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise HomeConfigError(f"{path}: cannot read it: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise HomeConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise HomeConfigError(f"{path}: not valid TOML: {exc}") from exc
-    mqtt = dict(data.get("mqtt", {}))
-    password_env = mqtt.pop("password_env", "KONAK_HOME_MQTT_PASSWORD")
     try:
-        entities = tuple(Entity(**e) for e in data.get("entities", []))
+        parsed = _HomeFile.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(path, exc) from exc
+    mqtt = parsed.mqtt
+    env = os.environ if environ is None else environ
+    try:
         return HomeSettings(
-            host=mqtt.pop("host", "127.0.0.1"),
-            port=int(mqtt.pop("port", 1883)),
-            username=mqtt.pop("username", None),
-            password=os.environ.get(password_env),
-            base_topic=mqtt.pop("base_topic", "zigbee2mqtt"),
-            entities=entities,
+            host=mqtt.host,
+            port=mqtt.port,
+            username=mqtt.username,
+            password=env.get(mqtt.password_env),
+            base_topic=mqtt.base_topic,
+            entities=parsed.entities,
+            state_timeout_seconds=mqtt.state_timeout_seconds,
         )
-    except (TypeError, ValueError) as exc:
-        raise HomeConfigError(f"{path}: {exc}") from exc
+    except HomeConfigError as exc:
+        raise HomeConfigError(f"{path}: {exc.message}") from exc
+
+
+class HomeUnavailable(KonakError):
+    """The broker link is down: nothing can be switched or read now."""
+
+    code = "home_unavailable"
 
 
 class Home:
-    """The entities, their last known states and the broker link."""
+    """The entities, their last known states and the supervised broker link."""
 
     def __init__(self, settings: HomeSettings) -> None:
         self.settings = settings
         self.states: dict[str, dict[str, Any]] = {}
-        self._changed = asyncio.Condition()
+        # State messages received per device: an echo is one that came after the command.
+        self._received: dict[str, int] = {}
+        self._changed = asyncio.Condition()  # states, _received and client
         self.client: aiomqtt.Client | None = None
+        self.connects = 0
 
     def find(self, name: str | None, area: str | None) -> list[Entity]:
         """Entities matching a spoken name and/or area (case-insensitive)."""
@@ -135,15 +218,43 @@ class Home:
             found = [e for e in found if (e.area or "").casefold() == area.strip().casefold()]
         return found if (name or area) else []
 
-    async def set(self, entity: Entity, payload: dict[str, Any]) -> None:
-        """Publish a command on ``<base>/<name>/set``."""
-        assert self.client is not None
-        topic = f"{self.settings.base_topic}/{entity.z2m_name}/set"
-        await self.client.publish(topic, json.dumps(payload), qos=1)
+    async def run_link(self) -> None:
+        """Stay connected to the broker, reconnecting with back-off, until cancelled."""
+        import aiomqtt
+
+        s = self.settings
+        backoff = RECONNECT_INITIAL_SECONDS
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    s.host,
+                    s.port,
+                    username=s.username,
+                    password=s.password,
+                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+                ) as client:
+                    # A new connection has no subscriptions; retained states come again.
+                    await client.subscribe(f"{s.base_topic}/+", qos=1)
+                    async with self._changed:
+                        self.client = client
+                        self.connects += 1
+                        self._changed.notify_all()
+                    backoff = RECONNECT_INITIAL_SECONDS
+                    logger.info("connected to the broker at %s:%d", s.host, s.port)
+                    await self.listen(client)
+            except aiomqtt.MqttError as exc:
+                logger.warning("broker link lost (%s); reconnecting in %.1fs", exc, backoff)
+            except Exception:  # supervisor: whatever broke the link, make a new one
+                logger.exception("broker link failed; reconnecting in %.1fs", backoff)
+            finally:
+                async with self._changed:
+                    self.client = None
+                    self._changed.notify_all()
+            await asyncio.sleep(backoff)  # reconnect back-off, not coordination
+            backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
 
     async def listen(self, client: aiomqtt.Client) -> None:
         """Track ``<base>/<name>`` state messages."""
-        await client.subscribe(f"{self.settings.base_topic}/+", qos=1)
         async for message in client.messages:
             name = str(message.topic).rsplit("/", 1)[-1]
             raw = message.payload
@@ -157,17 +268,77 @@ class Home:
             if isinstance(state, dict):
                 async with self._changed:
                     self.states[name] = state
+                    self._received[name] = self._received.get(name, 0) + 1
                     self._changed.notify_all()
+
+    async def _link(self) -> aiomqtt.Client:
+        """The connected client; waits briefly while the link is being made."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LINK_WAIT_SECONDS), self._changed:
+                await self._changed.wait_for(lambda: self.client is not None)
+        if self.client is None:
+            raise HomeUnavailable("not connected to the broker")
+        return self.client
+
+    async def _publish(self, topic: str, payload: dict[str, Any]) -> None:
+        import aiomqtt
+
+        client = await self._link()
+        try:
+            # Bounded: a link that died unnoticed must not hold the call past the hub's timeout.
+            await client.publish(topic, json.dumps(payload), qos=1, timeout=LINK_WAIT_SECONDS)
+        except aiomqtt.MqttError as exc:
+            raise HomeUnavailable(f"publish to {topic} failed: {exc}") from exc
+
+    async def command(self, entities: Sequence[Entity], payload: dict[str, Any]) -> list[Entity]:
+        """Publish a command on each ``<base>/<name>/set`` and wait, bounded, for the
+        devices' state echoes; returns the entities that did not confirm it."""
+        expected = {k: payload[k] for k in ("state", "brightness") if k in payload}
+        before = {e.z2m_name: self._received.get(e.z2m_name, 0) for e in entities}
+
+        def confirmed(entity: Entity) -> bool:
+            name = entity.z2m_name
+            state = self.states.get(name)
+            return (
+                self._received.get(name, 0) > before[name]
+                and state is not None
+                and all(_same(state.get(k), v) for k, v in expected.items())
+            )
+
+        for entity in entities:
+            await self._publish(f"{self.settings.base_topic}/{entity.z2m_name}/set", payload)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.state_timeout_seconds), self._changed:
+                await self._changed.wait_for(lambda: all(confirmed(e) for e in entities))
+        return [e for e in entities if not confirmed(e)]
 
     async def state(self, entity: Entity) -> dict[str, Any] | None:
         """The entity's last state; asks the device (``/get``) when none is known yet."""
-        if entity.z2m_name not in self.states and self.client is not None:
+        if entity.z2m_name not in self.states:
             topic = f"{self.settings.base_topic}/{entity.z2m_name}/get"
-            await self.client.publish(topic, json.dumps({"state": ""}), qos=1)
+            await self._publish(topic, {"state": ""})
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(STATE_WAIT_SECONDS), self._changed:
+                async with asyncio.timeout(self.settings.state_timeout_seconds), self._changed:
                     await self._changed.wait_for(lambda: entity.z2m_name in self.states)
         return self.states.get(entity.z2m_name)
+
+
+def _same(reported: Any, expected: Any) -> bool:
+    """Whether a reported state value shows the commanded one (``ON`` = ``on``)."""
+    if isinstance(expected, str) and isinstance(reported, str):
+        return reported.casefold() == expected.casefold()
+    return bool(reported == expected)
+
+
+def _report(found: list[Entity], unconfirmed: list[Entity], done: str, asked: str) -> str:
+    """What to say after a command: done only where the device's state showed it."""
+    if not unconfirmed:
+        return f"{done} the {_label(found)}."
+    if len(found) == 1:
+        return f"I asked the {found[0].name} to {asked}, but it did not confirm."
+    names = ", ".join(e.name for e in unconfirmed)
+    confirmed = len(found) - len(unconfirmed)
+    return f"{done} {confirmed} of {len(found)} devices; no confirmation from the {names}."
 
 
 def _label(entities: list[Entity]) -> str:
@@ -182,25 +353,14 @@ def build_home_server(home: Home) -> MCPServer:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[None]:
-        import aiomqtt
-
-        s = home.settings
-        async with aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password,
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        ) as client:
-            home.client = client
-            listener = asyncio.create_task(home.listen(client))
-            try:
-                yield
-            finally:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
-                home.client = None
+        # The tools are served while the broker is away; calls then answer isError.
+        link = asyncio.create_task(home.run_link(), name="konak-home-broker")
+        try:
+            yield
+        finally:
+            link.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await link
 
     server: MCPServer = MCPServer(SERVER_NAME, lifespan=lifespan)
 
@@ -211,21 +371,26 @@ def build_home_server(home: Home) -> MCPServer:
             raise ToolError(f"I don't know {what}.")
         return found
 
+    async def command(found: list[Entity], payload: dict[str, Any]) -> list[Entity]:
+        try:
+            return await home.command(found, payload)
+        except HomeUnavailable as exc:
+            logger.warning("%s", exc.message)
+            raise ToolError(UNREACHABLE_TEXT) from exc
+
     @server.tool(name="HassTurnOn")
     async def turn_on(name: str | None = None, area: str | None = None) -> str:
         """Turn on a light or switch by name, or every one in an area."""
         found = targets(name, area, ("light", "switch"))
-        for entity in found:
-            await home.set(entity, {"state": "ON"})
-        return f"Turned on the {_label(found)}."
+        unconfirmed = await command(found, {"state": "ON"})
+        return _report(found, unconfirmed, "Turned on", "turn on")
 
     @server.tool(name="HassTurnOff")
     async def turn_off(name: str | None = None, area: str | None = None) -> str:
         """Turn off a light or switch by name, or every one in an area."""
         found = targets(name, area, ("light", "switch"))
-        for entity in found:
-            await home.set(entity, {"state": "OFF"})
-        return f"Turned off the {_label(found)}."
+        unconfirmed = await command(found, {"state": "OFF"})
+        return _report(found, unconfirmed, "Turned off", "turn off")
 
     @server.tool(name="HassLightSet")
     async def light_set(
@@ -246,9 +411,8 @@ def build_home_server(home: Home) -> MCPServer:
             if hex_color is None:
                 raise ToolError(f"I don't know the color {color}.")
             payload["color"] = {"hex": hex_color}
-        for entity in found:
-            await home.set(entity, payload)
-        return f"Set the {_label(found)}."
+        unconfirmed = await command(found, payload)
+        return _report(found, unconfirmed, "Set", "change")
 
     @server.tool(
         name="HassGetState", annotations=ToolAnnotations(readOnlyHint=True, destructiveHint=False)
@@ -258,7 +422,11 @@ def build_home_server(home: Home) -> MCPServer:
         found = targets(name, area, ("light", "switch"))
         parts = []
         for entity in found:
-            state = await home.state(entity)
+            try:
+                state = await home.state(entity)
+            except HomeUnavailable as exc:
+                logger.warning("%s", exc.message)
+                raise ToolError(UNREACHABLE_TEXT) from exc
             value = str(state.get("state", "")).lower() if state else ""
             parts.append(
                 f"The {entity.name} is {value}."

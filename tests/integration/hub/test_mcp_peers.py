@@ -24,6 +24,7 @@ from .conftest import (
     FLEET_TOKEN,
     NODE_MODULES,
     Device,
+    ZigbeeLights,
     everything_stdio,
     home_server,
     hub_settings,
@@ -99,6 +100,7 @@ async def test_killing_a_server_mid_call_gives_the_fallback_while_other_intents_
     broker: Mosquitto,
     tmp_path: Path,
     hubs: Callable[..., Any],
+    lights: ZigbeeLights,
     devices: Callable[..., Device],
     everything_http: tuple[str, subprocess.Popen[bytes]],
 ) -> None:

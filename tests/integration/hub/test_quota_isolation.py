@@ -16,7 +16,7 @@ from konak.hub.quotas import LIMIT_TEXT, QuotaSettings, TenantQuota
 from konak.hub.settings import TenantSettings
 from konak.protocol import Intent
 
-from .conftest import Device, home_server, hub_settings
+from .conftest import Device, ZigbeeLights, home_server, hub_settings
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,7 @@ async def test_a_tenant_flooding_beyond_its_quota_gets_limit_replies_and_another
     broker: Mosquitto,
     tmp_path: Path,
     hubs: Callable[..., Any],
+    lights: ZigbeeLights,
     devices: Callable[..., Device],
 ) -> None:
     base = hub_settings(broker, tmp_path, (home_server(broker, tmp_path),))

@@ -14,7 +14,7 @@ import pytest
 from konak.devtools.mosquitto import Mosquitto
 from konak.devtools.probe import MqttProbe
 
-from .conftest import Device, home_server, hub_settings, intent
+from .conftest import Device, ZigbeeLights, home_server, hub_settings, intent
 
 pytestmark = pytest.mark.integration
 
@@ -23,6 +23,7 @@ async def test_turn_on_kitchen_light_publishes_on_zigbee2mqtt_and_device_hears_t
     broker: Mosquitto,
     tmp_path: Path,
     hubs: Callable[..., Any],
+    lights: ZigbeeLights,
     devices: Callable[..., Device],
     mqtt_probe: Callable[..., MqttProbe],
 ) -> None:
@@ -51,6 +52,7 @@ async def test_a_redelivered_intent_is_executed_once_also_across_a_hub_restart(
     broker: Mosquitto,
     tmp_path: Path,
     hubs: Callable[..., Any],
+    lights: ZigbeeLights,
     devices: Callable[..., Device],
     mqtt_probe: Callable[..., MqttProbe],
 ) -> None:
@@ -88,6 +90,7 @@ async def test_an_intent_that_arrives_expired_is_answered_too_late_and_never_exe
     broker: Mosquitto,
     tmp_path: Path,
     hubs: Callable[..., Any],
+    lights: ZigbeeLights,
     devices: Callable[..., Device],
     mqtt_probe: Callable[..., MqttProbe],
 ) -> None:
@@ -127,6 +130,7 @@ async def test_arbitration_answers_only_the_device_with_the_highest_wake_score(
     broker: Mosquitto,
     tmp_path: Path,
     hubs: Callable[..., Any],
+    lights: ZigbeeLights,
     devices: Callable[..., Device],
     mqtt_probe: Callable[..., MqttProbe],
 ) -> None:
@@ -172,6 +176,7 @@ async def test_konak_home_sets_a_light_and_reads_its_state_from_zigbee2mqtt(
     broker: Mosquitto,
     tmp_path: Path,
     hubs: Callable[..., Any],
+    lights: ZigbeeLights,
     devices: Callable[..., Device],
     mqtt_probe: Callable[..., MqttProbe],
 ) -> None:
