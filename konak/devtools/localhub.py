@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from konak.devtools.mosquitto import Mosquitto, free_port
+from konak.devtools.zigbee import ZigbeeLights
 from konak.errors import KonakError
 
 READY_TIMEOUT_SECONDS: Final = 60.0
@@ -113,8 +114,10 @@ def _healthy(port: int) -> bool:
 def local_hub(
     work: Path, broker: Mosquitto, tenant: str, lights: Sequence[tuple[str, str | None]]
 ) -> Iterator[LocalHub]:
-    """Start ``konak hub run`` on ``broker`` and yield once it is healthy; stop it after."""
+    """Start ``konak hub run`` on ``broker`` and yield once it is healthy; stop it after.
+    Simulated Zigbee2MQTT devices answer konak-home's commands with their new state."""
     config = write_configs(work, broker, tenant, lights)
+    devices = ZigbeeLights(broker).start()
     env = {
         **os.environ,
         "KONAK_HUB_MQTT_PASSWORD": broker.admin.password,
@@ -145,3 +148,4 @@ def local_hub(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        devices.close()

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from aiohttp import web
-from paho.mqtt.enums import CallbackAPIVersion
 
 from konak.devtools.mosquitto import AclRule, Mosquitto, free_port
 from konak.devtools.probe import MqttProbe
+from konak.devtools.zigbee import ZigbeeLights
 from konak.hub.app import HUB, Hub, create_app
 from konak.hub.settings import (
     FleetMcpSettings,
@@ -248,64 +245,6 @@ def everything_http() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 def everything_stdio(name: str = "everything", **kw: Any) -> McpServerSettings:
     """server-everything over stdio."""
     return McpServerSettings(name=name, command="node", args=(str(EVERYTHING), "stdio"), **kw)
-
-
-class ZigbeeLights:
-    """Simulated Zigbee2MQTT devices: each ``zigbee2mqtt/<name>/set`` is answered with the
-    device's new state on ``zigbee2mqtt/<name>``, as Zigbee2MQTT does; a name in ``silent``
-    never answers. Reconnects and subscribes again after a broker restart."""
-
-    def __init__(self, broker: Mosquitto, silent: tuple[str, ...] = ()) -> None:
-        self.silent = silent
-        self.states: dict[str, dict[str, Any]] = {}
-        self.commands: list[tuple[str, dict[str, Any]]] = []
-        self.subscriptions = 0
-        self._changed = threading.Condition()
-        self._broker = broker
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.username_pw_set(broker.admin.username, broker.admin.password)
-        self.client.reconnect_delay_set(1, 1)
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-
-    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
-        client.subscribe("zigbee2mqtt/+/set", 1)
-
-    def _on_subscribe(self, *_: object) -> None:
-        with self._changed:
-            self.subscriptions += 1
-            self._changed.notify_all()
-
-    def _on_message(self, client: mqtt.Client, _: object, msg: mqtt.MQTTMessage) -> None:
-        name = msg.topic.split("/")[1]
-        command = json.loads(msg.payload)
-        with self._changed:
-            self.commands.append((name, command))
-            self._changed.notify_all()
-        if name in self.silent:
-            return
-        state = self.states.setdefault(name, {"state": "OFF"})
-        state.update((k, v) for k, v in command.items() if k in ("state", "brightness", "color"))
-        client.publish(f"zigbee2mqtt/{name}", json.dumps(state), qos=1)
-
-    def wait_subscriptions(self, count: int, timeout: float = WAIT_SECONDS) -> None:
-        """Block until the simulator has subscribed ``count`` times (once per connection)."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: self.subscriptions >= count, timeout):
-                raise TimeoutError(f"the simulated lights did not subscribe {count} time(s)")
-
-    def start(self) -> ZigbeeLights:
-        """Connect and return once subscribed."""
-        self.client.connect(self._broker.host, self._broker.port)
-        self.client.loop_start()
-        self.wait_subscriptions(1)
-        return self
-
-    def close(self) -> None:
-        """Disconnect."""
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
