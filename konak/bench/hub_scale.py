@@ -49,6 +49,7 @@ class Tally:
         self.sent_at: dict[str, float] = {}
         self.first: dict[str, tuple[float, str]] = {}  # turn -> (received at, outcome)
         self.replies: Counter[str] = Counter()
+        self.repeated = 0
         self.outcomes: Counter[str] = Counter()
         self.last_reply_at = 0.0
 
@@ -56,8 +57,12 @@ class Tally:
         """An intent left (``at`` on the bench's monotonic clock)."""
         self.sent_at[turn_id] = at
 
-    def received(self, turn_id: str, outcome: str, at: float) -> None:
-        """A reply arrived."""
+    def received(self, turn_id: str, outcome: str, at: float, *, repeat: bool = False) -> None:
+        """A reply arrived; a ``repeat`` (the hub answering an intent sent again) is counted
+        apart, and a second reply that is not one means the turn ran twice."""
+        if repeat:
+            self.repeated += 1
+            return
         self.replies[turn_id] += 1
         self.outcomes[outcome] += 1
         self.last_reply_at = max(self.last_reply_at, at)
@@ -74,6 +79,7 @@ class Tally:
         self.sent_at.clear()
         self.first.clear()
         self.replies.clear()
+        self.repeated = 0
         self.outcomes.clear()
         self.last_reply_at = 0.0
 
@@ -101,6 +107,7 @@ class Tally:
             "late": late,
             "lost": len(self.sent_at) - answered,
             "duplicated": sum(n - 1 for n in self.replies.values() if n > 1),
+            "repeated": self.repeated,
             "intent_to_reply": percentiles_ms(latencies),
         }
 
@@ -170,7 +177,7 @@ class Fleet:
             except Exception:
                 self.bad_replies += 1
                 continue
-            self.tally.received(reply.turn_id, reply.outcome, now)
+            self.tally.received(reply.turn_id, reply.outcome, now, repeat=reply.repeat)
 
     async def send(self, index: int, *, warmup: bool = False) -> None:
         """One intent from device ``index`` (round robin)."""

@@ -53,7 +53,8 @@ def _stages_table(st: dict[str, Any]) -> list[str]:
         f"| wake word, 5 words | {wake['5_words']:.0f} us per 80 ms chunk "
         f"({st['wake_fifth_word']}) |",
         f"| VAD (silero) | {st['vad_us_per_32ms_frame']:.0f} us per 32 ms frame |",
-        f"| STT grammar mode (with the phone loop for rejection) | RTF {st['stt_grammar']['rtf']} |",
+        "| STT grammar mode (with the phone loop for rejection) | "
+        f"RTF {st['stt_grammar']['rtf']} |",
         f"| STT open mode | RTF {st['stt_open']['rtf']} |",
         f"| intent recognition (hassil) | {st['intent_ms']} ms |",
         f"| TTS (piper) | RTF {tts['rtf']}, first audio after {tts['time_to_first_audio_ms']} ms |",

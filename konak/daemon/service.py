@@ -108,8 +108,9 @@ class Replies:
     def resolve(self, reply: Reply) -> bool:
         """Deliver ``reply``; False if no turn waits for it.
 
-        A ``duplicate`` is the hub's answer to an intent sent again while the first copy
-        is still being handled: the turn keeps waiting for the real reply."""
+        A ``repeat`` (the hub's reply sent again for an intent that arrived again) is
+        delivered like the first; a ``duplicate`` (older hubs' answer to an intent sent again
+        while the first copy runs) is not a reply: the turn keeps waiting for the real one."""
         with self._cond:
             box = self._waiting.get(reply.turn_id)
             if box is None:

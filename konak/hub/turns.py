@@ -120,11 +120,7 @@ class TurnProcessor:
         earlier = self.store.claim_turn(intent.tenant, intent.turn_id, intent.device)
         claimed()
         if earlier is not None:
-            # Acknowledge, never execute again; the device does not speak a duplicate.
-            logger.info(
-                "turn %s/%s is a redelivery; not executed again", intent.tenant, intent.turn_id
-            )
-            await self._reply(intent, Outcome("duplicate", earlier.reply_text or INTERRUPTED_TEXT))
+            await self._redelivered(intent, earlier)
             return
         # A turn cancelled or killed from here on stays claimed and is never run again
         # (executing at most once beats twice); take_unanswered fails and answers it.
@@ -143,6 +139,26 @@ class TurnProcessor:
         await self._reply(intent, result)
         # Until here a crash leaves the turn to be answered at the next start.
         self.store.replied(intent.tenant, intent.turn_id)
+
+    async def _redelivered(self, intent: Intent, earlier: Turn) -> None:
+        """An intent that arrived again: never executed twice. The device sends it again
+        until it hears a reply, so a finished turn's reply is sent again (``repeat``); a
+        turn still running sends its reply when it finishes."""
+        if earlier.state == "claimed":
+            logger.info(
+                "turn %s/%s arrived again while it runs; its reply follows",
+                intent.tenant,
+                intent.turn_id,
+            )
+            self.metrics.intents.labels("duplicate").inc()
+            return
+        logger.info(
+            "turn %s/%s arrived again; not executed again, its reply is sent again",
+            intent.tenant,
+            intent.turn_id,
+        )
+        outcome = Outcome(earlier.outcome or "error", earlier.reply_text or INTERRUPTED_TEXT)
+        await self._reply(intent, outcome, repeat=True)
 
     def take_unanswered(self) -> list[Turn]:
         """The turns whose reply was never confirmed; those never finished are failed.
@@ -286,13 +302,14 @@ class TurnProcessor:
             return None
         return result_text(result)
 
-    async def _reply(self, intent: Intent, result: Outcome) -> None:
-        self.metrics.intents.labels(result.outcome).inc()
+    async def _reply(self, intent: Intent, result: Outcome, *, repeat: bool = False) -> None:
+        self.metrics.intents.labels("duplicate" if repeat else result.outcome).inc()
         reply = Reply(
             tenant=intent.tenant,
             device=intent.device,
             turn_id=intent.turn_id,
             text=result.text,
             outcome=result.outcome,  # type: ignore[arg-type]
+            repeat=repeat,
         )
         await self.publish(reply)

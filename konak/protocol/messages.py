@@ -172,9 +172,17 @@ class Reply(Message):
         default="ok",
         description=(
             "ok; no_route (no tool for the intent); stand_down (another device in the area "
-            "answers: speak nothing); error; limit (a tenant quota); duplicate (a redelivery, "
-            "not executed again: speak nothing); expired (arrived after its expires_at, not "
-            "executed)."
+            "answers: speak nothing); error; limit (a tenant quota); expired (arrived after "
+            "its expires_at, not executed); duplicate (sent only by older hubs for a "
+            "redelivery: speak nothing)."
+        ),
+    )
+    repeat: bool = Field(
+        default=False,
+        description=(
+            "This is the reply already sent for the turn, sent again because the intent "
+            "arrived again (the device re-sends until it hears a reply): the intent was "
+            "executed once. A device still waiting speaks it; one that already has it ignores it."
         ),
     )
     continue_conversation: bool = False

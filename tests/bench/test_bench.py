@@ -110,24 +110,23 @@ def test_a_small_hub_scale_run_loses_and_duplicates_nothing() -> None:
 
 def test_a_reply_after_the_last_send_is_counted_and_one_after_its_expiry_is_late() -> None:
     tally = hub_scale.Tally(expiry_seconds=30.0)
-    for n, turn in enumerate(("in-time", "late", "refused", "lost", "twice")):
+    for n, turn in enumerate(("in-time", "late", "refused", "lost", "twice", "resent")):
         tally.sent(turn, float(n))
     tally.received("in-time", "ok", 25.0)  # long after the last send, within its expiry
     tally.received("late", "ok", 61.0)  # 60 s after it was sent: its expiry had passed
     tally.received("refused", "expired", 40.0)
     tally.received("twice", "ok", 5.0)
-    tally.received("twice", "duplicate", 6.0)
+    tally.received("twice", "ok", 6.0)  # ran twice
+    tally.received("resent", "ok", 7.0)
+    tally.received("resent", "ok", 8.0, repeat=True)  # sent again: the same reply, once run
 
     figures = tally.figures()
 
     assert {k: figures[k] for k in ("answered_in_time", "late", "expired", "lost")} == {
-        "answered_in_time": 2,
+        "answered_in_time": 3,
         "late": 1,
         "expired": 1,
         "lost": 1,
     }
-    assert (figures["intents_sent"], figures["replies_received"], figures["duplicated"]) == (
-        5,
-        4,
-        1,
-    )
+    assert (figures["intents_sent"], figures["replies_received"]) == (6, 5)
+    assert (figures["duplicated"], figures["repeated"]) == (1, 1)

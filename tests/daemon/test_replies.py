@@ -1,5 +1,5 @@
-"""Replies from the hub reach the turn waiting for them; the hub's ``duplicate`` answer to a
-resent intent does not end the wait for the real reply."""
+"""Replies from the hub reach the turn waiting for them: a repeated reply is a reply, and an
+older hub's ``duplicate`` answer to a resent intent does not end the wait for the real one."""
 
 from __future__ import annotations
 
@@ -34,3 +34,16 @@ def test_a_duplicate_answer_does_not_end_the_wait_and_the_real_reply_does() -> N
 
 def test_a_reply_to_a_turn_nobody_waits_for_is_not_taken() -> None:
     assert Replies().resolve(_reply("ok", "Done.")) is False
+
+
+def test_a_repeated_reply_ends_the_wait_of_a_device_that_lost_the_first() -> None:
+    replies = Replies()
+    replies.expect("t-0000000001")
+    repeat = _reply("ok", "Turned on the kitchen light.").model_copy(update={"repeat": True})
+
+    took = replies.resolve(repeat)
+    got = replies.wait("t-0000000001", 5.0, threading.Event())
+
+    assert took is True
+    assert got is not None
+    assert (got.text, got.speak, got.repeat) == ("Turned on the kitchen light.", True, True)

@@ -154,18 +154,46 @@ async def test_a_transcript_without_an_intent_is_not_understood(setup: Any) -> N
     ]
 
 
-async def test_a_redelivery_is_acknowledged_with_the_first_reply_and_not_executed(
+async def test_a_redelivery_of_a_finished_turn_repeats_its_reply_and_is_not_executed(
     setup: Any,
 ) -> None:
+    # The device sends an intent again until it hears a reply: one that lost the first
+    # reply must still be able to speak it.
     processor, host, replies = setup
 
     await processor.handle(_intent("b"))
     await processor.handle(_intent("b"))
 
-    assert [(r.outcome, r.text, r.speak) for r in replies] == [
-        ("ok", "b done.", True),
-        ("duplicate", "b done.", False),
+    assert [(r.outcome, r.text, r.speak, r.repeat) for r in replies] == [
+        ("ok", "b done.", True, False),
+        ("ok", "b done.", True, True),
     ]
+    assert host.calls == [("b", {})]
+    assert processor.metrics.value("konak_hub_intents_total", {"outcome": "duplicate"}) == 1
+
+
+async def test_a_redelivery_while_the_turn_runs_sends_nothing_and_the_one_reply_follows(
+    setup: Any,
+) -> None:
+    processor, host, replies = setup
+    started, release = asyncio.Event(), asyncio.Event()
+    call = host.call
+
+    async def held_call(*args: Any) -> Any:
+        started.set()
+        await release.wait()
+        return await call(*args)
+
+    host.call = held_call
+    first = asyncio.create_task(processor.handle(_intent("b")))
+    await asyncio.wait_for(started.wait(), 5)
+
+    await processor.handle(_intent("b"))
+    assert replies == []
+    release.set()
+    await first
+
+    assert [(r.outcome, r.text, r.repeat) for r in replies] == [("ok", "b done.", False)]
     assert host.calls == [("b", {})]
 
 
@@ -194,7 +222,7 @@ async def test_an_intent_that_arrives_before_its_expiry_is_executed(setup: Any) 
     assert host.calls == [("b", {})]
 
 
-async def test_a_redelivery_of_an_expired_intent_is_a_duplicate_and_is_still_not_executed(
+async def test_a_redelivery_of_an_expired_intent_repeats_expired_and_is_still_not_executed(
     setup: Any,
 ) -> None:
     processor, host, replies = setup
@@ -204,5 +232,8 @@ async def test_a_redelivery_of_an_expired_intent_is_a_duplicate_and_is_still_not
 
     await processor.handle(_intent("b", expires_at=999.0))
 
-    assert [(r.outcome, r.speak) for r in replies] == [("expired", True), ("duplicate", False)]
+    assert [(r.outcome, r.speak, r.repeat) for r in replies] == [
+        ("expired", True, False),
+        ("expired", True, True),
+    ]
     assert host.calls == []

@@ -40,12 +40,12 @@ def _device_login(broker: Mosquitto) -> tuple[Credentials, list[AclRule]]:
 
 
 def _answers(replies: MqttProbe, count: int) -> dict[str, Reply]:
-    """The first real reply (not a ``duplicate``) to each of ``count`` turns."""
+    """The first reply (not a ``repeat``) to each of ``count`` turns."""
     answered: dict[str, Reply] = {}
     while len(answered) < count:
         got = replies.next(WAIT_SECONDS)
         reply = Reply.from_payload(got.payload, topic=got.topic)
-        if reply.outcome != "duplicate":
+        if not reply.repeat:
             answered.setdefault(reply.turn_id, reply)
     return answered
 

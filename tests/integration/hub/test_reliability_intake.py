@@ -153,12 +153,12 @@ class Tally:
             await asyncio.to_thread(self._drain, 0.1)
 
     def answered(self, turns: list[str]) -> list[str]:
-        """The turns that got a first answer (a reply other than ``duplicate``)."""
-        return [t for t in turns if any(r.outcome != "duplicate" for r in self.replies[t])]
+        """The turns that got a first answer (a reply that is not a ``repeat``)."""
+        return [t for t in turns if self.answers(t)]
 
     def answers(self, turn: str) -> list[Reply]:
-        """The non-duplicate replies of a turn."""
-        return [r for r in self.replies[turn] if r.outcome != "duplicate"]
+        """The replies of a turn that are not repeats (more than one: it ran twice)."""
+        return [r for r in self.replies[turn] if not r.repeat]
 
 
 def _executed(tmp_path: Path) -> Counter[str]:

@@ -78,12 +78,12 @@ async def test_a_redelivered_intent_is_executed_once_also_across_a_hub_restart(
 
     commands = [json.loads((await asyncio.to_thread(z2m.next, 20)).payload) for _ in range(2)]
     assert commands == [{"state": "ON"}, {"state": "OFF"}]
-    assert (again.outcome, again.text, again.speak) == (
-        "duplicate",
+    assert (again.outcome, again.text, again.repeat) == (
+        "ok",
         "Turned on the kitchen light.",
-        False,
+        True,
     )
-    assert after_restart.outcome == "duplicate"
+    assert (after_restart.outcome, after_restart.repeat) == ("ok", True)
 
 
 async def test_an_intent_that_arrives_expired_is_answered_too_late_and_never_executed(
@@ -118,7 +118,7 @@ async def test_an_intent_that_arrives_expired_is_answered_too_late_and_never_exe
         "That came too late, so I didn't do it.",
         True,
     )
-    assert (redelivered.outcome, redelivered.speak) == ("duplicate", False)
+    assert (redelivered.outcome, redelivered.repeat) == ("expired", True)
     assert timely.outcome == "ok"
     # The light got only the timely command: the expired one never reached the tool.
     first = json.loads((await asyncio.to_thread(z2m.next, 20)).payload)
