@@ -20,7 +20,7 @@ APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-c
 	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup apt venv npm models test test-fast fuzz lint format run bench bench-quick soak eval clean
+.PHONY: help setup apt venv npm models test test-fast fuzz reliability lint format run bench bench-quick soak eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ FUZZ_EXAMPLES ?= 400
 fuzz: venv  ## schemathesis over the hub API with a fresh seed (FUZZ_EXAMPLES per operation)
 	KONAK_FUZZ_SEED=random KONAK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
 		$(BIN)/pytest -q -s tests/integration/hub/test_openapi_fuzz.py
+
+reliability: venv  ## the reliability suite at full scale (about 10 min): faults on real processes, table in out/reliability.md
+	KONAK_RELIABILITY=full $(BIN)/pytest -q tests/reliability
 
 lint: venv  ## ruff and mypy
 	$(BIN)/ruff check konak tests

@@ -328,7 +328,9 @@ class Mosquitto:
             if user != "root":
                 entry = pwd.getpwnam(user)
                 for path in (d, *d.iterdir()):
-                    os.chown(path, entry.pw_uid, entry.pw_gid)
+                    # A running broker renames its autosave file (mosquitto.db.new) away.
+                    with contextlib.suppress(FileNotFoundError):
+                        os.chown(path, entry.pw_uid, entry.pw_gid)
         (d / "mosquitto.conf").write_text("\n".join(conf) + "\n")
 
     def _launch(self) -> bool:

@@ -1,5 +1,6 @@
-"""A stdio MCP server for reliability tests: its ``Record`` tool appends the turn it was
-called for to a file (one line per execution), after an optional delay.
+"""A stdio MCP server for the reliability suite: its ``Record`` tool appends one line per
+execution, ``<turn> <epoch seconds>``, to a file, after an optional delay; each start
+appends the server's pid to ``KONAK_TEST_PIDS`` (when set), so a test can hang or kill it.
 
 Run as ``python recorder_mcp.py <record file> <delay seconds>``.
 """
@@ -9,7 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
+
+
+def _append(path: Path, line: str) -> None:
+    # One O_APPEND write per line: lines from concurrent calls never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
 
 
 def main() -> None:
@@ -17,18 +28,15 @@ def main() -> None:
     from mcp.server.mcpserver import MCPServer
 
     record, delay_seconds = Path(sys.argv[1]), float(sys.argv[2])
+    if pids := os.environ.get("KONAK_TEST_PIDS"):
+        _append(Path(pids), f"{os.getpid()}\n")
     server = MCPServer("recorder")
 
     @server.tool(name="Record")
     async def record_turn(turn: str) -> str:
         """Record one execution for ``turn``."""
         await asyncio.sleep(delay_seconds)  # a tool that takes time, so turns pile up
-        # One O_APPEND write per line: lines from concurrent calls never interleave.
-        fd = os.open(record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, f"{turn}\n".encode())
-        finally:
-            os.close(fd)
+        _append(record, f"{turn} {time.time():.6f}\n")
         return f"Recorded {turn}."
 
     asyncio.run(server.run_stdio_async())
