@@ -67,7 +67,7 @@ fuzz: venv  ## schemathesis over the hub API with a fresh seed (FUZZ_EXAMPLES pe
 	KONAK_FUZZ_SEED=random KONAK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
 		$(BIN)/pytest -q -s tests/integration/hub/test_openapi_fuzz.py
 
-reliability: venv  ## the reliability suite at full scale (about 10 min): faults on real processes, table in out/reliability.md
+reliability: venv  ## the reliability suite at full scale (about 10 min): faults on real processes, table in bench/reliability.md
 	KONAK_RELIABILITY=full $(BIN)/pytest -q tests/reliability
 
 lint: venv  ## ruff and mypy

@@ -440,7 +440,10 @@ class Daemon:
             wake_score=wake.score if wake else None,
             speech_ended_at=endpointed.wall_time,
             continued=wake is None,
-            expires_at=time.time() + intent_expiry_seconds(settings.hub, name),
+            # Never longer than the turn waits for its reply: once the person has heard that
+            # the hub is not answering, the hub must not run it.
+            expires_at=time.time()
+            + min(intent_expiry_seconds(settings.hub, name), settings.hub.reply_timeout_seconds),
         )
 
     def _speak(self, text: str, cancelled: threading.Event) -> tuple[int, bool, str | None]:

@@ -244,6 +244,11 @@ class Mosquitto:
         return " | ".join(text[-lines:]) or "(empty log)"
 
     # -- internals -------------------------------------------------------------------
+    def _started_line(self) -> bool:
+        assert self._dir is not None
+        log = self._dir / "mosquitto.log"
+        return log.exists() and " running" in log.read_text(errors="replace")
+
     def _apply(self) -> None:
         if self._dir is not None:
             self._write_files()
@@ -349,8 +354,9 @@ class Mosquitto:
                 logger.warning("mosquitto exited at start: %s", self.log_tail(5))
                 self._proc = None
                 return False
-            # The log line proves it is our broker that listens, not another process.
-            if " running" in self.log_tail(3):
+            # The log line proves it is our broker that listens, not another process (the
+            # whole fresh log: clients reconnecting at once log many lines right after it).
+            if self._started_line():
                 with (
                     contextlib.suppress(OSError),
                     socket.create_connection((self.host, self.port), timeout=0.2),

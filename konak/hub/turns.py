@@ -35,6 +35,9 @@ EXPIRED_TEXT: Final = "That came too late, so I didn't do it."
 # A turn the hub did not finish (it crashed, or a stop outlasted its grace): the tool may
 # or may not have run.
 STOPPED_TEXT: Final = "Sorry, the hub restarted while doing that. Please check and try again."
+# A tool call is not started this close to the intent's expiry: it reaches the tool a little
+# later, and must start before the expiry, not at it.
+START_MARGIN_SECONDS: Final = 0.5
 # How long a turn waits for MCP servers that are still making their first connection.
 STARTUP_WAIT_SECONDS: Final = 10.0
 
@@ -189,15 +192,16 @@ class TurnProcessor:
             )
             self.store.replied(turn.tenant_id, turn.turn_id)
 
-    def _expired(self, intent: Intent) -> bool:
-        """Whether the intent arrived after its ``expires_at`` (by the hub's clock)."""
+    def _expired(self, intent: Intent, margin_seconds: float = 0.0) -> bool:
+        """Whether the intent is past its ``expires_at`` (by the hub's clock), or within
+        ``margin_seconds`` of it."""
         if intent.expires_at is None:
             return False
-        late_seconds = self.clock() - intent.expires_at
+        late_seconds = self.clock() + margin_seconds - intent.expires_at
         if late_seconds < 0:
             return False
         logger.warning(
-            "turn %s/%s from %s arrived %.1fs after it expired; not executed",
+            "turn %s/%s from %s is %.1fs past its expiry (or too close to it); not executed",
             intent.tenant,
             intent.turn_id,
             intent.device,
@@ -253,6 +257,10 @@ class TurnProcessor:
                 logger.info("turn %s: no tool for intent %s", intent.turn_id, intent.intent)
                 return Outcome("no_route", NO_ROUTE_TEXT)
             resolved.append((ref.server, ref.name, arguments))
+        if self._expired(intent, margin_seconds=START_MARGIN_SECONDS):
+            # Valid when it arrived, but arbitration or a server's first connection took
+            # long enough: a tool must not start after the intent's expiry.
+            return Outcome("expired", EXPIRED_TEXT)
         quotas = self.quotas
         if quotas is not None and not quotas.start_calls(intent.tenant, len(resolved)):
             logger.info(

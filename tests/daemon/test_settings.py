@@ -23,7 +23,7 @@ def test_the_example_config_is_valid_and_fully_read() -> None:
     assert settings.device.tenant == "acme"
     assert [w.model for w in settings.wake.words] == ["oww-hey-jarvis", "oww-alexa"]
     assert settings.intent.slot_lists["area"] == ("kitchen", "bedroom", "living room")
-    assert intent_expiry_seconds(settings.hub, "HassTurnOn") == 60.0
+    assert intent_expiry_seconds(settings.hub, "HassTurnOn") == 5.0
 
 
 def test_defaults_fill_everything_but_the_device_identity() -> None:

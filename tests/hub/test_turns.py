@@ -216,7 +216,7 @@ async def test_an_intent_that_arrives_before_its_expiry_is_executed(setup: Any) 
     processor, host, replies = setup
     processor.clock = lambda: 1_000.0
 
-    await processor.handle(_intent("b", expires_at=1_000.5))
+    await processor.handle(_intent("b", expires_at=1_000.6))  # 0.1 s to spare at the call
 
     assert [(r.outcome, r.text) for r in replies] == [("ok", "b done.")]
     assert host.calls == [("b", {})]
@@ -235,5 +235,31 @@ async def test_a_redelivery_of_an_expired_intent_repeats_expired_and_is_still_no
     assert [(r.outcome, r.speak, r.repeat) for r in replies] == [
         ("expired", True, False),
         ("expired", True, True),
+    ]
+    assert host.calls == []
+
+
+async def test_an_intent_that_expires_while_its_server_first_connects_is_not_executed(
+    setup: Any,
+) -> None:
+    # Valid on arrival; the tool's server was still connecting, and by the time it was
+    # there the intent had expired: the tool must not start.
+    processor, host, replies = setup
+    now = [1_000.0]
+    processor.clock = lambda: now[0]
+    host.starting = True
+    waited = host.wait_first_connect
+
+    async def slow_connect(tenant: str, timeout_seconds: float) -> bool:
+        now[0] += 5.0
+        return await waited(tenant, timeout_seconds)
+
+    host.wait_first_connect = slow_connect
+    host.find_tool = lambda tenant, tool, server=None: None
+
+    await processor.handle(_intent("b", expires_at=1_002.0))
+
+    assert [(r.outcome, r.text) for r in replies] == [
+        ("expired", "That came too late, so I didn't do it.")
     ]
     assert host.calls == []

@@ -3,7 +3,7 @@
 ``make test`` runs every scenario at the quick scale (seconds each); ``make reliability``
 sets ``KONAK_RELIABILITY=full`` for the real sizes (a 60 s broker outage, thousands of
 intents, overload past the hub's saturation) and writes the table to
-``out/reliability.md``.
+``bench/reliability.md``.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the table; at the full scale, also write it to out/reliability.md."""
+    """Print the table; at the full scale, also write it to bench/reliability.md."""
     if not _rows:
         return
     scale = scale_from_env()
@@ -150,7 +150,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for line in lines:
         terminalreporter.write_line(line)
     if scale is FULL:
-        out = REPO / "out"
+        out = REPO / "bench"
         out.mkdir(exist_ok=True)
         (out / "reliability.md").write_text("\n".join(lines) + "\n")
         terminalreporter.write_line(f"written to {out / 'reliability.md'}")

@@ -1,6 +1,7 @@
 """A stdio MCP server for the reliability suite: its ``Record`` tool appends one line per
-execution, ``<turn> <epoch seconds>``, to a file, after an optional delay; each start
-appends the server's pid to ``KONAK_TEST_PIDS`` (when set), so a test can hang or kill it.
+execution, ``<turn> <epoch seconds when it started>``, to a file, after an optional delay;
+each start appends the server's pid to ``KONAK_TEST_PIDS`` (when set), so a test can hang
+or kill it.
 
 Run as ``python recorder_mcp.py <record file> <delay seconds>``.
 """
@@ -35,8 +36,11 @@ def main() -> None:
     @server.tool(name="Record")
     async def record_turn(turn: str) -> str:
         """Record one execution for ``turn``."""
-        await asyncio.sleep(delay_seconds)  # a tool that takes time, so turns pile up
-        _append(record, f"{turn} {time.time():.6f}\n")
+        # An execution is timed when it starts (the hub must not start one after the
+        # intent's expiry); then the tool takes its time, so turns pile up.
+        started = time.time()
+        await asyncio.sleep(delay_seconds)
+        _append(record, f"{turn} {started:.6f}\n")
         return f"Recorded {turn}."
 
     asyncio.run(server.run_stdio_async())

@@ -42,6 +42,9 @@ RECORDER: Final = HERE / "recorder_mcp.py"
 DEVICE_PROC: Final = HERE / "device_proc.py"
 TENANT: Final = "acme"
 READY_SECONDS: Final = 60.0
+QUIET_SECONDS: Final = 3.0  # no reply for this long: the replies have stopped
+# What the daemon stamps by default: the intent expiry (30 s) capped at the reply timeout.
+DEVICE_EXPIRY_SECONDS: Final = 8.0
 
 
 def hub_config(
@@ -218,7 +221,18 @@ class Ledger:
         while time.monotonic() < deadline:
             poll()
             if done():
-                return
+                break
+            await asyncio.sleep(0.2)
+        if until is not None:
+            return
+        # A turn its device dropped at its expiry may have started just before it: its
+        # reply is still on the way. Listen until the replies stop.
+        count, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < QUIET_SECONDS and time.monotonic() < deadline:
+            poll()
+            seen = sum(len(r) for r in self.replies.values())
+            if seen != count:
+                count, quiet_since = seen, time.monotonic()
             await asyncio.sleep(0.2)
 
     def executions(self) -> dict[str, list[float]]:
@@ -338,7 +352,9 @@ class Devices:
         for link in self.links.values():
             assert link.connected.wait(timeout)
 
-    def send(self, index: int, turn_id: str, expires_in: float | None = 30.0) -> None:
+    def send(
+        self, index: int, turn_id: str, expires_in: float | None = DEVICE_EXPIRY_SECONDS
+    ) -> None:
         """Device ``index`` (round robin) queues one intent, as its pipeline does."""
         name = list(self.links)[index % len(self.links)]
         expires_at = None if expires_in is None else time.time() + expires_in

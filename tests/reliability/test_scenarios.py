@@ -209,7 +209,7 @@ async def test_device_sigkill_with_a_queue(
     broker.kill()
     device = DeviceProcess(broker, tmp_path, ledger, "queued-pi").start()
     for n in range(scale.queued_on_device):
-        device.send(f"t-queued-{n:05d}", time.time() + 300.0)
+        device.send(f"t-queued-{n:05d}", time.time() + 60.0)
     device.send("t-queued-short", time.time() + 1.0)
     device.kill()
     await asyncio.sleep(1.5)  # the short one expires in the dead device's queue
