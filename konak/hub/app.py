@@ -21,7 +21,7 @@ from konak.hub.auth.rbac import Action, declare
 from konak.hub.auth.routes import setup_auth
 from konak.hub.auth.settings import AuthSettings
 from konak.hub.auth.tokens import Tokens
-from konak.hub.errors import ConfigError
+from konak.hub.errors import ConfigError, PublishError
 from konak.hub.fleet import FleetMonitor
 from konak.hub.ingest import PUBLISH_WAIT_SECONDS, Ingest
 from konak.hub.mcp_host import McpHost
@@ -180,8 +180,6 @@ async def _voice_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _answer(hub: Hub, turns: list[Turn]) -> None:
     """Once the broker link is up, send the replies a crash kept from their devices."""
-    import aiomqtt
-
     if not turns:
         return
     assert hub.ingest is not None
@@ -189,14 +187,12 @@ async def _answer(hub: Hub, turns: list[Turn]) -> None:
     await hub.ingest.connected.wait()
     try:
         await hub.turns.answer(turns)
-    except (TimeoutError, aiomqtt.MqttError) as exc:
+    except (TimeoutError, PublishError) as exc:
         logger.warning("could not answer every unanswered turn: %s", exc or "timed out")
 
 
 async def _stop_turns(hub: Hub) -> None:
     """Stop intake, give the turns running ``stop_grace_seconds``, then fail the rest."""
-    import aiomqtt
-
     assert hub.ingest is not None
     assert hub.turns is not None
     hub.ingest.stop_intake()
@@ -205,7 +201,7 @@ async def _stop_turns(hub: Hub) -> None:
     try:
         async with asyncio.timeout(PUBLISH_WAIT_SECONDS):
             await hub.turns.answer(hub.turns.take_unanswered())
-    except (TimeoutError, aiomqtt.MqttError) as exc:
+    except (TimeoutError, PublishError) as exc:
         logger.warning("could not answer every unanswered turn: %s", exc or "timed out")
 
 

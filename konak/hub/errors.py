@@ -21,3 +21,10 @@ class ToolError(HubError):
     """An MCP tool call failed; ``code`` says how (timeout, circuit_open, ...)."""
 
     code = "tool_error"
+
+
+class PublishError(HubError):
+    """A message to a device could not be handed to the broker in time (the link is down,
+    or the broker is slow to acknowledge)."""
+
+    code = "publish_failed"

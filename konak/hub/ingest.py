@@ -31,6 +31,7 @@ from konak.hub.auth.errors import ApiError, Forbidden
 from konak.hub.auth.ratelimit import Clock, TokenBuckets
 from konak.hub.auth.rbac import Action, Identity, Resource, authorize
 from konak.hub.auth.settings import RateLimit
+from konak.hub.errors import PublishError
 from konak.hub.metrics import HubMetrics
 from konak.hub.settings import MqttSettings
 from konak.protocol import (
@@ -135,6 +136,9 @@ class Ingest:
             keepalive=30,
             # Without TCP_NODELAY, Nagle + delayed ACKs add ~40 ms to every QoS 1 hop.
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            # Every turn in flight may be sending its reply: paho's default window of 20
+            # unacknowledged publishes made replies queue for seconds under load.
+            max_inflight_messages=s.max_turns_in_flight,
         )
         # aiomqtt 2.5 has no manual acknowledgements of its own; paho underneath has.
         _paho(client).manual_ack_set(True)
@@ -312,12 +316,20 @@ class Ingest:
 
     async def publish(self, msg: Message) -> None:
         """Publish a hub->device message with its kind's QoS and retain flag."""
+        import aiomqtt
+
         spec = SPECS[msg.KIND]
-        async with asyncio.timeout(PUBLISH_WAIT_SECONDS):
-            await self.connected.wait()
-            client = self._client
-            assert client is not None
-            await client.publish(msg.topic, msg.to_payload(), qos=spec.qos, retain=spec.retain)
+        try:
+            async with asyncio.timeout(PUBLISH_WAIT_SECONDS):
+                await self.connected.wait()
+                client = self._client
+                assert client is not None
+                await client.publish(msg.topic, msg.to_payload(), qos=spec.qos, retain=spec.retain)
+        except (TimeoutError, aiomqtt.MqttError) as exc:
+            raise PublishError(
+                f"{msg.KIND.value} to {msg.topic} not acknowledged by the broker within "
+                f"{PUBLISH_WAIT_SECONDS:.0f}s: {exc or 'timed out'}"
+            ) from exc
         self.metrics.messages_out.labels(msg.KIND.value).inc()
 
     async def drain(self, timeout_seconds: float) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from konak.hub.arbitration import Arbiter
-from konak.hub.errors import ToolError
+from konak.hub.errors import PublishError, ToolError
 from konak.hub.mcp_host import ToolRef
 from konak.hub.metrics import HubMetrics
 from konak.hub.quotas import LIMIT_TEXT, Quotas
@@ -139,9 +139,10 @@ class TurnProcessor:
         else:
             result = await self.route(intent)
         self.store.finish_turn(intent.tenant, intent.turn_id, result.outcome, result.text)
-        await self._reply(intent, result)
-        # Until here a crash leaves the turn to be answered at the next start.
-        self.store.replied(intent.tenant, intent.turn_id)
+        # Until replied, a crash leaves the turn to be answered at the next start, and the
+        # device sending the intent again gets the reply again.
+        if await self._reply(intent, result):
+            self.store.replied(intent.tenant, intent.turn_id)
 
     async def _redelivered(self, intent: Intent, earlier: Turn) -> None:
         """An intent that arrived again: never executed twice. The device sends it again
@@ -161,7 +162,8 @@ class TurnProcessor:
             intent.turn_id,
         )
         outcome = Outcome(earlier.outcome or "error", earlier.reply_text or INTERRUPTED_TEXT)
-        await self._reply(intent, outcome, repeat=True)
+        if await self._reply(intent, outcome, repeat=True) and earlier.state == "answering":
+            self.store.replied(intent.tenant, intent.turn_id)
 
     def take_unanswered(self) -> list[Turn]:
         """The turns whose reply was never confirmed; those never finished are failed.
@@ -310,7 +312,10 @@ class TurnProcessor:
             return None
         return result_text(result)
 
-    async def _reply(self, intent: Intent, result: Outcome, *, repeat: bool = False) -> None:
+    async def _reply(self, intent: Intent, result: Outcome, *, repeat: bool = False) -> bool:
+        """Publish the reply; False when the broker did not take it in time (the turn
+        stays unanswered: the device's next copy of the intent, or the next start,
+        sends it)."""
         self.metrics.intents.labels("duplicate" if repeat else result.outcome).inc()
         reply = Reply(
             tenant=intent.tenant,
@@ -320,4 +325,9 @@ class TurnProcessor:
             outcome=result.outcome,  # type: ignore[arg-type]
             repeat=repeat,
         )
-        await self.publish(reply)
+        try:
+            await self.publish(reply)
+        except PublishError as exc:
+            logger.warning("turn %s/%s: reply not sent yet: %s", intent.tenant, intent.turn_id, exc)
+            return False
+        return True

@@ -263,3 +263,27 @@ async def test_an_intent_that_expires_while_its_server_first_connects_is_not_exe
         ("expired", "That came too late, so I didn't do it.")
     ]
     assert host.calls == []
+
+
+async def test_a_reply_the_broker_does_not_take_is_sent_when_the_intent_comes_again(
+    setup: Any,
+) -> None:
+    from konak.hub.errors import PublishError
+
+    processor, host, replies = setup
+    publish = processor.publish
+    failing = [True]
+
+    async def slow_broker(reply: Reply) -> None:
+        if failing[0]:
+            raise PublishError("not acknowledged within 10s")
+        await publish(reply)
+
+    processor.publish = slow_broker
+    await processor.handle(_intent("b"))  # run once, its reply not taken: no traceback
+    failing[0] = False
+    await processor.handle(_intent("b"))  # the device sends it again
+
+    assert [(r.outcome, r.repeat) for r in replies] == [("ok", True)]
+    assert host.calls == [("b", {})]
+    assert processor.take_unanswered() == []  # now noted as answered
