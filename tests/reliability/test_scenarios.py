@@ -111,7 +111,7 @@ async def test_hub_sigkill_under_load(
     report: Report,
 ) -> None:
     """Rows C, D: the hub is SIGKILLed with a backlog in the broker and turns in flight."""
-    hub = hub_process(delay=0.2, turns=8)
+    hub = hub_process(delay=0.2, turns=64)
     await hub.start()
     fleet = devices(scale.devices)
     fleet.wait_connected()
@@ -133,7 +133,8 @@ async def test_hub_sigkill_under_load(
 
     figures = ledger.check()
     report(figures)
-    assert set(figures["outcomes"]) <= {"ok", "error"}
+    # error: killed while it ran; expired: waited out its expiry behind the backlog.
+    assert set(figures["outcomes"]) <= {"ok", "error", "expired"}
     assert await hub.signal(signal.SIGTERM) == 0
     assert unanswered_turns(tmp_path) == 0
 
