@@ -11,7 +11,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from konak.daemon.audio import Samples
+from konak.daemon.audio import RATE_HZ, Samples, resample
 from konak.daemon.errors import EngineError
 from konak.daemon.onnx_session import onnx_session
 
@@ -65,6 +65,20 @@ class PiperTts:
         if not parts:
             return np.zeros(0, np.int16), 22_050
         return np.concatenate([p for p, _ in parts]), parts[0][1]
+
+
+def spoken(voice: PiperTts, *parts: str | float, deterministic: bool = True) -> Samples:
+    """``parts`` as one 16 kHz recording: each text said by ``voice`` (without piper's
+    random variation unless ``deterministic`` is off), each number that many seconds of
+    silence. Test, benchmark and demo speech."""
+    pieces = []
+    for part in parts:
+        if isinstance(part, str):
+            samples, rate = voice.synthesize(part, deterministic=deterministic)
+            pieces.append(resample(samples, rate, RATE_HZ))
+        else:
+            pieces.append(np.zeros(round(part * RATE_HZ), np.int16))
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
 
 
 class ReplyCache:

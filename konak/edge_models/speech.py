@@ -54,17 +54,11 @@ def piper_voice(path: Path) -> PiperTts:
 
 
 def speak(voice: PiperTts, texts: Sequence[str]) -> list[Samples]:
-    """Each text as 16 kHz speech with :data:`PAD_SECONDS` of silence around it."""
-    import numpy as np
+    """Each text as 16 kHz speech with :data:`PAD_SECONDS` of silence around it (with
+    piper's random variation, as a voice speaks)."""
+    from konak.daemon.tts import spoken
 
-    from konak.daemon.audio import RATE_HZ, resample
-
-    pad = np.zeros(int(PAD_SECONDS * RATE_HZ), dtype=np.int16)
-    out = []
-    for text in texts:
-        samples, rate = voice.synthesize(text)
-        out.append(np.concatenate([pad, resample(samples, rate, RATE_HZ), pad]))
-    return out
+    return [spoken(voice, PAD_SECONDS, t, PAD_SECONDS, deterministic=False) for t in texts]
 
 
 def _words(text: str) -> list[str]:
