@@ -86,8 +86,8 @@ def idle_daemon(seconds: float) -> dict[str, float]:
 
 def bare_wake_loop(seconds: float) -> dict[str, float]:
     """Only openWakeWord (the same engine class) on the same audio, paced the same way."""
-    from konak.daemon.engines import EMBEDDING_MODEL, MELSPEC_MODEL, model_path
-    from konak.daemon.wake import OpenWakeWord
+    from konak.daemon.engines import model_path
+    from konak.daemon.wake import EMBEDDING_MODEL, MELSPEC_MODEL, OpenWakeWord
 
     models = models_dir()
     engine = OpenWakeWord(

@@ -26,6 +26,7 @@ TENANT: Final = "bench"
 DEVICE: Final = "bench-pi"
 VOICE: Final = "piper-en-us-joe-medium"
 WAKE_PHRASE: Final = "Hey Jarvis,"
+PAUSE_SECONDS: Final = 0.3  # between the wake phrase and the command, in piper's speech
 LIGHTS: Final = (("kitchen light", "kitchen"), ("bedroom lamp", "bedroom"))
 SLOT_LISTS: Final = {"name": [n for n, _ in LIGHTS], "area": [a for _, a in LIGHTS]}
 COMMANDS: Final = (
@@ -106,12 +107,20 @@ def true_speech_end(samples: Samples) -> int:
     return int(loud[-1]) + 1 if loud.size else 0
 
 
+def with_pauses(parts: list[str]) -> list[str | float]:
+    """The wake phrase and the command with the short pause piper's voice leaves between."""
+    out: list[str | float] = []
+    for part in parts:
+        out += [PAUSE_SECONDS, part] if out else [part]
+    return out
+
+
 def spoken_commands(
     cache: Path, models: Path, *, wake: bool = True, texts: tuple[str, ...] | list[str] = COMMANDS
 ) -> list[Utterance]:
     """Each command (after the wake phrase) as speech, synthesised once into ``cache``."""
-    from konak.daemon.audio import resample
     from konak.daemon.engines import model_path
+    from konak.daemon.tts import spoken
 
     cache.mkdir(parents=True, exist_ok=True)
     ignore = cache / ".gitignore"
@@ -130,13 +139,7 @@ def spoken_commands(
                 from konak.daemon.tts import PiperTts
 
                 voice = PiperTts(model_path(models, VOICE, "bench voice"), threads=2)
-            pieces = []
-            for i, part in enumerate(parts):
-                audio, rate = voice.synthesize(part, deterministic=True)
-                if i:
-                    pieces.append(np.zeros(round(0.3 * RATE_HZ), np.int16))
-                pieces.append(resample(audio, rate, RATE_HZ))
-            samples = np.concatenate(pieces)
+            samples = spoken(voice, *with_pauses(parts))
             write_wav(path, samples, RATE_HZ)
             logger.info("synthesised %r into %s", text, path)
         out.append(Utterance(text, samples, true_speech_end(samples)))

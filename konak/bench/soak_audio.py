@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from konak.bench.rig import VOICE, WAKE_PHRASE
+from konak.bench.rig import VOICE, WAKE_PHRASE, with_pauses
 from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ, AudioChunk, Samples, read_wav, write_wav
 from konak.errors import KonakError
 
@@ -80,15 +80,9 @@ def _speech(cache: Path, models: Path, line: Line, voice: list[Any]) -> Samples:
         from konak.daemon.tts import PiperTts
 
         voice.append(PiperTts(model_path(models, VOICE, "soak voice"), threads=2))
-    from konak.daemon.audio import resample
+    from konak.daemon.tts import spoken
 
-    pieces = []
-    for i, part in enumerate(parts):
-        audio, rate = voice[0].synthesize(part, deterministic=True)
-        if i:
-            pieces.append(np.zeros(round(0.3 * RATE_HZ), np.int16))
-        pieces.append(resample(audio, rate, RATE_HZ))
-    samples = np.concatenate(pieces)
+    samples = spoken(voice[0], *with_pauses(parts))
     write_wav(path, samples, RATE_HZ)
     logger.info("synthesised %r into %s", parts, path)
     return samples

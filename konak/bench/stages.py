@@ -34,8 +34,8 @@ def _median_us(work: Callable[[], object], repeats: int) -> float:
 
 
 def _wake(models: Path, audio: Samples, words: int) -> float:
-    from konak.daemon.engines import EMBEDDING_MODEL, MELSPEC_MODEL, model_path, word_name
-    from konak.daemon.wake import OpenWakeWord
+    from konak.daemon.engines import model_path, word_name
+    from konak.daemon.wake import EMBEDDING_MODEL, MELSPEC_MODEL, OpenWakeWord
 
     paths = {word_name(m): model_path(models, m, m) for m in WAKE_WORDS}
     if words > len(paths):  # the fifth word: a default model loaded again under another name

@@ -16,13 +16,15 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from konak.daemon.errors import AudioError
-from konak.daemon.settings import AudioSettings
+
+if TYPE_CHECKING:  # the engines import this module; settings pull in the wire contract
+    from konak.daemon.settings import AudioSettings
 
 logger = logging.getLogger(__name__)
 

@@ -16,13 +16,10 @@ from konak.daemon.settings import Settings
 from konak.daemon.stt import PocketSphinxStt, SttEngine, VoskStt
 from konak.daemon.tts import PiperTts, ReplyCache, TtsEngine
 from konak.daemon.vad import SileroVad
-from konak.daemon.wake import OpenWakeWord
+from konak.daemon.wake import EMBEDDING_MODEL, MELSPEC_MODEL, OpenWakeWord
 from konak.errors import KonakError
 
 logger = logging.getLogger(__name__)
-
-MELSPEC_MODEL = "oww-melspectrogram"
-EMBEDDING_MODEL = "oww-embedding"
 
 
 def model_path(models_dir: Path, model_id: str, key: str) -> Path:

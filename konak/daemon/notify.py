@@ -4,46 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 from collections.abc import Mapping
+
+from konak import sdnotify
 
 logger = logging.getLogger(__name__)
 
 
 class Notifier:
-    """Sends sd_notify datagrams to ``$NOTIFY_SOCKET``; a no-op without it."""
+    """The daemon's sd_notify fields (:mod:`konak.sdnotify`); a no-op without a service
+    manager (``environ`` lacks ``NOTIFY_SOCKET``), e.g. ``Notifier({})`` in tests."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
-        address = env.get("NOTIFY_SOCKET", "")
-        if address.startswith("@"):
-            address = "\0" + address[1:]  # an abstract socket
-        self.address = address or None
-        self._sock: socket.socket | None = None
-        if self.address is not None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-
-    @property
-    def enabled(self) -> bool:
-        """Whether a service manager listens."""
-        return self._sock is not None
+        self.enabled = bool(env.get("NOTIFY_SOCKET"))
 
     def notify(self, **fields: str) -> None:
         """Send ``KEY=value`` lines, e.g. ``notify(READY="1", STATUS="listening")``."""
-        if self._sock is None or self.address is None:
-            return
-        message = "\n".join(f"{key}={value}" for key, value in fields.items())
-        try:
-            self._sock.sendto(message.encode(), self.address)
-        except OSError as exc:
-            logger.debug("sd_notify failed: %s", exc)
-
-    def close(self) -> None:
-        """Release the socket."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        if self.enabled:
+            sdnotify.notify("\n".join(f"{key}={value}" for key, value in fields.items()))
 
 
 def setup_logging(level: str, environ: Mapping[str, str] | None = None) -> str:

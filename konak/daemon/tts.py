@@ -11,8 +11,9 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from konak.daemon.audio import Samples
+from konak.daemon.audio import RATE_HZ, Samples, resample
 from konak.daemon.errors import EngineError
+from konak.daemon.onnx_session import onnx_session
 
 REPLY_CACHE_BYTES: Final = 8 * 1024 * 1024  # about three minutes of 22.05 kHz speech
 
@@ -27,25 +28,23 @@ class PiperTts:
     """piper 1.8 with a thread count and the ORT memory arena chosen by settings."""
 
     def __init__(self, model: Path, *, threads: int = 1, memory_arena: bool = False) -> None:
-        import onnxruntime as ort  # type: ignore[import-untyped]
         from piper import PiperVoice
         from piper.config import PiperConfig
 
         config_path = model.with_name(model.name + ".json")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        # The arena lets RSS grow to ~400 MB; off costs ~15% speed (MODELS.md note 5).
-        opts.enable_cpu_mem_arena = memory_arena
-        # Every sentence has another input length: cached memory patterns do not pay.
-        opts.enable_mem_pattern = False
         try:
             config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-            session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
         except (OSError, ValueError, KeyError) as exc:
             raise EngineError(f"cannot load the piper voice {model}: {exc}") from exc
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise EngineError(f"cannot load the piper voice {model}: {exc}") from exc
+        # The arena lets RSS grow to ~400 MB; off costs ~15% speed (MODELS.md note 5).
+        # Every sentence has another input length: cached memory patterns do not pay.
+        session = onnx_session(
+            model,
+            threads=threads,
+            memory_arena=memory_arena,
+            memory_pattern=False,
+            what="the piper voice",
+        )
         self._voice: Any = PiperVoice(session=session, config=config)
 
     def sentences(self, text: str, *, deterministic: bool = False) -> Iterator[tuple[Samples, int]]:
@@ -66,6 +65,20 @@ class PiperTts:
         if not parts:
             return np.zeros(0, np.int16), 22_050
         return np.concatenate([p for p, _ in parts]), parts[0][1]
+
+
+def spoken(voice: PiperTts, *parts: str | float, deterministic: bool = True) -> Samples:
+    """``parts`` as one 16 kHz recording: each text said by ``voice`` (without piper's
+    random variation unless ``deterministic`` is off), each number that many seconds of
+    silence. Test, benchmark and demo speech."""
+    pieces = []
+    for part in parts:
+        if isinstance(part, str):
+            samples, rate = voice.synthesize(part, deterministic=deterministic)
+            pieces.append(resample(samples, rate, RATE_HZ))
+        else:
+            pieces.append(np.zeros(round(part * RATE_HZ), np.int16))
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
 
 
 class ReplyCache:

@@ -9,7 +9,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from konak.daemon.audio import RATE_HZ, Samples
-from konak.daemon.errors import EngineError
+from konak.daemon.onnx_session import onnx_session
 
 FRAME_SAMPLES: Final = 512
 # The pause that ends a command once the decoder's partial result is a complete command.
@@ -29,19 +29,7 @@ class SileroVad:
     """silero VAD v6: input [1, 64 + 512], state [2, 1, 128], sr."""
 
     def __init__(self, path: Path) -> None:
-        import onnxruntime as ort  # type: ignore[import-untyped]
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        # Small fixed-shape models: the arena only holds memory they never reuse.
-        opts.enable_cpu_mem_arena = False
-        try:
-            self._session: Any = ort.InferenceSession(
-                str(path), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise EngineError(f"cannot load the VAD model {path}: {exc}") from exc
+        self._session: Any = onnx_session(path, what="the VAD model")
         self._sr = np.array(RATE_HZ, dtype=np.int64)
         self.reset()
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from konak.daemon.audio import CHUNK_SAMPLES, Samples
 from konak.daemon.errors import EngineError
+from konak.daemon.onnx_session import onnx_session
 
 logger = logging.getLogger(__name__)
 
+MELSPEC_MODEL: Final = "oww-melspectrogram"  # the feature models every wake word shares
+EMBEDDING_MODEL: Final = "oww-embedding"
 MEL_WINDOW_FRAMES: Final = 76
 MEL_MAX_FRAMES: Final = 10 * 97
 FEATURE_FRAMES: Final = 16
@@ -45,37 +48,26 @@ class WakeEngine(Protocol):
     def reset(self) -> None: ...
 
 
-def _session(path: Path, threads: int = 1) -> Any:
-    import onnxruntime as ort  # type: ignore[import-untyped]
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    # Small fixed-shape models: the arena only holds memory they never reuse.
-    opts.enable_cpu_mem_arena = False
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise EngineError(f"cannot load ONNX model {path}: {exc}") from exc
-
-
 class OpenWakeWord:
     """openWakeWord with several classifiers sharing one feature pipeline."""
 
     def __init__(self, melspec: Path, embedding: Path, words: dict[str, Path]) -> None:
-        self._mel = _session(melspec)
-        self._emb = _session(embedding)
-        self._words = {name: _session(path) for name, path in words.items()}
+        self._mel = onnx_session(melspec)
+        self._emb = onnx_session(embedding)
+        self._words = {name: onnx_session(path) for name, path in words.items()}
         self._mel_input = self._mel.get_inputs()[0].name
         self._emb_input = self._emb.get_inputs()[0].name
         self.reset()
 
-    def _melspec(self, samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def melspec(self, samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The mel frames of ``samples`` (8 per 80 ms chunk with its 480 samples of context),
+        scaled as openWakeWord does."""
         out = self._mel.run(None, {self._mel_input: samples[None, :]})[0]
         mel: npt.NDArray[np.float32] = np.squeeze(out).astype(np.float32) / 10 + 2
         return mel
 
-    def _embed(self, mel_window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def embed(self, mel_window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The 96-value embedding of a window of 76 mel frames."""
         batch = mel_window[None, :, :, None].astype(np.float32)
         return np.asarray(self._emb.run(None, {self._emb_input: batch})[0], np.float32).reshape(
             -1, 96
@@ -84,12 +76,12 @@ class OpenWakeWord:
     def reset(self) -> None:
         """Forget all audio; the feature buffer starts from seeded noise, as upstream."""
         noise = np.random.default_rng(0).integers(-1000, 1000, 16000 * 4).astype(np.float32)
-        mel = self._melspec(noise)
+        mel = self.melspec(noise)
         windows = [
             mel[i : i + MEL_WINDOW_FRAMES]
             for i in range(0, mel.shape[0] - MEL_WINDOW_FRAMES + 1, 8)
         ]
-        self._features = np.vstack([self._embed(w) for w in windows])
+        self._features = np.vstack([self.embed(w) for w in windows])
         self._mel_buffer = np.ones((MEL_WINDOW_FRAMES, 32), np.float32)
         self._raw = np.zeros(CONTEXT_SAMPLES, np.float32)
         self._predictions = 0
@@ -100,8 +92,8 @@ class OpenWakeWord:
             raise EngineError(f"wake engine needs {CHUNK_SAMPLES}-sample chunks")
         audio = np.concatenate([self._raw, samples.astype(np.float32)])
         self._raw = audio[-CONTEXT_SAMPLES:]
-        self._mel_buffer = np.vstack([self._mel_buffer, self._melspec(audio)])[-MEL_MAX_FRAMES:]
-        embedding = self._embed(self._mel_buffer[-MEL_WINDOW_FRAMES:])
+        self._mel_buffer = np.vstack([self._mel_buffer, self.melspec(audio)])[-MEL_MAX_FRAMES:]
+        embedding = self.embed(self._mel_buffer[-MEL_WINDOW_FRAMES:])
         self._features = np.vstack([self._features, embedding])[-FEATURE_MAX_FRAMES:]
         window = self._features[-FEATURE_FRAMES:][None, :, :].astype(np.float32)
         self._predictions += 1

@@ -137,18 +137,10 @@ def _device(
 
 
 def _write_command(engines: Any, text: str, path: Path) -> float:
-    import numpy as np
+    from konak.daemon.audio import RATE_HZ, write_wav
+    from konak.daemon.tts import spoken
 
-    from konak.daemon.audio import RATE_HZ, resample, write_wav
-
-    parts = []
-    for part in (1.0, WAKE_WORD, 0.3, f"{text}.", 2.5):
-        if isinstance(part, str):
-            samples, rate = engines.tts.voice.synthesize(part, deterministic=True)
-            parts.append(resample(samples, rate, RATE_HZ))
-        else:
-            parts.append(np.zeros(round(part * RATE_HZ), np.int16))
-    audio = np.concatenate(parts)
+    audio = spoken(engines.tts.voice, 1.0, WAKE_WORD, 0.3, f"{text}.", 2.5)
     write_wav(path, audio, RATE_HZ)
     return len(audio) / RATE_HZ
 

@@ -16,20 +16,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from konak.edge_models import speech
 from konak.edge_models.errors import ENGINE_UNAVAILABLE, ModelError
 from konak.edge_models.manifest import Manifest, Model
 from konak.edge_models.store import ModelStore
+from konak.errors import KonakError
+
+if TYPE_CHECKING:
+    from konak.daemon.audio import Samples
 
 logger = logging.getLogger(__name__)
 
-WAKE_CHUNK_SAMPLES: Final = 1280  # 80 ms at 16 kHz
-MEL_CONTEXT_SAMPLES: Final = 480  # 3 extra 10 ms hops so each chunk yields 8 mel frames
-VAD_FRAME_SAMPLES: Final = 512  # 32 ms at 16 kHz
-VAD_CONTEXT_SAMPLES: Final = 64
 STEADY_ITERATIONS: Final = 200
+VOICE: Final = "piper-en-us-joe-medium"  # speaks the test sentences for the STT models
 CHILD_TIMEOUT_SECONDS: Final = 600.0
 TTS_TEXT: Final = (
     "The weather tomorrow will be mostly sunny. Expect a light breeze in the "
@@ -77,51 +78,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _test_audio(seconds: float) -> Any:
-    """Deterministic noise-and-tone audio (int16-scaled float32) for the wake/VAD front ends."""
+def _test_audio(seconds: float) -> Samples:
+    """Deterministic noise-and-tone audio for the wake/VAD front ends."""
     import numpy as np
 
+    from konak.daemon.audio import RATE_HZ
+
     rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * speech.STT_RATE_HZ)) / speech.STT_RATE_HZ
+    t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
     audio = 3000 * np.sin(2 * np.pi * 220 * t) + rng.normal(0, 300, t.shape)
-    return audio.astype(np.float32)
-
-
-class WakePipeline:
-    """openWakeWord's three ONNX stages run directly: melspectrogram -> embedding -> classifier."""
-
-    def __init__(self, mel_path: Path, emb_path: Path, classifier_path: Path | None) -> None:
-        import numpy as np
-
-        self._np = np
-        self.mel = speech.ort_session(mel_path, threads=1)
-        self.emb = speech.ort_session(emb_path, threads=1)
-        self.cls = speech.ort_session(classifier_path, threads=1) if classifier_path else None
-        self.mel_buffer = np.ones((76, 32), dtype=np.float32)
-        self.emb_buffer = np.zeros((16, 96), dtype=np.float32)
-        self.tail = np.zeros(MEL_CONTEXT_SAMPLES, dtype=np.float32)
-
-    def mel_frames(self, chunk: Any) -> Any:
-        """Mel frames for one 80 ms chunk (scaled the way openWakeWord does)."""
-        audio = self._np.concatenate([self.tail, chunk])[None, :]
-        self.tail = chunk[-MEL_CONTEXT_SAMPLES:]
-        out = self.mel.run(None, {self.mel.get_inputs()[0].name: audio})[0]
-        return out.squeeze() / 10.0 + 2.0
-
-    def embed(self) -> Any:
-        """One embedding of the last 76 mel frames."""
-        window = self.mel_buffer[None, :, :, None]
-        return self.emb.run(None, {self.emb.get_inputs()[0].name: window})[0].reshape(96)
-
-    def process(self, chunk: Any) -> float:
-        """Score one 80 ms chunk."""
-        frames = self.mel_frames(chunk)
-        self.mel_buffer = self._np.concatenate([self.mel_buffer, frames])[-76:]
-        self.emb_buffer = self._np.concatenate([self.emb_buffer, self.embed()[None, :]])[-16:]
-        if self.cls is None:
-            return 0.0
-        feed = {self.cls.get_inputs()[0].name: self.emb_buffer[None, :, :]}
-        return float(self.cls.run(None, feed)[0].reshape(-1)[0])
+    return audio.astype(np.int16)
 
 
 def _per_unit_us(fn: Callable[[int], object], iterations: int = STEADY_ITERATIONS) -> float:
@@ -134,91 +100,93 @@ def _per_unit_us(fn: Callable[[int], object], iterations: int = STEADY_ITERATION
 
 
 def _bench_wake(store: ModelStore, model: Model, repeats: int) -> BenchResult:
-    mel, emb = store.path("oww-melspectrogram"), store.path("oww-embedding")
-    classifier = store.path(model.id) if model.role == "wake-word" else None
-    load = _median_time(lambda: WakePipeline(mel, emb, classifier), repeats)
-    pipe = WakePipeline(mel, emb, classifier)
-    audio = _test_audio(STEADY_ITERATIONS * WAKE_CHUNK_SAMPLES / speech.STT_RATE_HZ)
-    chunks = audio.reshape(-1, WAKE_CHUNK_SAMPLES)
+    import numpy as np
+
+    from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ
+    from konak.daemon.wake import (
+        CONTEXT_SAMPLES,
+        EMBEDDING_MODEL,
+        MEL_WINDOW_FRAMES,
+        MELSPEC_MODEL,
+        OpenWakeWord,
+    )
+
+    mel, emb = store.path(MELSPEC_MODEL), store.path(EMBEDDING_MODEL)
+    words = {model.id: store.path(model.id)} if model.role == "wake-word" else {}
+    load = _median_time(lambda: OpenWakeWord(mel, emb, words), repeats)
+    wake = OpenWakeWord(mel, emb, words)
+    audio = _test_audio(STEADY_ITERATIONS * CHUNK_SAMPLES / RATE_HZ)
+    chunks = audio.reshape(-1, CHUNK_SAMPLES)
     for chunk in chunks[:20]:
-        pipe.process(chunk)  # warm up and fill the buffers
-    if model.id == "oww-melspectrogram":
-        steady, note = _per_unit_us(lambda i: pipe.mel_frames(chunks[i])), "mel stage only"
-    elif model.id == "oww-embedding":
-        steady, note = _per_unit_us(lambda i: pipe.embed()), "embedding stage only"
+        wake.process(chunk)  # warm up and fill the buffers
+
+    def with_context(i: int) -> Any:
+        return np.concatenate([chunks[i - 1][-CONTEXT_SAMPLES:], chunks[i]]).astype(np.float32)
+
+    if model.id == MELSPEC_MODEL:
+        steady, note = _per_unit_us(lambda i: wake.melspec(with_context(i))), "mel stage only"
+    elif model.id == EMBEDDING_MODEL:
+        mel_frames = np.vstack([wake.melspec(with_context(i)) for i in range(1, 11)])
+        window = mel_frames[-MEL_WINDOW_FRAMES:]
+        steady, note = _per_unit_us(lambda i: wake.embed(window)), "embedding stage only"
     else:
-        steady, note = _per_unit_us(lambda i: pipe.process(chunks[i])), "mel+embedding+classifier"
+        steady, note = _per_unit_us(lambda i: wake.process(chunks[i])), "mel+embedding+classifier"
     return BenchResult(model.id, model.role, model.engine, load, steady, "us/80ms chunk", note=note)
 
 
 def _bench_vad(store: ModelStore, model: Model, repeats: int) -> BenchResult:
-    import numpy as np
+    from konak.daemon.audio import RATE_HZ
+    from konak.daemon.vad import FRAME_SAMPLES, SileroVad
 
     path = store.path(model.id)
-    load = _median_time(lambda: speech.ort_session(path, threads=1), repeats)
-    session = speech.ort_session(path, threads=1)
-    audio = _test_audio(STEADY_ITERATIONS * VAD_FRAME_SAMPLES / speech.STT_RATE_HZ) / 32768.0
-    frames = audio.reshape(-1, VAD_FRAME_SAMPLES)
-    state = np.zeros((2, 1, 128), dtype=np.float32)
-    context = np.zeros(VAD_CONTEXT_SAMPLES, dtype=np.float32)
-    sr = np.array(speech.STT_RATE_HZ, dtype=np.int64)
-
-    def step(i: int) -> None:
-        nonlocal state, context
-        x = np.concatenate([context, frames[i]])[None, :]
-        _, state = session.run(None, {"input": x, "state": state, "sr": sr})
-        context = frames[i][-VAD_CONTEXT_SAMPLES:]
-
-    return BenchResult(
-        model.id, model.role, model.engine, load, _per_unit_us(step), "us/32ms frame"
-    )
+    load = _median_time(lambda: SileroVad(path), repeats)
+    vad = SileroVad(path)
+    frames = _test_audio(STEADY_ITERATIONS * FRAME_SAMPLES / RATE_HZ).reshape(-1, FRAME_SAMPLES)
+    steady = _per_unit_us(lambda i: vad(frames[i]))
+    return BenchResult(model.id, model.role, model.engine, load, steady, "us/32ms frame")
 
 
-def _utterances(store: ModelStore) -> tuple[list[Any], float]:
-    piper_path = store.path("piper-en-us-joe-medium")
-    voice = speech.load_piper(piper_path, piper_path.with_name(piper_path.name + ".json"))
-    pcm = speech.speak(voice, speech.TEST_SENTENCES)
-    return pcm, sum(len(p) for p in pcm) / speech.STT_RATE_HZ
+def _utterances(store: ModelStore) -> tuple[list[Samples], float]:
+    from konak.daemon.audio import RATE_HZ
+
+    pcm = speech.speak(speech.piper_voice(store.path(VOICE)), speech.TEST_SENTENCES)
+    return pcm, sum(len(p) for p in pcm) / RATE_HZ
 
 
 def _bench_stt(store: ModelStore, model: Model, repeats: int) -> BenchResult:
+    from konak.daemon.stt import PocketSphinxStt, SttEngine, VoskStt
+
+    engine: Callable[[Path], SttEngine] = VoskStt
     directory = store.path(model.id)
     try:
         utterances, seconds = _utterances(store)
         note = f"{len(utterances)} piper sentences, {seconds:.1f} s"
     except ModelError:
-        utterances, seconds = [_test_audio(5.0).astype("int16")], 5.0
+        utterances, seconds = [_test_audio(5.0)], 5.0
         note = "tone+noise (piper voice not installed)"
     if model.engine == "pocketsphinx":
-        load = _median_time(lambda: speech.pocketsphinx_decoder(directory), repeats)
-        decoder = speech.pocketsphinx_decoder(directory)
-        run: Callable[[], object] = lambda: [  # noqa: E731
-            speech.pocketsphinx_transcribe(decoder, u) for u in utterances
-        ]
+        engine = PocketSphinxStt  # the open language model: no grammar given
         note += ", full LM"
-    else:
-        load = _median_time(lambda: speech.vosk_model(directory), repeats)
-        vmodel = speech.vosk_model(directory)
-        run = lambda: [speech.vosk_transcribe(vmodel, u) for u in utterances]  # noqa: E731
-    rtf = _median_time(run, repeats) / seconds
+    load = _median_time(lambda: engine(directory), repeats)
+    stt = engine(directory)
+    rtf = _median_time(lambda: [stt.transcribe(u) for u in utterances], repeats) / seconds
     return BenchResult(model.id, model.role, model.engine, load, rtf, "RTF", note=note)
 
 
 def _bench_tts(store: ModelStore, model: Model, repeats: int) -> BenchResult:
     path = store.path(model.id)
-    config = path.with_name(path.name + ".json")
-    load = _median_time(lambda: speech.load_piper(path, config), repeats)
-    voice = speech.load_piper(path, config)
-    list(voice.synthesize("Warm up."))
+    load = _median_time(lambda: speech.piper_voice(path), repeats)
+    voice = speech.piper_voice(path)
+    voice.synthesize("Warm up.")
     rtfs, firsts = [], []
     for _ in range(max(repeats, 1)):
         t0 = time.perf_counter()
-        samples = 0
+        seconds = 0.0
         first: float | None = None
-        for chunk in voice.synthesize(TTS_TEXT):
+        for samples, rate in voice.sentences(TTS_TEXT):
             first = first if first is not None else time.perf_counter() - t0
-            samples += len(chunk)
-        rtfs.append((time.perf_counter() - t0) / (samples / voice.sample_rate_hz))
+            seconds += len(samples) / rate
+        rtfs.append((time.perf_counter() - t0) / seconds)
         firsts.append(first or 0.0)
     return BenchResult(
         model.id,
@@ -228,7 +196,7 @@ def _bench_tts(store: ModelStore, model: Model, repeats: int) -> BenchResult:
         statistics.median(rtfs),
         "RTF",
         first_audio_seconds=statistics.median(firsts),
-        note="2 threads",
+        note=f"{speech.PIPER_THREADS} threads",
     )
 
 
@@ -318,7 +286,7 @@ def _child(argv: Sequence[str] | None = None) -> int:
     try:
         model = effective_manifest(store, args.manifest).model(args.model)
         result = bench_in_process(store, model, args.repeats)
-    except ModelError as exc:
+    except KonakError as exc:
         print(f"{exc.message} [{exc.code}]", file=sys.stderr)
         return 1
     except ImportError as exc:

@@ -99,10 +99,13 @@ class NotApplicable(ModelError):
 
 
 def _check_loads(path: Path, base: Model, mode: str) -> None:
+    from konak.daemon.errors import EngineError
+    from konak.daemon.onnx_session import onnx_session
+
     try:
-        speech.ort_session(path, threads=1)
-    except Exception as exc:  # onnxruntime raises its own Fail type, not importable typed
-        first_line = str(exc).splitlines()[0][:300]
+        onnx_session(path)
+    except EngineError as exc:
+        first_line = str(exc.__cause__ or exc).splitlines()[0][:300]
         raise NotApplicable(
             f"{base.id}: {mode} does not apply: onnxruntime cannot load the "
             f"converted graph ({first_line})"
@@ -141,14 +144,18 @@ def build_variant(store: ModelStore, base: Model, mode: str) -> Model:
 
 def _measure_piper(store: ModelStore, model: Model) -> tuple[float, float]:
     """(seconds per second of audio, WER of pocketsphinx re-transcription)."""
-    path = store.path(model.id)
-    voice = speech.load_piper(path, path.with_name(path.name + ".json"))
-    list(voice.synthesize("Warm up."))
+    from konak.daemon.audio import RATE_HZ
+    from konak.daemon.stt import PocketSphinxStt
+
+    voice = speech.piper_voice(store.path(model.id))
+    voice.synthesize("Warm up.")
     t0 = time.perf_counter()
     pcm = speech.speak(voice, speech.TEST_SENTENCES)
-    rtf = (time.perf_counter() - t0) / (sum(len(p) for p in pcm) / speech.STT_RATE_HZ)
-    decoder = speech.pocketsphinx_decoder(store.path("pocketsphinx-en-us"))
-    hyps = [speech.pocketsphinx_transcribe(decoder, p) for p in pcm]
+    rtf = (time.perf_counter() - t0) / (sum(len(p) for p in pcm) / RATE_HZ)
+    stt = speech.load_engine(
+        "pocketsphinx-en-us", PocketSphinxStt, store.path("pocketsphinx-en-us")
+    )
+    hyps = [stt.transcribe(p).text for p in pcm]
     logger.info("%s re-transcribed: %s", model.id, hyps)
     return rtf, speech.word_error_rate(speech.TEST_SENTENCES, hyps)
 
@@ -156,11 +163,13 @@ def _measure_piper(store: ModelStore, model: Model) -> tuple[float, float]:
 def _feeds(session: Any, seed: int) -> dict[str, Any]:
     import numpy as np
 
+    from konak.daemon.audio import RATE_HZ
+
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in session.get_inputs():
         if spec.type == "tensor(int64)":
-            feeds[spec.name] = np.array(speech.STT_RATE_HZ, dtype=np.int64)
+            feeds[spec.name] = np.array(RATE_HZ, dtype=np.int64)
             continue
         shape = [d if isinstance(d, int) else 1 for d in spec.shape]
         if spec.name == "input" and len(shape) == 2:
@@ -173,7 +182,9 @@ def _measure_onnx(path: Path, reference: Path) -> tuple[float, float]:
     """(median seconds per run, max |output difference| against the float model)."""
     import numpy as np
 
-    session, ref = speech.ort_session(path, threads=1), speech.ort_session(reference, threads=1)
+    from konak.daemon.onnx_session import onnx_session
+
+    session, ref = onnx_session(path), onnx_session(reference)
     diffs, times = [], []
     for seed in range(30):
         feeds = _feeds(session, seed)

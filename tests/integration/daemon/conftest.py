@@ -10,13 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from konak.daemon.audio import RATE_HZ, Samples, resample, write_wav
+from konak.daemon.audio import RATE_HZ, Samples, write_wav
 from konak.daemon.engines import Engines, load_engines
 from konak.daemon.settings import Settings, parse
-from konak.daemon.tts import PiperTts
+from konak.daemon.tts import PiperTts, spoken
 from konak.devtools.mosquitto import Mosquitto
 from tests.daemon.fakes import Events
 
@@ -55,14 +54,7 @@ def speech(voice: PiperTts, tmp_path_factory: pytest.TempPathFactory) -> Speech:
     def build(*parts: str | float) -> Samples:
         key = hashlib.sha256(repr(parts).encode()).hexdigest()
         if key not in cache:
-            pieces = []
-            for part in parts:
-                if isinstance(part, str):
-                    samples, rate = voice.synthesize(part, deterministic=True)
-                    pieces.append(resample(samples, rate, RATE_HZ))
-                else:
-                    pieces.append(np.zeros(round(part * RATE_HZ), np.int16))
-            cache[key] = np.concatenate(pieces)
+            cache[key] = spoken(voice, *parts)
         return cache[key]
 
     return build
