@@ -49,7 +49,7 @@ def test_a_hub_config_that_is_not_utf8_is_one_line_naming_the_file_and_the_byte(
 
     assert line == (
         f"konak hub: {config}: not UTF-8 text (byte 0xe9 at offset 26); "
-        "TOML files must be UTF-8 [hub_config]"
+        "TOML files must be UTF-8 [config_invalid]"
     )
 
 

@@ -14,8 +14,10 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+from konak.config import read_toml
 from konak.edge_models.errors import MANIFEST_INVALID, UNKNOWN_MODEL, ModelError
 from konak.edge_models.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from konak.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -376,9 +378,9 @@ def check_references(manifest: Manifest, origin: str) -> None:
 def load_manifest(path: Path) -> Manifest:
     """Load and validate a manifest file."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise _invalid(str(path), f"cannot be read: {exc}") from exc
+        data = read_toml(path)
+    except ConfigError as exc:
+        raise ModelError(f"manifest {exc.message}", code=MANIFEST_INVALID) from exc
     manifest = parse_manifest(data, str(path))
     check_references(manifest, str(path))
     return manifest

@@ -98,7 +98,7 @@ def test_each_bad_config_is_one_line_naming_the_key_and_a_nonzero_exit(
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("[device\n", "is not valid TOML"), ("\xff\xfe", "cannot be read")],
+    [("[device\n", "not valid TOML"), ("\xff\xfe", "not UTF-8 text (byte 0xff at offset 0)")],
 )
 def test_an_unreadable_config_file_is_one_line_naming_the_file(
     text: str, expected: str, tmp_path: Path
@@ -113,7 +113,7 @@ def test_an_unreadable_config_file_is_one_line_naming_the_file(
         check=False,
     )
     assert proc.returncode == 1
-    assert proc.stderr.startswith(f"konak daemon: config file {config} ")
+    assert proc.stderr.startswith(f"konak daemon: {config}: ")
     assert expected in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
 
@@ -128,10 +128,7 @@ def test_a_missing_config_file_is_one_line_naming_the_file(tmp_path: Path) -> No
         check=False,
     )
     assert proc.returncode == 1
-    assert (
-        proc.stderr.strip()
-        == f"konak daemon: config file {missing} does not exist [config_invalid]"
-    )
+    assert proc.stderr.strip() == f"konak daemon: {missing}: no such file [config_invalid]"
 
 
 def test_transcribe_prints_each_stage_and_say_writes_a_wav(
