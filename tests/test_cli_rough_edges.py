@@ -53,6 +53,38 @@ def test_a_hub_config_that_is_not_utf8_is_one_line_naming_the_file_and_the_byte(
     )
 
 
+def test_a_models_config_that_is_not_utf8_is_one_line_naming_the_file_and_the_byte(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "daemon.toml"
+    config.write_bytes(b'[models]\ndir = "/var/lib/konak/mod\xe8les"\n')
+
+    line = one_error_line(konak("models", "list", "--config", str(config)))
+
+    assert line == (
+        f"konak models: {config}: not UTF-8 text (byte 0xe8 at offset 34); "
+        "TOML files must be UTF-8 [config_invalid]"
+    )
+
+
+def test_a_hub_secret_file_that_is_not_utf8_is_one_line_naming_the_file_and_the_byte(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "mqtt-password"
+    secret.write_bytes(b"p\xe4ss\n")
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[hub]\ndatabase_path = "{tmp_path}/hub.sqlite3"\n[mqtt]\npassword_file = "{secret}"\n'
+    )
+
+    line = one_error_line(konak("hub", "check-config", "--config", str(config)))
+
+    assert line == (
+        f"konak hub: {config}: mqtt.password_file: {secret}: not UTF-8 text (byte 0xe4 at "
+        "offset 1); secret files must be UTF-8 [config_invalid]"
+    )
+
+
 def test_pulling_into_a_models_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     # A regular file where a folder must be: refused even to root, unlike a chmod.
     blocker = tmp_path / "not-a-folder"
