@@ -51,6 +51,12 @@ class SettingError(ValueError):
         self.key = key
 
 
+def require(ok: bool, message: str) -> None:
+    """A settings model's own check (cross-field, say): ConfigError(message) unless ``ok``."""
+    if not ok:
+        raise ConfigError(message)
+
+
 def _between(low: float, high: float, why: str = "") -> Callable[[float], float]:
     def check(value: float) -> float:
         if not low <= value <= high:

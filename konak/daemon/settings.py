@@ -11,8 +11,14 @@ from dataclasses import field, replace
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, AliasPath, BeforeValidator, Field, ValidationInfo
-from pydantic import model_validator as model_validator
+from pydantic import (
+    AfterValidator,
+    AliasPath,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 
 from konak.config import (

@@ -20,6 +20,7 @@ from konak.config import (
     Int,
     SettingError,
     load_toml,
+    require,
     secrets,
     unknown_keys,
     validate,
@@ -69,11 +70,11 @@ class MqttSettings:
     _secrets = secrets("password")
 
     def __post_init__(self) -> None:
-        _check(0 < self.port < 65536, f"mqtt.port {self.port} is not a TCP port")
-        _check(0 < self.max_turns_in_flight < 65536, "mqtt.max_turns_in_flight must be 1 to 65535")
-        _check(self.reconnect_seconds > 0, "mqtt.reconnect_seconds must be positive")
-        _check(self.device_message_burst >= 1, "mqtt.device_message_burst must be >= 1")
-        _check(self.device_messages_per_second > 0, "mqtt.device_messages_per_second > 0")
+        require(0 < self.port < 65536, f"mqtt.port {self.port} is not a TCP port")
+        require(0 < self.max_turns_in_flight < 65536, "mqtt.max_turns_in_flight must be 1 to 65535")
+        require(self.reconnect_seconds > 0, "mqtt.reconnect_seconds must be positive")
+        require(self.device_message_burst >= 1, "mqtt.device_message_burst must be >= 1")
+        require(self.device_messages_per_second > 0, "mqtt.device_messages_per_second > 0")
 
 
 @dataclass(frozen=True, slots=True, config=SETTINGS)
@@ -94,11 +95,11 @@ class FleetSettings:
 
     def __post_init__(self) -> None:
         for name in ("offline_alert_seconds", "check_interval_seconds", "webhook_timeout_seconds"):
-            _check(getattr(self, name) > 0, f"fleet.{name} must be positive")
-        _check(self.alert_repeat_seconds >= 0, "fleet.alert_repeat_seconds must be >= 0")
-        _check(self.alerts_per_minute >= 1, "fleet.alerts_per_minute must be >= 1")
-        _check(self.telemetry_retention_seconds > 0, "fleet.telemetry_retention_seconds > 0")
-        _check(self.telemetry_max_rows_per_device > 0, "fleet.telemetry_max_rows_per_device > 0")
+            require(getattr(self, name) > 0, f"fleet.{name} must be positive")
+        require(self.alert_repeat_seconds >= 0, "fleet.alert_repeat_seconds must be >= 0")
+        require(self.alerts_per_minute >= 1, "fleet.alerts_per_minute must be >= 1")
+        require(self.telemetry_retention_seconds > 0, "fleet.telemetry_retention_seconds > 0")
+        require(self.telemetry_max_rows_per_device > 0, "fleet.telemetry_max_rows_per_device > 0")
         if self.webhook_url is not None:
             _check_url("fleet.webhook_url", self.webhook_url)
 
@@ -113,8 +114,8 @@ class FleetMcpSettings:
     path: str = "/mcp"
 
     def __post_init__(self) -> None:
-        _check(0 <= self.port < 65536, f"fleet_mcp.port {self.port} is not a TCP port")
-        _check(self.path.startswith("/"), "fleet_mcp.path must start with '/'")
+        require(0 <= self.port < 65536, f"fleet_mcp.port {self.port} is not a TCP port")
+        require(self.path.startswith("/"), "fleet_mcp.path must start with '/'")
 
 
 @dataclass(frozen=True, slots=True, config=SETTINGS)
@@ -129,12 +130,12 @@ class HttpSettings:
     _secrets = secrets("metrics_token", inline=False)
 
     def __post_init__(self) -> None:
-        _check(
+        require(
             (self.tls_cert_file is None) == (self.tls_key_file is None),
             "http: give both tls_cert_file and tls_key_file, or neither",
         )
-        _check(self.hsts_seconds >= 0, "http.hsts_seconds must be >= 0")
-        _check(
+        require(self.hsts_seconds >= 0, "http.hsts_seconds must be >= 0")
+        require(
             not self.metrics_token or len(self.metrics_token) >= MIN_METRICS_TOKEN_CHARS,
             f"http.metrics_token needs {MIN_METRICS_TOKEN_CHARS}+ characters",
         )
@@ -202,18 +203,18 @@ class McpServerSettings:
 
     def __post_init__(self) -> None:
         where = f"mcp server {self.name!r}"
-        _check(bool(self.name), "an mcp server needs a name")
-        _check(
+        require(bool(self.name), "an mcp server needs a name")
+        require(
             (self.command is None) != (self.url is None),
             f"{where} needs exactly one of 'command' (stdio) or 'url' (Streamable HTTP)",
         )
         if self.url is not None:
             _check_url(f"{where} url", self.url)
-        _check(self.timeout_seconds > 0, f"{where}: timeout_seconds must be positive")
-        _check(self.retries >= 0, f"{where}: retries must be >= 0")
-        _check(self.failure_threshold >= 1, f"{where}: failure_threshold must be >= 1")
-        _check(self.circuit_reset_seconds > 0, f"{where}: circuit_reset_seconds must be > 0")
-        _check(
+        require(self.timeout_seconds > 0, f"{where}: timeout_seconds must be positive")
+        require(self.retries >= 0, f"{where}: retries must be >= 0")
+        require(self.failure_threshold >= 1, f"{where}: failure_threshold must be >= 1")
+        require(self.circuit_reset_seconds > 0, f"{where}: circuit_reset_seconds must be > 0")
+        require(
             0 < self.backoff_initial_seconds <= self.backoff_max_seconds,
             f"{where}: need 0 < backoff_initial_seconds <= backoff_max_seconds",
         )
@@ -243,7 +244,7 @@ class ToolCall:
                     f"tool {self.tool!r}: argument {key!r} is not a valid template: {exc}"
                 ) from exc
             for name in fields:
-                _check(
+                require(
                     _TEMPLATE_FIELD.fullmatch(name) is not None,
                     f"tool {self.tool!r}: argument {key!r}: placeholder {{{name}}} must be "
                     "a plain slot name",
@@ -258,7 +259,7 @@ class Binding:
     calls: tuple[ToolCall, ...]
 
     def __post_init__(self) -> None:
-        _check(bool(self.calls), f"binding {self.intent!r} has no tool calls")
+        require(bool(self.calls), f"binding {self.intent!r} has no tool calls")
 
 
 @dataclass(frozen=True, slots=True, config=SETTINGS)
@@ -289,18 +290,18 @@ class TenantSettings:
         return {**data, "bindings": bindings}
 
     def __post_init__(self) -> None:
-        _check(is_identifier(self.tenant_id), f"invalid tenant id {self.tenant_id!r}")
+        require(is_identifier(self.tenant_id), f"invalid tenant id {self.tenant_id!r}")
         names = [s.name for s in self.mcp_servers]
-        _check(len(names) == len(set(names)), f"tenant {self.tenant_id}: duplicate server names")
+        require(len(names) == len(set(names)), f"tenant {self.tenant_id}: duplicate server names")
         for binding in self.bindings.values():
             for call in binding.calls:
-                _check(
+                require(
                     call.server is None or call.server in names,
                     f"tenant {self.tenant_id}: binding {binding.intent!r} names unknown server "
                     f"{call.server!r}",
                 )
         if self.fleet_token_sha256 is not None:
-            _check(
+            require(
                 _SHA256.fullmatch(self.fleet_token_sha256) is not None,
                 f"tenant {self.tenant_id}: fleet_token_sha256 must be 64 lowercase hex digits",
             )
@@ -352,15 +353,10 @@ class HubSettings:
         return data
 
     def __post_init__(self) -> None:
-        _check(0 <= self.http_port < 65536, f"hub.http_port {self.http_port} is not a TCP port")
-        _check(self.log_level in LOG_LEVELS, f"hub.log_level must be one of {LOG_LEVELS}")
-        _check(self.arbitration_window_seconds >= 0, "arbitration.window_seconds must be >= 0")
-        _check(self.stop_grace_seconds >= 0, "hub.stop_grace_seconds must be >= 0")
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+        require(0 <= self.http_port < 65536, f"hub.http_port {self.http_port} is not a TCP port")
+        require(self.log_level in LOG_LEVELS, f"hub.log_level must be one of {LOG_LEVELS}")
+        require(self.arbitration_window_seconds >= 0, "arbitration.window_seconds must be >= 0")
+        require(self.stop_grace_seconds >= 0, "hub.stop_grace_seconds must be >= 0")
 
 
 def _check_url(what: str, url: str) -> None:
@@ -368,7 +364,7 @@ def _check_url(what: str, url: str) -> None:
         parts = urlsplit(url)
     except ValueError as exc:
         raise ConfigError(f"{what}: not a valid URL ({exc})") from exc
-    _check(parts.scheme in ("http", "https") and bool(parts.netloc), f"{what}: not an http URL")
+    require(parts.scheme in ("http", "https") and bool(parts.netloc), f"{what}: not an http URL")
 
 
 def parse_settings(data: Mapping[str, Any]) -> HubSettings:

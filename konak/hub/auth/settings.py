@@ -12,7 +12,17 @@ from typing import Any, Final, Literal
 from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass
 
-from konak.config import SETTINGS, Bool, Float, Int, SettingError, read_secret, secrets, take_secret
+from konak.config import (
+    SETTINGS,
+    Bool,
+    Float,
+    Int,
+    SettingError,
+    read_secret,
+    require,
+    secrets,
+    take_secret,
+)
 from konak.config import validate as validate_table
 from konak.errors import ConfigError
 
@@ -51,15 +61,17 @@ class SigningKey:
         return data
 
     def __post_init__(self) -> None:
-        _check(bool(self.kid), "auth.keys: every key needs a kid")
-        _check(self.algorithm in ALGORITHMS, f"auth.keys.{self.kid}: algorithm not in {ALGORITHMS}")
+        require(bool(self.kid), "auth.keys: every key needs a kid")
+        require(
+            self.algorithm in ALGORITHMS, f"auth.keys.{self.kid}: algorithm not in {ALGORITHMS}"
+        )
         if self.algorithm == "HS256":
-            _check(
+            require(
                 len(self.secret.encode()) >= MIN_HS256_SECRET_BYTES,
                 f"auth.keys.{self.kid}: an HS256 secret needs {MIN_HS256_SECRET_BYTES}+ bytes",
             )
         else:
-            _check(
+            require(
                 bool(self.public_key_pem or self.private_key_pem),
                 f"auth.keys.{self.kid}: an EdDSA key needs private_key_file or public_key_file",
             )
@@ -78,7 +90,7 @@ class RateLimit:
     per_second: Float
 
     def __post_init__(self) -> None:
-        _check(self.burst >= 1 and self.per_second > 0, "auth rate limits need burst>=1, rate>0")
+        require(self.burst >= 1 and self.per_second > 0, "auth rate limits need burst>=1, rate>0")
 
 
 @dataclass(frozen=True, slots=True, config=SETTINGS)
@@ -95,14 +107,14 @@ class LimitBackend:
     _secrets = secrets("password", inline=False)
 
     def __post_init__(self) -> None:
-        _check(self.backend in ("memory", "redis"), "auth.rate_limits.backend: memory or redis")
+        require(self.backend in ("memory", "redis"), "auth.rate_limits.backend: memory or redis")
         if self.backend == "redis":
-            _check(
+            require(
                 self.url.startswith(("redis://", "rediss://", "unix://")),
                 "auth.rate_limits.url must be a redis://, rediss:// or unix:// URL",
             )
-        _check(self.timeout_seconds > 0, "auth.rate_limits.timeout_seconds must be positive")
-        _check(bool(self.key_prefix), "auth.rate_limits.key_prefix must not be empty")
+        require(self.timeout_seconds > 0, "auth.rate_limits.timeout_seconds must be positive")
+        require(bool(self.key_prefix), "auth.rate_limits.key_prefix must not be empty")
 
 
 @dataclass(frozen=True, slots=True, config=SETTINGS)
@@ -121,10 +133,10 @@ class SmtpSettings:
     _secrets = secrets("password", inline=False)
 
     def __post_init__(self) -> None:
-        _check(bool(self.host), "auth.smtp.host must not be empty")
-        _check(0 < self.port < 65536, "auth.smtp.port is not a TCP port")
-        _check("@" in self.sender, "auth.smtp.from must be an e-mail address")
-        _check(self.timeout_seconds > 0, "auth.smtp.timeout_seconds must be positive")
+        require(bool(self.host), "auth.smtp.host must not be empty")
+        require(0 < self.port < 65536, "auth.smtp.port is not a TCP port")
+        require("@" in self.sender, "auth.smtp.from must be an e-mail address")
+        require(self.timeout_seconds > 0, "auth.smtp.timeout_seconds must be positive")
 
 
 @dataclass(frozen=True, slots=True, config=SETTINGS)
@@ -194,22 +206,22 @@ class AuthSettings:
 
     def __post_init__(self) -> None:
         kids = [k.kid for k in self.keys]
-        _check(len(kids) == len(set(kids)), "auth.keys: duplicate kid")
+        require(len(kids) == len(set(kids)), "auth.keys: duplicate kid")
         if self.keys:
-            _check(self.active_kid in kids, "auth.active_kid must name one of auth.keys")
+            require(self.active_kid in kids, "auth.active_kid must name one of auth.keys")
             active = next(k for k in self.keys if k.kid == self.active_kid)
-            _check(active.can_sign, f"auth.keys.{active.kid}: the active key cannot sign")
-        _check(self.access_token_seconds > 0, "auth.access_token_seconds must be positive")
-        _check(self.refresh_token_seconds > 0, "auth.refresh_token_seconds must be positive")
-        _check(self.password_min_length >= 8, "auth.password_min_length must be >= 8")
-        _check(self.max_body_bytes >= 1024, "auth.max_body_bytes must be >= 1024")
-        _check(self.lockout_after_failures >= 1, "auth.lockout_after_failures must be >= 1")
-        _check(
+            require(active.can_sign, f"auth.keys.{active.kid}: the active key cannot sign")
+        require(self.access_token_seconds > 0, "auth.access_token_seconds must be positive")
+        require(self.refresh_token_seconds > 0, "auth.refresh_token_seconds must be positive")
+        require(self.password_min_length >= 8, "auth.password_min_length must be >= 8")
+        require(self.max_body_bytes >= 1024, "auth.max_body_bytes must be >= 1024")
+        require(self.lockout_after_failures >= 1, "auth.lockout_after_failures must be >= 1")
+        require(
             0 < self.lockout_initial_seconds <= self.lockout_max_seconds,
             "auth: need 0 < lockout_initial_seconds <= lockout_max_seconds",
         )
-        _check(self.slowdown_after_failures >= 1, "auth.slowdown_after_failures must be >= 1")
-        _check(
+        require(self.slowdown_after_failures >= 1, "auth.slowdown_after_failures must be >= 1")
+        require(
             0 < self.slowdown_initial_seconds <= self.slowdown_max_seconds,
             "auth: need 0 < slowdown_initial_seconds <= slowdown_max_seconds",
         )
@@ -218,19 +230,19 @@ class AuthSettings:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError as exc:
                 raise ConfigError(f"auth.trusted_proxies: {proxy!r} is not an address") from exc
-        _check(
+        require(
             self.forwarded_header in FORWARDED_HEADERS,
             f"auth.forwarded_header must be one of {FORWARDED_HEADERS}",
         )
-        _check(self.claim_token_seconds > 0, "auth.claim_token_seconds must be positive")
-        _check(self.argon2_time_cost >= 1, "auth.argon2_time_cost must be >= 1")
-        _check(self.argon2_memory_kib >= 64, "auth.argon2_memory_kib must be >= 64")
-        _check(
+        require(self.claim_token_seconds > 0, "auth.claim_token_seconds must be positive")
+        require(self.argon2_time_cost >= 1, "auth.argon2_time_cost must be >= 1")
+        require(self.argon2_memory_kib >= 64, "auth.argon2_memory_kib must be >= 64")
+        require(
             self.public_url.startswith(("http://", "https://")),
             "auth.public_url must be an http(s) URL",
         )
-        _check(self.reset_token_seconds > 0, "auth.reset_token_seconds must be positive")
-        _check(self.invitation_token_seconds > 0, "auth.invitation_token_seconds must be positive")
+        require(self.reset_token_seconds > 0, "auth.reset_token_seconds must be positive")
+        require(self.invitation_token_seconds > 0, "auth.invitation_token_seconds must be positive")
 
     @property
     def enabled(self) -> bool:
@@ -252,12 +264,7 @@ class ProvisioningSettings:
 
     def __post_init__(self) -> None:
         if self.broker_port is not None:
-            _check(0 < self.broker_port < 65536, "provisioning.broker_port is not a TCP port")
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+            require(0 < self.broker_port < 65536, "provisioning.broker_port is not a TCP port")
 
 
 # Per client address, on top of ``ip_limit``; hub.toml's ``[auth.route_limits]`` replaces
