@@ -2,8 +2,9 @@
 
 ``load_toml(path, Model)`` reads a TOML file and validates it into ``Model`` (a pydantic
 dataclass built with :data:`SETTINGS`); whatever is wrong becomes one :class:`ConfigError`
-line, ``file: section.key: reason``. A model's ``__post_init__`` may raise ConfigError itself
-(its message then names the key), a field validator raises ValueError (pydantic adds where).
+line, ``file: section.key: reason``. A field validator raises ValueError (pydantic adds
+where), or :class:`SettingError` about a key of the table it validates; a model's own
+cross-field check (``__post_init__``) raises ConfigError with a message that names the key.
 """
 
 from __future__ import annotations
@@ -209,7 +210,8 @@ def validate(
     try:
         return TypeAdapter(model).validate_python(data, context=dict(context or {}))
     except ValidationError as exc:
-        raise ConfigError(describe(exc, within)) from exc
+        # Not chained: pydantic's own text shows the input, which may hold a secret.
+        raise ConfigError(describe(exc, within)) from None
 
 
 def load_toml(path: Path, model: type[T], *, context: Mapping[str, Any] | None = None) -> T:
@@ -255,7 +257,7 @@ def take_secret(
     env_key, file_key = f"{key}_env", f"{key}_file"
     given = [k for k in (key, env_key, file_key) if k in table]
     if len(given) > 1:
-        raise SettingError(given[1], f"give one of {', '.join(given)}, not both")
+        raise SettingError(given[1], f"give only one of {', '.join(given)}")
     if key in table and not inline:
         raise SettingError(key, f"give it as {env_key} or {file_key}, never in this file")
     if env_key in table:

@@ -124,7 +124,7 @@ def test_a_secret_comes_from_its_file_or_the_environment_and_is_never_shown(
         ),
         (
             {"password": "x", "password_env": "LINK_PW"},
-            "link.password_env: give one of password, password_env, not both",
+            "link.password_env: give only one of password, password_env",
         ),
     ],
 )

@@ -36,6 +36,7 @@ __all__ = [
     "merge",
     "migrate",
     "parse_manifest",
+    "read_manifest",
 ]
 
 PACKAGED_MANIFEST: Final = "models.toml"
@@ -375,13 +376,17 @@ def check_references(manifest: Manifest, origin: str) -> None:
             raise _invalid(origin, f"models.{model.id}: variant_of unknown '{model.variant_of}'")
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Load and validate a manifest file."""
+def read_manifest(path: Path) -> Raw:
+    """The raw TOML document of a manifest file; one manifest_invalid line when unreadable."""
     try:
-        data = read_toml(path)
+        return read_toml(path)
     except ConfigError as exc:
         raise ModelError(f"manifest {exc.message}", code=MANIFEST_INVALID) from exc
-    manifest = parse_manifest(data, str(path))
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Load and validate a manifest file."""
+    manifest = parse_manifest(read_manifest(path), str(path))
     check_references(manifest, str(path))
     return manifest
 

@@ -140,7 +140,7 @@ def test_the_broker_password_comes_from_a_file_and_a_bad_file_is_one_line(
         ({"password_file": "missing"}, "hub.password_file: .*missing: no such file"),
         (
             {"password_file": "broker.password", "password": "x"},
-            "hub.password_file: give one of password, password_file, not both",
+            "hub.password_file: give only one of password, password_file",
         ),
     ]:
         with pytest.raises(ConfigError, match=message):

@@ -61,15 +61,15 @@ def test_the_daemon_notifies_ready_watchdog_stopping_refuses_a_bad_reload_and_ex
     assert lines.index("READY=1") < lines.index("WATCHDOG=1") < lines.index("STOPPING=1")
     assert "Traceback" not in output
     assert "reload refused: " in output
-    assert "device.device is required" in output
+    assert "device.device: required" in output
 
 
 DEVICE = "[device]\ntenant = 'acme'\ndevice = 'pi'\n"
 NO_MIC = "[audio]\nsource = 'pyaudio'\ninput_device = 'no-such-mic'\nsink = 'none'\n"
 BAD_CONFIGS = [
-    (DEVICE + "colour = 'red'\n", "unknown key device.colour"),
-    (DEVICE + "[vad]\nthreshold = 'high'\n", "vad.threshold must be float"),
-    ("[device]\ntenant = 'acme'\n", "device.device is required"),
+    (DEVICE + "colour = 'red'\n", "device.colour: unknown key"),
+    (DEVICE + "[vad]\nthreshold = 'high'\n", "vad.threshold: must be a number"),
+    ("[device]\ntenant = 'acme'\n", "device.device: required"),
     (DEVICE + "[tts]\nmodel = 'no-such-voice'\n", "tts.model: model 'no-such-voice' is not usable"),
     (DEVICE + NO_MIC, "no audio input device matching 'no-such-mic'"),
     (DEVICE + "[wake]\nwords = [{ model = 'oww-no-such-word' }]\n", "wake.words[0].model"),
