@@ -17,3 +17,13 @@ class KonakError(Exception):
     def message(self) -> str:
         """The human-readable message, without the code."""
         return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(KonakError):
+    """A configuration file (or a value in it) is unusable: one line naming the file and key.
+
+    Not a ValueError on purpose: raised inside a settings model's validation, it passes
+    through pydantic unchanged, with the message it was given.
+    """
+
+    code = "config_invalid"

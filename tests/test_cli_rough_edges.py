@@ -39,17 +39,46 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_a_hub_config_that_is_not_utf8_is_one_line_naming_the_file_and_the_byte(
+@pytest.mark.parametrize(
+    ("command", "content", "where"),
+    [
+        (
+            ("hub", "check-config"),
+            b'[hub]\ndatabase_path = "caf\xe9.sqlite3"\n',
+            "0xe9 at offset 26",
+        ),
+        (("models", "list"), b'[models]\ndir = "/var/lib/konak/mod\xe8les"\n', "0xe8 at offset 34"),
+    ],
+)
+def test_a_config_that_is_not_utf8_is_one_line_naming_the_file_and_the_byte(
+    tmp_path: Path, command: tuple[str, str], content: bytes, where: str
+) -> None:
+    config = tmp_path / "konak.toml"
+    config.write_bytes(content)
+
+    line = one_error_line(konak(*command, "--config", str(config)))
+
+    assert line == (
+        f"konak {command[0]}: {config}: not UTF-8 text (byte {where}); "
+        "TOML files must be UTF-8 [config_invalid]"
+    )
+
+
+def test_a_hub_secret_file_that_is_not_utf8_is_one_line_naming_the_file_and_the_byte(
     tmp_path: Path,
 ) -> None:
+    secret = tmp_path / "mqtt-password"
+    secret.write_bytes(b"p\xe4ss\n")
     config = tmp_path / "hub.toml"
-    config.write_bytes(b'[hub]\ndatabase_path = "caf\xe9.sqlite3"\n')
+    config.write_text(
+        f'[hub]\ndatabase_path = "{tmp_path}/hub.sqlite3"\n[mqtt]\npassword_file = "{secret}"\n'
+    )
 
     line = one_error_line(konak("hub", "check-config", "--config", str(config)))
 
     assert line == (
-        f"konak hub: {config}: not UTF-8 text (byte 0xe9 at offset 26); "
-        "TOML files must be UTF-8 [hub_config]"
+        f"konak hub: {config}: mqtt.password_file: {secret}: not UTF-8 text (byte 0xe4 at "
+        "offset 1); secret files must be UTF-8 [config_invalid]"
     )
 
 

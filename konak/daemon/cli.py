@@ -12,7 +12,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Final
 
-from konak.daemon.errors import ConfigError, DaemonError
+from konak.daemon.errors import DaemonError
+from konak.errors import ConfigError, KonakError
 
 if TYPE_CHECKING:
     from konak.daemon.events import Event
@@ -106,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     def on_term(signum: int, frame: FrameType | None) -> None:
         daemon.stop()
 
-    def reported(error: DaemonError | None) -> None:
+    def reported(error: KonakError | None) -> None:
         if error is not None:
             print(f"konak daemon: reload refused: {error.message} [{error.code}]", file=sys.stderr)
             notifier.notify(READY="1", STATUS=f"reload refused; {daemon.state}")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from konak.errors import KonakError
+from konak.errors import ConfigError, KonakError
+
+__all__ = ["AudioError", "ConfigError", "DaemonError", "EngineError", "QueueError"]
 
 
 class DaemonError(KonakError):
     """Something the daemon cannot work around."""
 
     code = "daemon_error"
-
-
-class ConfigError(DaemonError):
-    """The daemon's configuration file is unusable; the message names the key or file."""
-
-    code = "config_invalid"
 
 
 class AudioError(DaemonError):

@@ -29,7 +29,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from konak.daemon.errors import QueueError
 from konak.daemon.outbox import EXPIRED, REFUSED, Outbox, Queued
-from konak.daemon.settings import DeviceSettings, HubSettings
+from konak.daemon.settings import DeviceSettings, HubLinkSettings
 from konak.protocol import (
     SPECS,
     Intent,
@@ -123,7 +123,7 @@ class HubLink:
     def __init__(
         self,
         device: DeviceSettings,
-        settings: HubSettings,
+        settings: HubLinkSettings,
         outbox: Outbox,
         on_message: MessageHandler,
         status: Callable[[], Status],

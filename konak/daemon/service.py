@@ -28,7 +28,7 @@ from konak.daemon import memory
 from konak.daemon.audio import CHUNK_SAMPLES, RATE_HZ, AudioChunk, AudioSink, AudioSource, Samples
 from konak.daemon.capture import Capture
 from konak.daemon.engines import Engines, build_intents, build_stt, word_name
-from konak.daemon.errors import DaemonError, QueueError
+from konak.daemon.errors import QueueError
 from konak.daemon.events import Event, EventBus, Stage
 from konak.daemon.feedback import Playback, Speaker
 from konak.daemon.hublink import HubLink
@@ -59,6 +59,7 @@ from konak.daemon.vad import (
 )
 from konak.daemon.wake import Detection, WakeDetector
 from konak.daemon.warmup import warm_intents, warm_stt
+from konak.errors import KonakError
 from konak.protocol import Cmd, Config, Intent, Message, Reply, Status
 
 logger = logging.getLogger(__name__)
@@ -656,7 +657,7 @@ class Daemon:
     def _apply_config_safely(self, config: Config) -> None:
         try:
             self.apply_config(config)
-        except DaemonError as exc:
+        except KonakError as exc:  # a ConfigError too
             logger.error(
                 "config revision %d from the hub refused: %s [%s]",
                 config.revision,
@@ -703,7 +704,7 @@ class Daemon:
             )
 
     def reload_in_background(
-        self, load: Callable[[], Settings], report: Callable[[DaemonError | None], None]
+        self, load: Callable[[], Settings], report: Callable[[KonakError | None], None]
     ) -> threading.Thread:
         """Load and apply settings on a thread of its own (SIGHUP); ``report`` says how
         it went (None: applied)."""
@@ -711,7 +712,7 @@ class Daemon:
         def work() -> None:
             try:
                 self.reload(load())
-            except DaemonError as exc:
+            except KonakError as exc:
                 report(exc)
                 return
             report(None)

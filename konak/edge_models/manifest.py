@@ -14,8 +14,10 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+from konak.config import read_toml
 from konak.edge_models.errors import MANIFEST_INVALID, UNKNOWN_MODEL, ModelError
 from konak.edge_models.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from konak.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ __all__ = [
     "merge",
     "migrate",
     "parse_manifest",
+    "read_manifest",
 ]
 
 PACKAGED_MANIFEST: Final = "models.toml"
@@ -373,13 +376,17 @@ def check_references(manifest: Manifest, origin: str) -> None:
             raise _invalid(origin, f"models.{model.id}: variant_of unknown '{model.variant_of}'")
 
 
+def read_manifest(path: Path) -> Raw:
+    """The raw TOML document of a manifest file; one manifest_invalid line when unreadable."""
+    try:
+        return read_toml(path)
+    except ConfigError as exc:
+        raise ModelError(f"manifest {exc.message}", code=MANIFEST_INVALID) from exc
+
+
 def load_manifest(path: Path) -> Manifest:
     """Load and validate a manifest file."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise _invalid(str(path), f"cannot be read: {exc}") from exc
-    manifest = parse_manifest(data, str(path))
+    manifest = parse_manifest(read_manifest(path), str(path))
     check_references(manifest, str(path))
     return manifest
 

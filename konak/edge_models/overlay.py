@@ -20,6 +20,7 @@ from konak.edge_models.manifest import (
     load_packaged,
     merge,
     parse_manifest,
+    read_manifest,
 )
 from konak.edge_models.store import ModelStore
 
@@ -51,7 +52,7 @@ def effective_manifest(store: ModelStore, manifest_path: Path | None = None) -> 
 
 def load_manifest_lenient(path: Path) -> Manifest:
     """Parse an overlay: like a manifest, but its sets may name packaged models."""
-    return parse_manifest(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
+    return parse_manifest(read_manifest(path), str(path))
 
 
 def _value(value: Any) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from konak.edge_models.errors import MANIFEST_INVALID, ModelError
+from konak.config import read_toml
+from konak.errors import ConfigError
 
 ENV_MODELS_DIR: Final = "KONAK_MODELS_DIR"
 ENV_ACCEPT_LICENSES: Final = "KONAK_ACCEPT_LICENSES"
@@ -66,14 +66,11 @@ class ModelSettings:
 
 
 def load_config(path: Path | None) -> Mapping[str, Any]:
-    """The ``[models]`` table of a konak TOML config file (empty without a file)."""
+    """The ``[models]`` table of a konak TOML config file (empty without a file); the rest
+    of the file is the daemon's, validated by it."""
     if path is None:
         return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ModelError(f"config {path}: cannot be read: {exc}", code=MANIFEST_INVALID) from exc
-    table = data.get("models", {})
+    table = read_toml(path).get("models", {})
     if not isinstance(table, dict):
-        raise ModelError(f"config {path}: [models] must be a table", code=MANIFEST_INVALID)
+        raise ConfigError(f"{path}: models: must be a table")
     return table

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from konak.errors import KonakError
+from konak.errors import ConfigError, KonakError
+
+__all__ = ["ConfigError", "HubError", "ToolError"]
 
 
 class HubError(KonakError):
     """Base of the hub's deliberate errors."""
 
     code = "hub_error"
-
-
-class ConfigError(HubError):
-    """The hub's configuration file is missing or invalid."""
-
-    code = "hub_config"
 
 
 class ToolError(HubError):

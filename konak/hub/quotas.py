@@ -10,25 +10,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Final
 
+from pydantic import model_validator
+from pydantic.dataclasses import dataclass
+
+from konak.config import SETTINGS, Int, validate
+from konak.errors import ConfigError
 from konak.hub.auth.ratelimit import Clock, TokenBuckets
 from konak.hub.auth.settings import RateLimit
-from konak.hub.errors import ConfigError
 from konak.hub.metrics import HubMetrics
 
 LIMIT_TEXT: Final = "Sorry, the limit for this home is reached. Please try again in a moment."
 FIELDS: Final = ("max_concurrent_tool_calls", "intents_per_minute", "max_devices")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=SETTINGS)
 class TenantQuota:
     """One tenant's limits; None is unlimited."""
 
-    max_concurrent_tool_calls: int | None = None
-    intents_per_minute: int | None = None
-    max_devices: int | None = None
+    max_concurrent_tool_calls: Int | None = None
+    intents_per_minute: Int | None = None
+    max_devices: Int | None = None
 
     def __post_init__(self) -> None:
         for name in FIELDS:
@@ -37,41 +41,33 @@ class TenantQuota:
                 raise ConfigError(f"quotas: {name} must be >= 1 (leave it out for no limit)")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=SETTINGS)
 class QuotaSettings:
     """``default`` applies to every tenant; ``tenants`` override it field by field."""
 
     default: TenantQuota = field(default_factory=TenantQuota)
     tenants: Mapping[str, TenantQuota] = field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_file(cls, data: Any) -> Any:
+        """``[quotas]`` holds the default's keys; ``[quotas.tenants.<id>]`` overrides them."""
+        if not isinstance(data, dict):
+            return data
+        raw = {k: v for k, v in data.items() if k != "tenants"}
+        tenants = data.get("tenants", {})
+        if isinstance(tenants, dict):
+            tenants = {t: {**raw, **q} if isinstance(q, dict) else q for t, q in tenants.items()}
+        return {"default": validate(raw, TenantQuota, within="quotas"), "tenants": tenants}
+
     def of(self, tenant: str) -> TenantQuota:
         """The effective quota of a tenant."""
         return self.tenants.get(tenant, self.default)
 
 
-def _quota(where: str, raw: Any, base: TenantQuota) -> TenantQuota:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"[{where}] must be a table")
-    unknown = sorted(set(raw) - set(FIELDS))
-    if unknown:
-        raise ConfigError(f"[{where}]: unknown key(s) {', '.join(unknown)}")
-    values: dict[str, int | None] = {name: getattr(base, name) for name in FIELDS}
-    for name, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"[{where}] {name}: expected an integer")
-        values[name] = value
-    return TenantQuota(**values)
-
-
 def parse_quotas(raw: Mapping[str, Any]) -> QuotaSettings:
     """Build QuotaSettings from the ``[quotas]`` table (``[quotas.tenants.<id>]`` overrides)."""
-    raw = dict(raw)
-    tenants_raw = raw.pop("tenants", {})
-    default = _quota("quotas", raw, TenantQuota())
-    if not isinstance(tenants_raw, dict):
-        raise ConfigError("[quotas.tenants] must be a table of tenants")
-    tenants = {t: _quota(f"quotas.tenants.{t}", q, default) for t, q in tenants_raw.items()}
-    return QuotaSettings(default, tenants)
+    return validate(dict(raw), QuotaSettings, within="quotas")
 
 
 class Quotas:

@@ -6,11 +6,11 @@ Whatever a peer sends, decoding raises :class:`ProtocolError` and nothing else.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
+from konak.config import field_path
 from konak.protocol import errors as e
 from konak.protocol.errors import ProtocolError
 from konak.protocol.messages import MAX_PAYLOAD_BYTES, SCHEMA_VERSION, Message, message_type
@@ -74,21 +74,9 @@ def _kind_of(obj: dict[str, Any]) -> Kind:
         ) from None
 
 
-# pydantic appends the union member's tag ("constrained-str", "int", ...) to the location
-# of each failed member; the field is the location without it.
-_UNION_TAG = re.compile(r"^(constrained-)?(str|int|float|bool|none|list\[.*\]|dict\[.*\])$")
-
-
-def _field_of(loc: tuple[int | str, ...]) -> str | None:
-    parts = list(loc)
-    if len(parts) > 1 and isinstance(parts[-1], str) and _UNION_TAG.match(parts[-1]):
-        parts.pop()
-    return ".".join(str(part) for part in parts) or None
-
-
 def _from_validation_error(cls: type[Message], exc: ValidationError) -> ProtocolError:
     first = exc.errors(include_url=False, include_input=False)[0]
-    field = _field_of(first["loc"])
+    field = field_path(first["loc"])
     kind = first["type"]
     if kind == "missing":
         code = e.MISSING_FIELD

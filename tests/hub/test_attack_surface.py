@@ -435,7 +435,7 @@ def test_check_config_refuses_a_key_that_does_not_match_the_certificate_in_one_l
     assert code == 1
     assert err.count("\n") == 1
     assert "[http] tls_cert_file/tls_key_file: cannot load" in err
-    assert err.rstrip().endswith("[hub_config]")
+    assert err.rstrip().endswith("[config_invalid]")
 
 
 def test_the_metrics_token_comes_from_a_file_or_the_environment_never_the_config(

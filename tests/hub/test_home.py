@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from konak.hub.mcp_servers.home import (
-    Entity,
-    HomeConfigError,
-    _report,
-    load_home_settings,
-)
+from konak.errors import ConfigError
+from konak.hub.mcp_servers.home import Entity, _report, load_home_settings
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -34,21 +30,21 @@ def test_an_unknown_entity_key_is_one_line_naming_the_file_and_the_key(tmp_path:
     )
 
     assert done.returncode == 1
-    assert done.stderr.strip() == f"konak-home: {config}: unknown key 'colour' in [[entities]] #1"
+    assert done.stderr.strip() == f"konak-home: {config}: entities[0].colour: unknown key"
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[mqtt]\nhots = "x"\n', "unknown key 'hots' in [mqtt]"),
-        ('[mqqt]\nhost = "x"\n', "unknown key 'mqqt' at the top level"),
-        ('[mqtt]\nport = "a lot"\n', "[mqtt]: port: Input should be a valid integer"),
+        ('[mqtt]\nhots = "x"\n', "mqtt.hots: unknown key"),
+        ('[mqqt]\nhost = "x"\n', "mqqt: unknown key"),
+        ('[mqtt]\nport = "a lot"\n', "mqtt.port: must be an integer, not string"),
         (
             '[[entities]]\nname = "a"\n[[entities]]\nname = "b"\nkind = "lamp"\n',
-            "[[entities]] #2: kind: Input should be 'light' or 'switch'",
+            "entities[1].kind: must be 'light' or 'switch'",
         ),
-        ('[[entities]]\nname = "a/b"\n', "[[entities]] #1: entity name 'a/b' cannot be used"),
-        ('[mqtt]\nbase_topic = "z/#"\n', "base_topic must be a plain topic prefix"),
+        ('[[entities]]\nname = "a/b"\n', "entities[0]: entity name 'a/b' cannot be used"),
+        ('[mqtt]\nbase_topic = "z/#"\n', "mqtt.base_topic: must be a plain topic prefix"),
     ],
 )
 def test_a_bad_key_or_value_names_the_file_the_section_and_the_key(
@@ -56,7 +52,7 @@ def test_a_bad_key_or_value_names_the_file_the_section_and_the_key(
 ) -> None:
     config = _write(tmp_path, text)
 
-    with pytest.raises(HomeConfigError) as refused:
+    with pytest.raises(ConfigError) as refused:
         load_home_settings(config, environ={})
 
     assert refused.value.message.startswith(f"{config}: {expected}")

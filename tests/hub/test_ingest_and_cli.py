@@ -125,7 +125,9 @@ def test_run_with_an_invalid_config_prints_one_line_and_exits_non_zero(
 
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1
-    assert err == [f"konak hub: {config}: [hub] http_port: expected int, got str [hub_config]"]
+    assert err == [
+        f"konak hub: {config}: hub.http_port: must be an integer, not string [config_invalid]"
+    ]
 
 
 def test_check_config_accepts_a_valid_file(
@@ -154,5 +156,5 @@ def test_konak_home_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:
 
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        f"konak-home: {config}: [[entities]] #1: entity name 'bad/name' cannot be used in a topic"
+        f"konak-home: {config}: entities[0]: entity name 'bad/name' cannot be used in a topic"
     )

@@ -168,12 +168,12 @@ def test_the_quotas_table_parses_with_per_tenant_overrides() -> None:
     [
         ({"intents_per_minute": 0}, "must be >= 1"),
         ({"max_devices": -1}, "must be >= 1"),
-        ({"max_devices": "3"}, "expected an integer"),
-        ({"max_devices": True}, "expected an integer"),
+        ({"max_devices": "3"}, "quotas.max_devices: must be an integer"),
+        ({"max_devices": True}, "quotas.max_devices: must be an integer"),
         ({"max_tool_calls": 3}, "unknown key"),
         ({"tenants": ["acme"]}, "must be a table"),
         ({"tenants": {"acme": 3}}, "must be a table"),
-        ({"tenants": {"acme": {"intents_per_minute": 1.5}}}, "expected an integer"),
+        ({"tenants": {"acme": {"intents_per_minute": 1.5}}}, "must be an integer"),
     ],
 )
 def test_a_bad_quotas_table_is_refused_with_its_reason(raw: dict[str, Any], reason: str) -> None:

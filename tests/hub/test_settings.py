@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from konak.hub.errors import ConfigError
+from konak.errors import ConfigError
 from konak.hub.settings import load_settings, parse_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "konak/hub/hub.example.toml"
@@ -37,9 +37,9 @@ def test_a_minimal_configuration_gets_defaults() -> None:
 @pytest.mark.parametrize(
     ("document", "reason"),
     [
-        ({}, "database_path is required"),
-        ({"hub": {"database_path": "x", "colour": 1}}, "unknown key(s) colour"),
-        ({"hub": {"database_path": "x", "http_port": "80"}}, "http_port: expected int"),
+        ({}, "hub.database_path: required"),
+        ({"hub": {"database_path": "x", "colour": 1}}, "hub.colour: unknown key"),
+        ({"hub": {"database_path": "x", "http_port": "80"}}, "hub.http_port: must be an integer"),
         ({"hub": {"database_path": "x", "log_level": "LOUD"}}, "log_level must be one of"),
         ({"hub": {"database_path": "x"}, "mqtt": {"port": 70000}}, "not a TCP port"),
         ({"hub": {"database_path": "x"}, "mqtt": {"max_turns_in_flight": 0}}, "1 to 65535"),
@@ -47,7 +47,7 @@ def test_a_minimal_configuration_gets_defaults() -> None:
         ({"hub": {"database_path": "x"}, "mqtt": {"password_env": "NO_SUCH_VAR_KONAK"}}, "not set"),
         ({"hub": {"database_path": "x"}, "fleet": {"webhook_url": "ftp://x"}}, "not an http URL"),
         ({"hub": {"database_path": "x"}, "arbitration": {"window_seconds": "1"}}, "a number"),
-        ({"hub": {"database_path": "x"}, "surprise": {}}, "unknown section(s) surprise"),
+        ({"hub": {"database_path": "x"}, "surprise": {}}, "surprise: unknown key"),
         ({"hub": {"database_path": "x"}, "tenants": {"Bad Tenant": {}}}, "invalid tenant id"),
         (
             {"hub": {"database_path": "x"}, "tenants": {"a": {"mcp_servers": [{"name": "s"}]}}},

@@ -25,15 +25,15 @@ import logging
 import os
 import socket
 import sys
-import tomllib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AliasPath, Field, ValidationInfo, model_validator
+from pydantic.dataclasses import dataclass
 
-from konak.errors import KonakError
+from konak.config import SETTINGS, Float, Port, SettingError, load_toml, unknown_keys
+from konak.errors import ConfigError, KonakError
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -61,18 +61,15 @@ COLORS: Final = {
 }
 
 
-class HomeConfigError(KonakError, ValueError):
-    """konak-home's configuration is invalid (a ValueError, so that pydantic reports it
-    with the place in the file)."""
+def _topic_prefix(value: str) -> str:
+    if not value or any(c in value for c in "+#"):
+        raise ValueError("must be a plain topic prefix")
+    return value
 
-    code = "home_config"
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=SETTINGS)
 class Entity:
     """A light or switch known by its Zigbee2MQTT friendly name."""
-
-    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     name: str
     kind: Literal["light", "switch"] = "light"
@@ -81,9 +78,7 @@ class Entity:
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.z2m_name for c in "+#/"):
-            raise HomeConfigError(f"entity name {self.name!r} cannot be used in a topic")
-        if self.kind not in ("light", "switch"):
-            raise HomeConfigError(f"entity {self.name!r}: kind must be light or switch")
+            raise ValueError(f"entity name {self.name!r} cannot be used in a topic")
 
     @property
     def z2m_name(self) -> str:
@@ -91,104 +86,53 @@ class Entity:
         return self.friendly_name or self.name
 
 
-@dataclass(frozen=True, slots=True)
-class HomeSettings:
-    """Broker and entities of one tenant's home."""
+def _mqtt(key: str) -> AliasPath:
+    return AliasPath("mqtt", key)
 
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    base_topic: str = "zigbee2mqtt"
+
+@dataclass(frozen=True, slots=True, config=SETTINGS)
+class HomeSettings:
+    """Broker and entities of one tenant's home: the ``[mqtt]`` table and ``[[entities]]``."""
+
+    host: str = Field(default="127.0.0.1", validation_alias=_mqtt("host"))
+    port: Port = Field(default=1883, validation_alias=_mqtt("port"))
+    username: str | None = Field(default=None, validation_alias=_mqtt("username"))
+    # From the environment variable named by [mqtt] password_env, never from the file.
+    password: str | None = Field(default=None, repr=False, validation_alias=_mqtt("password"))
+    base_topic: Annotated[str, AfterValidator(_topic_prefix)] = Field(
+        default="zigbee2mqtt", validation_alias=_mqtt("base_topic")
+    )
     entities: tuple[Entity, ...] = ()
-    state_timeout_seconds: float = STATE_TIMEOUT_SECONDS
+    state_timeout_seconds: Annotated[Float, Field(gt=0, le=60)] = Field(
+        default=STATE_TIMEOUT_SECONDS, validation_alias=_mqtt("state_timeout_seconds")
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_file(cls, data: Any, info: ValidationInfo) -> Any:
+        """The password from the environment (validation context ``environ``)."""
+        if not isinstance(data, dict):
+            return data
+        known = ("host", "port", "username", "base_topic", "state_timeout_seconds")
+        unknown_keys(data, {"mqtt": (*known, "password_env")})
+        mqtt = dict(data.get("mqtt", {}))
+        name = mqtt.pop("password_env", PASSWORD_ENV)
+        if not isinstance(name, str):
+            raise SettingError("mqtt.password_env", "must be the name of an environment variable")
+        environ = (info.context or {}).get("environ")
+        environ = os.environ if environ is None else environ
+        mqtt["password"] = environ.get(name)
+        return {**data, "mqtt": mqtt}
 
     def __post_init__(self) -> None:
         names = [e.name.casefold() for e in self.entities]
         if len(names) != len(set(names)):
-            raise HomeConfigError("two entities share a name")
-        if not self.base_topic or any(c in self.base_topic for c in "+#"):
-            raise HomeConfigError("base_topic must be a plain topic prefix")
-        if not 0 < self.state_timeout_seconds <= 60:
-            raise HomeConfigError("state_timeout_seconds must be in (0, 60]")
-
-
-class _MqttSection(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    username: str | None = None
-    password_env: str = PASSWORD_ENV
-    base_topic: str = "zigbee2mqtt"
-    state_timeout_seconds: float = Field(STATE_TIMEOUT_SECONDS, gt=0, le=60)
-
-
-class _HomeFile(BaseModel):
-    """The TOML file as written: unknown keys are refused, not ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mqtt: _MqttSection = _MqttSection()
-    entities: tuple[Entity, ...] = ()
-
-
-_TOP: Final = "the top level"
-
-
-def _place(loc: Sequence[int | str]) -> tuple[str, str]:
-    """(section, key) of a pydantic error location: ``[[entities]] #2``, ``kind``."""
-    parts = list(loc)
-    if parts[:1] == ["entities"] and len(parts) > 1 and isinstance(parts[1], int):
-        return f"[[entities]] #{parts[1] + 1}", ".".join(str(p) for p in parts[2:])
-    if parts[:1] == ["mqtt"] and len(parts) > 1:
-        return "[mqtt]", ".".join(str(p) for p in parts[1:])
-    return _TOP, ".".join(str(p) for p in parts)
-
-
-def _config_error(path: Path, exc: ValidationError) -> HomeConfigError:
-    """One line naming the file, the section and the key."""
-    err = exc.errors(include_url=False, include_input=False)[0]
-    section, key = _place(err["loc"])
-    cause = err.get("ctx", {}).get("error")
-    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-        where = "at the top level" if section == _TOP else f"in {section}"
-        what = f"unknown key {key!r} {where}"
-    elif isinstance(cause, HomeConfigError):
-        what = f"{section}: {cause.message}"
-    else:
-        what = f"{section}: {key}: {err['msg']}" if key else f"{section}: {err['msg']}"
-    return HomeConfigError(f"{path}: {what}")
+            raise ConfigError("entities: two entities share a name")
 
 
 def load_home_settings(path: Path, environ: Mapping[str, str] | None = None) -> HomeSettings:
     """Read konak-home's TOML file: ``[mqtt]`` and ``[[entities]]``."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HomeConfigError(f"{path}: cannot read it: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise HomeConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise HomeConfigError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        parsed = _HomeFile.model_validate(data)
-    except ValidationError as exc:
-        raise _config_error(path, exc) from exc
-    mqtt = parsed.mqtt
-    env = os.environ if environ is None else environ
-    try:
-        return HomeSettings(
-            host=mqtt.host,
-            port=mqtt.port,
-            username=mqtt.username,
-            password=env.get(mqtt.password_env),
-            base_topic=mqtt.base_topic,
-            entities=parsed.entities,
-            state_timeout_seconds=mqtt.state_timeout_seconds,
-        )
-    except HomeConfigError as exc:
-        raise HomeConfigError(f"{path}: {exc.message}") from exc
+    return load_toml(path, HomeSettings, context={"environ": environ})
 
 
 class HomeUnavailable(KonakError):
@@ -446,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         settings = load_home_settings(args.config)
-    except HomeConfigError as exc:
+    except ConfigError as exc:
         print(f"konak-home: {exc.message}", file=sys.stderr)
         return 1
     asyncio.run(build_home_server(Home(settings)).run_stdio_async())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from konak.daemon.hublink import HubLink
 from konak.daemon.outbox import Outbox
-from konak.daemon.settings import DeviceSettings, HubSettings
+from konak.daemon.settings import DeviceSettings, HubLinkSettings
 from konak.devtools.mosquitto import Mosquitto
 from konak.protocol import Intent, Message, Status
 
@@ -33,10 +33,10 @@ def hub_settings(
     queue_path: Path,
     *,
     resend_seconds: float = 600.0,
-) -> HubSettings:
+) -> HubLinkSettings:
     """The [hub] settings of a device logging in to ``broker``; by default nothing the hub
     leaves unanswered is resent during a test (the probes standing in for it never answer)."""
-    return HubSettings(
+    return HubLinkSettings(
         host=broker.host,
         port=broker.port,
         username=username,
@@ -67,7 +67,7 @@ def online() -> Status:
 
 @contextmanager
 def running_link(
-    settings: HubSettings, outbox: Outbox, clock: Clock | None = None
+    settings: HubLinkSettings, outbox: Outbox, clock: Clock | None = None
 ) -> Iterator[HubLink]:
     """A started HubLink (replies and commands ignored), stopped afterwards."""
     received: list[Message] = []
