@@ -30,14 +30,14 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from konak.daemon.hublink import HubLink
     from konak.daemon.outbox import Outbox
-    from konak.daemon.settings import DeviceSettings, HubSettings
+    from konak.daemon.settings import DeviceSettings, HubLinkSettings
     from konak.protocol import Status
     from tests.reliability.rig import record_intent
 
     config = json.loads(sys.argv[1])
     device = config["device"]
     outbox = Outbox(Path(config["queue"]))
-    settings = HubSettings(
+    settings = HubLinkSettings(
         host=config["host"],
         port=config["port"],
         username=config["username"],

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from konak.daemon.hublink import HubLink
 from konak.daemon.outbox import Outbox
-from konak.daemon.settings import DeviceSettings, HubSettings
+from konak.daemon.settings import DeviceSettings, HubLinkSettings
 from konak.devtools.mosquitto import AclRule, Mosquitto, free_port
 from konak.protocol import Intent, Message, Reply, Status, decode_as, device_acl
 
@@ -149,8 +149,8 @@ def recorder_pids(tmp_path: Path) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def _device_settings(broker: Mosquitto, name: str, queue: Path) -> HubSettings:
-    return HubSettings(
+def _device_settings(broker: Mosquitto, name: str, queue: Path) -> HubLinkSettings:
+    return HubLinkSettings(
         host=broker.host,
         port=broker.port,
         username=f"{TENANT}.{name}",
