@@ -73,8 +73,8 @@ def connect(
 def _explain(schema: Schema, path: Path, exc: sqlite3.Error) -> str:
     if getattr(exc, "sqlite_errorcode", None) in _UNREADABLE:
         return (
-            f"cannot open {schema.label} {path}: {exc}; it is not a readable SQLite "
-            "database: restore it from a backup, or move it aside to start with an empty one"
+            f"cannot open {schema.label} {path}: {exc} (not a readable SQLite database); "
+            "restore it from a backup, or move it aside to start with an empty one"
         )
     return f"cannot open {schema.label} {path}: {exc}"
 
