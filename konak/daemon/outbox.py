@@ -11,6 +11,7 @@ the same file, with the reason and the time; nothing queued is deleted without a
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -21,6 +22,8 @@ from typing import Final
 
 from konak.daemon.errors import QueueError
 from konak.storage.sqlite import Schema, connect, transaction
+
+logger = logging.getLogger(__name__)
 
 # Dead-letter reasons.
 EXPIRED: Final = "expired"
@@ -275,6 +278,10 @@ class Outbox:
     def close(self) -> None:
         """Checkpoint and close the database."""
         with self.changed:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.close()
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:  # e.g. a full disk: the WAL keeps it all
+                logger.warning("the intent queue was closed without a checkpoint: %s", exc)
+            finally:
+                self._db.close()
             self.changed.notify_all()

@@ -314,7 +314,9 @@ def test_a_full_disk_refuses_only_the_new_intent_keeps_the_queue_and_passes_when
 
     assert info.value.message == "cannot queue intent turn-full: database or disk is full"
     assert len(box) == 2
+    box.close()  # closed even though its checkpoint cannot be written
     filler.unlink()
+    box = Outbox(tiny_tmpfs / "q.sqlite3")
     box.put("turn-after", "t", b"4" * 300)
     queued = []
     while (item := box.head()) is not None:
