@@ -98,6 +98,8 @@ def _check_version(db: sqlite3.Connection, path: Path, schema: Schema) -> int:
 def migrate(db: sqlite3.Connection, path: Path, schema: Schema) -> None:
     """Apply the missing steps, each in a transaction that re-reads the version (another
     connection may be migrating the same file)."""
+    if user_version(db) == schema.version:
+        return  # the usual case: no write lock taken (another process may hold it)
     while True:
         with transaction(db):
             version = _check_version(db, path, schema)

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from konak.errors import KonakError
-from konak.storage.sqlite import Schema, connect, statements, user_version
+from konak.storage.sqlite import Schema, Step, connect, statements, user_version
 
 
 class BoomError(KonakError):
     code = "boom"
 
 
-def schema(*steps: str | object) -> Schema:
-    return Schema("the test database", tuple(steps), BoomError)  # type: ignore[arg-type]
+def schema(*steps: Step) -> Schema:
+    return Schema("the test database", steps, BoomError)
 
 
 V1 = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);"
