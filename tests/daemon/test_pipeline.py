@@ -484,24 +484,32 @@ def full_disk_turn(text: str) -> list[Any]:
     ]
 
 
-def test_an_outbox_that_cannot_write_fails_that_turn_and_the_next_turn_works(
-    start: Start,
-) -> None:
-    """The write error injected at the hub port, as the outbox raises it on a full disk."""
-
-    hub = FullDiskOnce()
+def two_turns_the_first_on_a_full_disk(
+    start: Start, hub: FakeHub, space_back: Callable[[], None]
+) -> str:
+    """Two commands; the disk is full for the first, ``space_back`` ends that. Checks the
+    first turn failed with queue_failed, only the second was sent, the daemon runs on;
+    returns the second turn's id."""
     daemon, events, source = start(FakeStt(*["turn on the kitchen light"] * 2), hub)
     source.feed(command())
     events.wait_ends(1)
+    space_back()
     source.feed(chunks(0, 2.0))
     source.feed(command())
     events.wait_ends(2)
-
     first, second = events.turns()
     full = f"cannot queue intent {first}: database or disk is full"
     assert events.snapshot(first) == full_disk_turn(full)
     assert [i.turn_id for i in hub.sent] == [second]
     assert not daemon.stopping
+    return second
+
+
+def test_an_outbox_that_cannot_write_fails_that_turn_and_the_next_turn_works(
+    start: Start,
+) -> None:
+    # The write error injected at the hub port, as the outbox raises it on a full disk.
+    two_turns_the_first_on_a_full_disk(start, FullDiskOnce(), lambda: None)
 
 
 def test_a_full_disk_under_the_outbox_fails_that_turn_keeps_the_queue_and_the_next_works(
@@ -510,24 +518,13 @@ def test_a_full_disk_under_the_outbox_fails_that_turn_keeps_the_queue_and_the_ne
     outbox = Outbox(tiny_tmpfs / "queue.sqlite3")
     outbox.put("t-queued-before-1", "t", b"1" * 300)
     outbox.put("t-queued-before-2", "t", b"2" * 300)
-    hub = OutboxHub(outbox=outbox)
-    daemon, events, source = start(FakeStt(*["turn on the kitchen light"] * 2), hub)
     filler = fill_disk(tiny_tmpfs)
-    source.feed(command())
-    events.wait_ends(1)
-    filler.unlink()  # the space is back
-    source.feed(chunks(0, 2.0))
-    source.feed(command())
-    events.wait_ends(2)
 
-    first, second = events.turns()
-    full = f"cannot queue intent {first}: database or disk is full"
-    assert events.snapshot(first) == full_disk_turn(full)
-    assert [i.turn_id for i in hub.sent] == [second]
+    second = two_turns_the_first_on_a_full_disk(start, OutboxHub(outbox=outbox), filler.unlink)
+
     queued = []
     while (item := outbox.head()) is not None:
         queued.append(item.turn_id)
         outbox.remove(item.seq)
     assert queued == ["t-queued-before-1", "t-queued-before-2", second]
-    assert not daemon.stopping
     outbox.close()

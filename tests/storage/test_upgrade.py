@@ -1,5 +1,9 @@
-"""Databases the previous release (commit 291f9f0) created are opened by this one: every
-row kept, the schema version set, the schema the same as a new file's."""
+"""Databases earlier releases created are opened by this one: every row kept (a column a
+step adds is NULL in old rows), the schema version set, the schema the same as a new file's.
+
+The files are rebuilt from ``releases/*.sql``: what each release's own code wrote on a new
+file, dumped with ``sqlite3 .dump`` (291f9f0 is the last release before versions).
+"""
 
 from __future__ import annotations
 
@@ -10,30 +14,41 @@ from typing import Any
 
 import pytest
 
-from konak.daemon.outbox import EXPIRED, Outbox
+from konak.daemon.outbox import EXPIRED, SCHEMA_VERSION, Outbox
 from konak.hub import database
 from konak.hub.mcp_registry import McpRegistry
 from konak.hub.store import Store
 from konak.provisioning.claims import Claims
 
-from . import previous_release
-
+RELEASES = Path(__file__).with_name("releases")
 Rows = dict[str, list[tuple[Any, ...]]]
+
+
+def restore(dump: str, path: Path) -> Path:
+    """The database file as that release left it (in WAL mode, as it ran)."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.executescript((RELEASES / dump).read_text())
+        db.execute("PRAGMA journal_mode=WAL")
+    return path
 
 
 def rows(path: Path) -> Rows:
     """Every row of every table, in rowid order."""
     with contextlib.closing(sqlite3.connect(path)) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {
-            t: db.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
-            for t in tables
-            if t != "sqlite_sequence"
-        }
+        return {t: db.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
+
+
+def assert_kept(before: Rows, after: Rows) -> None:
+    """Each old row is still there, with NULL in the columns added since."""
+    for table, old in before.items():
+        new = after[table]
+        assert [row[: len(o)] for row, o in zip(new, old, strict=True)] == old, table
+        assert all(v is None for row, o in zip(new, old, strict=True) for v in row[len(o) :])
 
 
 def shape(path: Path) -> dict[str, Any]:
-    """The schema as SQLite sees it: columns of each table, indexes, triggers; and version."""
+    """The schema as SQLite sees it: columns of each table, indexes, triggers; the version."""
     with contextlib.closing(sqlite3.connect(path)) as db:
         objects = db.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()
         columns = {
@@ -50,34 +65,28 @@ def new_hub_database(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    "claims",
-    [previous_release.CLAIMS, previous_release.CLAIMS_BEFORE_FOR_DEVICE],
-    ids=["291f9f0", "before-device-bound-tokens"],
-)
-def test_a_hub_database_of_the_previous_release_keeps_every_row_and_gets_version_1(
-    tmp_path: Path, claims: str
+@pytest.mark.parametrize("dump", ["hub-291f9f0.sql", "hub-f737f0f.sql"])
+def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_version_1(
+    tmp_path: Path, dump: str
 ) -> None:
-    path = tmp_path / "hub.sqlite3"
-    previous_release.hub_database(path, claims=claims)
+    path = restore(dump, tmp_path / "hub.sqlite3")
     before = rows(path)
+    assert shape(path)["version"] == 0
 
     store = Store(path)  # the hub opens the store and the auth connection, in either order
     db = database.connect(path)
 
-    after = rows(path)
-    if claims is previous_release.CLAIMS_BEFORE_FOR_DEVICE:  # the column added, NULL
-        after["claim_tokens"] = [r[:-1] for r in after["claim_tokens"]]
-    assert after == before
+    assert_kept(before, rows(path))
     assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
     assert shape(path)["version"] == database.SCHEMA.version == 1
-    # And the code reads what was there.
+    # And the code reads what was there, and writes the columns added since.
     device = store.device("acme", "kitchen-pi")
     assert device is not None
     assert device.models == ["vosk-small-en"]
     assert [t.turn_id for t in store.unanswered_turns("failed", "Sorry.")] == ["t-old-000002"]
-    assert Claims(db).devices("acme")[0]["device"] == "kitchen-pi"
-    assert Claims(db).redeem(Claims(db).mint("acme", "u-1", 60, "hall-pi").token, "hall-pi")
+    claims = Claims(db)
+    assert claims.devices("acme")[0]["device"] == "kitchen-pi"
+    assert claims.redeem(claims.mint("acme", "u-1", 60, "hall-pi").token, "hall-pi").for_device
     server = McpRegistry(db).get("acme", "weather")
     assert server is not None
     assert server.headers == {"Authorization": "Bearer x"}
@@ -88,27 +97,25 @@ def test_a_hub_database_of_the_previous_release_keeps_every_row_and_gets_version
 
 
 def test_a_hub_database_of_a_hub_without_auth_gains_the_auth_tables(tmp_path: Path) -> None:
-    path = tmp_path / "hub.sqlite3"
-    previous_release.hub_database(path, auth=False)
+    path = restore("hub-store-only-291f9f0.sql", tmp_path / "hub.sqlite3")
     before = rows(path)
 
     database.connect(path).close()
 
-    after = rows(path)
-    assert {t: r for t, r in after.items() if t in before} == before
+    assert_kept(before, rows(path))
     assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
 
 
-def test_an_intent_queue_of_the_previous_release_keeps_its_intents_and_dead_letters(
-    tmp_path: Path,
+@pytest.mark.parametrize("dump", ["queue-291f9f0.sql", "queue-f737f0f.sql"])
+def test_an_intent_queue_of_an_earlier_release_keeps_its_intents_and_dead_letters(
+    tmp_path: Path, dump: str
 ) -> None:
-    path = tmp_path / "queue.sqlite3"
-    previous_release.outbox(path)
+    path = restore(dump, tmp_path / "queue.sqlite3")
     before = rows(path)
 
     box = Outbox(path)
 
-    assert rows(path) == before
+    assert_kept(before, rows(path))
     head = box.head()
     assert head is not None
     assert (head.turn_id, head.expires_at) == ("t-queued-01", 4e9)
@@ -117,5 +124,5 @@ def test_an_intent_queue_of_the_previous_release_keeps_its_intents_and_dead_lett
     box.close()
     fresh = tmp_path / "new.sqlite3"
     Outbox(fresh).close()
-    assert shape(path)["version"] == 2
-    assert shape(path)["columns"] == shape(fresh)["columns"]
+    assert shape(path) == shape(fresh)
+    assert shape(path)["version"] == SCHEMA_VERSION == 2
