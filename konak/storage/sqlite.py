@@ -71,7 +71,7 @@ def connect(
 
 
 def _explain(schema: Schema, path: Path, exc: sqlite3.Error) -> str:
-    if getattr(exc, "sqlite_errorcode", None) in _UNREADABLE:
+    if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _UNREADABLE:  # extended codes too
         return (
             f"cannot open {schema.label} {path}: {exc} (not a readable SQLite database); "
             "restore it from a backup, or move it aside to start with an empty one"
