@@ -3,9 +3,11 @@ fails a test during which an exception was logged."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
+import subprocess
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -129,3 +131,40 @@ def fail_on_logged_exceptions(request: pytest.FixtureRequest) -> Iterator[None]:
             else "exceptions (mark the test @pytest.mark.expect_error_log(match=...) if expected)"
         )
         pytest.fail(f"{len(recorded)} logged {expectation}:\n{lines}", pytrace=False)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB filesystem of its own (a tmpfs under tmp_path, unmounted after), for a
+    disk that fills up; the test is skipped where mounting needs a root it does not have."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(
+            "cannot mount a tmpfs here (needs root); a test at the write seam covers ENOSPC"
+        )
+    try:
+        yield mount_point
+    finally:
+        if subprocess.run(["umount", str(mount_point)], check=False).returncode != 0:
+            # Busy (a test left a file open): detached now, gone once the file is closed.
+            subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Fill the filesystem of ``folder`` with one file (delete it to give the space back)."""
+    filler = folder / "filler"
+    block = b"\0" * 4096
+    with filler.open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(block)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return filler

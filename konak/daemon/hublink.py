@@ -250,9 +250,14 @@ class HubLink:
             self.rejected += 1
             logger.warning("rejected a message on %s: %s [%s]", msg.topic, exc.message, exc.code)
             return
+        if isinstance(message, Reply):
+            try:
+                if self.outbox.answered(message.turn_id):
+                    logger.info("intent %s answered (%s)", message.turn_id, message.outcome)
+            except QueueError:  # a full disk: the turn still gets its reply; the intent
+                # stays queued and is sent again, and the hub repeats the reply
+                logger.exception("cannot forget the answered intent %s", message.turn_id)
         try:
-            if isinstance(message, Reply) and self.outbox.answered(message.turn_id):
-                logger.info("intent %s answered (%s)", message.turn_id, message.outcome)
             self.on_message(message)
         except Exception:  # a callback wrapper: one bad message must not stop ingestion
             logger.exception("handling a %s message failed", message.KIND.value)

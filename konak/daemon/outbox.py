@@ -11,19 +11,20 @@ the same file, with the reason and the time; nothing queued is deleted without a
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from konak.daemon.errors import QueueError
+from konak.storage.sqlite import Schema, connect, transaction
 
-# PRAGMA user_version of the file; 0 is the first release (the outbox table only).
-SCHEMA_VERSION: Final = 2
+logger = logging.getLogger(__name__)
+
 # Dead-letter reasons.
 EXPIRED: Final = "expired"
 REFUSED: Final = "refused"
@@ -68,8 +69,10 @@ def _to_v2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN sent_at REAL")
 
 
-# _MIGRATIONS[n] takes a file from version n to n + 1.
-_MIGRATIONS: Final = (_to_v1, _to_v2)
+# The file's schema: STEPS[n] takes it from PRAGMA user_version n to n + 1; 0 is the first
+# release (the outbox table only).
+SCHEMA: Final = Schema("the intent queue", (_to_v1, _to_v2), QueueError)
+SCHEMA_VERSION: Final = SCHEMA.version
 
 
 @dataclass(frozen=True)
@@ -110,46 +113,11 @@ class Outbox:
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise QueueError(f"cannot open the intent queue {path}: {exc}") from exc
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._migrate(path)
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise QueueError(f"cannot open the intent queue {path}: {exc}") from exc
-        except QueueError:
-            self._db.close()
-            raise
+        # synchronous=FULL: a queued intent survives a power cut, not only a crash.
+        self._db = connect(path, SCHEMA, synchronous="FULL")
         # Reentrant, so a waiter's predicate may call the queue's own methods.
         self._lock = threading.RLock()
         self.changed = threading.Condition(self._lock)
-
-    def _migrate(self, path: Path) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise QueueError(
-                f"the intent queue {path} has schema version {version}, newer than this "
-                f"daemon's {SCHEMA_VERSION}"
-            )
-        for step in range(version, SCHEMA_VERSION):
-            with self._transaction():
-                _MIGRATIONS[step](self._db)
-                self._db.execute(f"PRAGMA user_version = {step + 1}")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def put(
         self, turn_id: str, topic: str, payload: bytes, expires_at: float | None = None
@@ -255,7 +223,7 @@ class Outbox:
         """Move a queued intent to the dead letters in one transaction; None if it is gone."""
         with self.changed:
             try:
-                with self._transaction():
+                with transaction(self._db):
                     cur = self._db.execute(
                         """INSERT INTO dead_letters (turn_id, topic, payload, queued_at,
                                expires_at, reason, reason_code, detail, dead_at)
@@ -310,6 +278,10 @@ class Outbox:
     def close(self) -> None:
         """Checkpoint and close the database."""
         with self.changed:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.close()
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:  # e.g. a full disk: the WAL keeps it all
+                logger.warning("the intent queue was closed without a checkpoint: %s", exc)
+            finally:
+                self._db.close()
             self.changed.notify_all()

@@ -24,18 +24,6 @@ from konak.hub.settings import McpServerSettings, TenantSettings
 
 logger = logging.getLogger(__name__)
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS tenant_mcp_servers (
-    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
-    name TEXT NOT NULL,
-    url TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    timeout_seconds REAL NOT NULL,
-    read_only_tools TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (tenant_id, name)
-);
-"""
 REDACTED: Final = "********"
 
 
@@ -96,8 +84,7 @@ class McpRegistry:
     """The tenant-added servers; ``on_change`` re-applies the MCP host's configuration."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        db.executescript(SCHEMA)
+        self._db = db  # the hub database: its schema (this table's too) is konak.hub.database's
         self.on_change: Callable[[], Awaitable[None]] | None = None
         # Where these servers may be: the hub sets [mcp] allow_hosts and its own ports.
         self.outbound: Callable[[], OutboundPolicy] = OutboundPolicy

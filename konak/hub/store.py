@@ -12,56 +12,17 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
-from konak.hub.errors import HubError
+from konak.hub import database
 from konak.protocol import Status, Telemetry
+from konak.storage.sqlite import transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS devices (
-    tenant_id TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    name TEXT, area TEXT, language TEXT,
-    versions TEXT NOT NULL DEFAULT '{}',
-    models TEXT NOT NULL DEFAULT '[]',
-    capabilities TEXT NOT NULL DEFAULT '[]',
-    state TEXT NOT NULL,
-    error TEXT,
-    last_seen REAL NOT NULL,
-    state_since REAL NOT NULL,
-    alerted INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant_id, device_id)
-);
-CREATE TABLE IF NOT EXISTS telemetry (
-    tenant_id TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS telemetry_device
-    ON telemetry (tenant_id, device_id, received_at);
-CREATE TABLE IF NOT EXISTS turns (
-    tenant_id TEXT NOT NULL,
-    turn_id TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    outcome TEXT,
-    reply_text TEXT,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (tenant_id, turn_id)
-);
-"""
 
 # claimed: running; answering: finished, its reply not yet confirmed by the broker; done.
 TurnState = Literal["claimed", "answering", "done"]
-
-
-class StoreError(HubError):
-    """The database could not be opened or written."""
-
-    code = "store_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,18 +74,11 @@ class Turn:
 
 
 class Store:
-    """Synchronous access to the hub database; used from the event loop (calls are short)."""
+    """Synchronous access to the hub database (its schema: ``konak.hub.database``); used
+    from the event loop (calls are short)."""
 
     def __init__(self, path: Path) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the hub database {path}: {exc}") from exc
-        self._db.row_factory = sqlite3.Row
+        self._db = database.connect(path)
 
     def close(self) -> None:
         """Close the database."""
@@ -273,8 +227,7 @@ class Store:
         """The turns of every tenant whose reply was never confirmed, oldest first; those
         still claimed (never finished: a crash left them) become ``outcome`` first. Each
         Turn carries the state it had before this call."""
-        with self._db:  # one transaction: no turn is failed and then missed
-            self._db.execute("BEGIN IMMEDIATE")
+        with transaction(self._db):  # no turn is failed and then missed
             rows = self._db.execute(
                 "SELECT * FROM turns WHERE state IN ('claimed', 'answering') ORDER BY created_at"
             ).fetchall()

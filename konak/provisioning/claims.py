@@ -13,34 +13,12 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from konak.errors import KonakError
 from konak.protocol.topics import is_identifier
 from konak.provisioning.dynsec import DeviceLogin
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS claim_tokens (
-    token_sha256 TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    used_at REAL,
-    device_id TEXT,
-    for_device TEXT
-);
-CREATE TABLE IF NOT EXISTS enrolled_devices (
-    tenant_id TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    area TEXT,
-    username TEXT NOT NULL,
-    enrolled_at REAL NOT NULL,
-    revoked_at REAL,
-    PRIMARY KEY (tenant_id, device_id)
-);
-"""
 _NOT_ID = re.compile(r"[^a-z0-9-]+")
 
 
@@ -93,13 +71,11 @@ def _sha256(token: str) -> str:
 
 
 class Claims:
-    """Claim tokens and enrolled devices, tenant-scoped, in the hub database."""
+    """Claim tokens and enrolled devices, tenant-scoped, in the hub database (whose schema,
+    these tables included, is ``konak.hub.database``'s)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        columns = {r[1] for r in db.execute("PRAGMA table_info(claim_tokens)")}
-        if "for_device" not in columns:  # a database from before tokens named their device
-            db.execute("ALTER TABLE claim_tokens ADD COLUMN for_device TEXT")
 
     def mint(
         self, tenant_id: str, created_by: str, ttl_seconds: float, device_id: str | None = None

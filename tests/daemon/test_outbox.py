@@ -12,6 +12,7 @@ import pytest
 
 from konak.daemon.errors import QueueError
 from konak.daemon.outbox import ABANDONED, EXPIRED, REFUSED, SCHEMA_VERSION, Outbox
+from tests.conftest import fill_disk
 
 
 def test_intents_come_out_in_the_order_they_went_in(tmp_path: Path) -> None:
@@ -298,3 +299,28 @@ def test_a_queue_file_of_the_second_schema_is_upgraded_and_its_intents_count_as_
     head = box.head()
     assert head is not None
     assert (head.turn_id, head.sent_at, box.unsent_count()) == ("turn-v1", None, 1)
+
+
+def test_a_full_disk_refuses_only_the_new_intent_keeps_the_queue_and_passes_when_space_returns(
+    tiny_tmpfs: Path,
+) -> None:
+    box = Outbox(tiny_tmpfs / "q.sqlite3")
+    box.put("turn-before-1", "t", b"1" * 300)
+    box.put("turn-before-2", "t", b"2" * 300)
+    filler = fill_disk(tiny_tmpfs)
+
+    with pytest.raises(QueueError) as info:
+        box.put("turn-full", "t", b"3" * 300)
+
+    assert info.value.message == "cannot queue intent turn-full: database or disk is full"
+    assert len(box) == 2
+    box.close()  # closed even though its checkpoint cannot be written
+    filler.unlink()
+    box = Outbox(tiny_tmpfs / "q.sqlite3")
+    box.put("turn-after", "t", b"4" * 300)
+    queued = []
+    while (item := box.head()) is not None:
+        queued.append(item.turn_id)
+        box.remove(item.seq)
+    assert queued == ["turn-before-1", "turn-before-2", "turn-after"]
+    box.close()

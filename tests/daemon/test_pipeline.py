@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from konak.daemon.errors import QueueError
+from konak.daemon.outbox import Outbox
 from konak.daemon.service import Daemon
 from konak.daemon.settings import Settings
-from konak.protocol import Reply
+from konak.protocol import Intent, Reply
+from tests.conftest import fill_disk
 
 from .fakes import (
     STOP,
@@ -441,3 +445,87 @@ def test_a_command_cut_short_by_shutdown_leaves_the_decoder_ready_for_the_next_t
         ("run-end", {"interrupted": True}),
     ]
     assert not stt.in_utterance
+
+
+@dataclass
+class OutboxHub(FakeHub):
+    """The hub port writing each intent to a real outbox first, as the daemon's does."""
+
+    outbox: Outbox | None = None
+
+    def send(self, intent: Intent) -> None:
+        assert self.outbox is not None
+        self.outbox.put(intent.turn_id, intent.topic, intent.to_payload(), intent.expires_at)
+        super().send(intent)
+
+
+@dataclass
+class FullDiskOnce(FakeHub):
+    """The hub port whose first write fails as the outbox's does on a full disk."""
+
+    full: bool = True
+
+    def send(self, intent: Intent) -> None:
+        if self.full:
+            self.full = False
+            raise QueueError(f"cannot queue intent {intent.turn_id}: database or disk is full")
+        super().send(intent)
+
+
+def full_disk_turn(text: str) -> list[Any]:
+    return [
+        *head(),
+        *heard("turn on the kitchen light"),
+        TURN_ON,
+        ("hub-start", {"queued": 1}),
+        ("hub-end", {"error": "queue_failed"}),
+        ("error", {"code": "queue_failed", "message": text}),
+        *spoken("Sorry, I could not send that to the hub."),
+        ("run-end", {}),
+    ]
+
+
+def two_turns_the_first_on_a_full_disk(
+    start: Start, hub: FakeHub, space_back: Callable[[], None]
+) -> str:
+    """Two commands; the disk is full for the first, ``space_back`` ends that. Checks the
+    first turn failed with queue_failed, only the second was sent, the daemon runs on;
+    returns the second turn's id."""
+    daemon, events, source = start(FakeStt(*["turn on the kitchen light"] * 2), hub)
+    source.feed(command())
+    events.wait_ends(1)
+    space_back()
+    source.feed(chunks(0, 2.0))
+    source.feed(command())
+    events.wait_ends(2)
+    first, second = events.turns()
+    full = f"cannot queue intent {first}: database or disk is full"
+    assert events.snapshot(first) == full_disk_turn(full)
+    assert [i.turn_id for i in hub.sent] == [second]
+    assert not daemon.stopping
+    return second
+
+
+def test_an_outbox_that_cannot_write_fails_that_turn_and_the_next_turn_works(
+    start: Start,
+) -> None:
+    # The write error injected at the hub port, as the outbox raises it on a full disk.
+    two_turns_the_first_on_a_full_disk(start, FullDiskOnce(), lambda: None)
+
+
+def test_a_full_disk_under_the_outbox_fails_that_turn_keeps_the_queue_and_the_next_works(
+    start: Start, tiny_tmpfs: Path
+) -> None:
+    outbox = Outbox(tiny_tmpfs / "queue.sqlite3")
+    outbox.put("t-queued-before-1", "t", b"1" * 300)
+    outbox.put("t-queued-before-2", "t", b"2" * 300)
+    filler = fill_disk(tiny_tmpfs)
+
+    second = two_turns_the_first_on_a_full_disk(start, OutboxHub(outbox=outbox), filler.unlink)
+
+    queued = []
+    while (item := outbox.head()) is not None:
+        queued.append(item.turn_id)
+        outbox.remove(item.seq)
+    assert queued == ["t-queued-before-1", "t-queued-before-2", second]
+    outbox.close()

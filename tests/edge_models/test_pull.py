@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import errno
 import io
-import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -234,23 +233,6 @@ def test_a_full_disk_at_the_write_seam_fails_cleanly_and_keeps_the_old_version(
     assert error.code == DISK_FULL
     assert error.message.startswith("m: disk full")
     assert store.path("m").read_bytes() == PAYLOAD
-
-
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Any:
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root); the write-seam test covers ENOSPC")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
 
 
 def test_a_full_disk_on_a_real_small_filesystem_keeps_the_old_version(

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from konak.hub.database import StoreError
 from konak.hub.fleet import FleetMonitor
 from konak.hub.metrics import HubMetrics
 from konak.hub.settings import FleetSettings
-from konak.hub.store import Store, StoreError
+from konak.hub.store import Store
 from konak.protocol import Status, Telemetry
 
 

@@ -5,14 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from konak.hub.auth.db import connect
-from konak.provisioning import claims
+from konak.hub.database import connect
 from konak.provisioning.claims import ClaimError, Claims, Redeemed, device_id_for
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Claims:
-    db: sqlite3.Connection = connect(tmp_path / "hub.sqlite3", claims.SCHEMA)
+    db: sqlite3.Connection = connect(tmp_path / "hub.sqlite3")
     return Claims(db)
 
 
@@ -82,13 +81,3 @@ def test_a_claim_token_minted_for_a_device_enrols_only_that_device(store: Claims
         store.redeem(claim.token, "hall")
     assert info.value.code == "claim_invalid"
     assert store.redeem(claim.token, "kitchen") == Redeemed("acme", for_device=True)
-
-
-def test_a_database_from_before_device_bound_tokens_gains_the_column(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "old.sqlite3", isolation_level=None)
-    db.executescript(
-        claims.SCHEMA.replace("device_id TEXT,\n    for_device TEXT", "device_id TEXT")
-    )
-    assert "for_device" not in {r[1] for r in db.execute("PRAGMA table_info(claim_tokens)")}
-    store = Claims(db)
-    assert store.redeem(store.mint("acme", "op", 60).token, "pi").tenant_id == "acme"

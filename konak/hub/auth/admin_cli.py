@@ -32,19 +32,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], default_c
 
 def add_user(args: argparse.Namespace) -> int:
     """Create the account; a KonakError (weak password, taken e-mail) exits 1 with its reason."""
-    from konak.hub.auth.db import connect
+    from konak.hub import database
     from konak.hub.auth.errors import ApiError
     from konak.hub.auth.passwords import Hasher, PasswordPolicy
     from konak.hub.auth.users import Users
     from konak.hub.settings import load_settings
-    from konak.provisioning import claims
 
     if args.tenant is None and not args.superadmin:
         raise ApiError("give --tenant (with --role) or --superadmin", code="usage")
     settings = load_settings(args.config)
     password = os.environ.get(PASSWORD_ENV) or getpass.getpass("password: ")
     auth = settings.auth
-    db = connect(settings.database_path, claims.SCHEMA)
+    db = database.connect(settings.database_path)
     try:
         users = Users(
             db,

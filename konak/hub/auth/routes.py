@@ -10,9 +10,9 @@ from typing import Final
 
 from aiohttp import web
 
+from konak.hub import database
 from konak.hub.auth import api, devices, mcp_api, reset_api
 from konak.hub.auth.audit import AuditLog
-from konak.hub.auth.db import connect
 from konak.hub.auth.http import AUTH, AuthState, guard
 from konak.hub.auth.openapi import ApiRoute, build_openapi
 from konak.hub.auth.passwords import Hasher, PasswordPolicy
@@ -43,7 +43,6 @@ from konak.hub.auth.tokens import Tokens
 from konak.hub.auth.users import Users
 from konak.hub.mcp_registry import McpRegistry
 from konak.hub.settings import HubSettings, McpServerSettings
-from konak.provisioning import claims
 from konak.provisioning.claims import Claims, DynsecProvisioner, Provisioner
 
 logger = logging.getLogger(__name__)
@@ -152,7 +151,7 @@ def setup_auth(
 
     # Built now (app state may not change once the app runs); the context closes it.
     redis = RedisBuckets(auth.limit_backend) if auth.limit_backend.backend == "redis" else None
-    db = connect(settings.database_path, claims.SCHEMA)
+    db = database.connect(settings.database_path)
     hasher = Hasher(time_cost=auth.argon2_time_cost, memory_cost_kib=auth.argon2_memory_kib)
     policy = PasswordPolicy.load(auth.password_min_length, auth.common_passwords_file)
     users = Users(db, hasher, policy)

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from konak.cli import main
-from konak.hub.auth.db import connect
+from konak.hub.database import connect
 from konak.hub.errors import ConfigError
 from konak.hub.settings import load_settings, parse_settings
 

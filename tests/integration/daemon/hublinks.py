@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,12 +67,16 @@ def online() -> Status:
 
 @contextmanager
 def running_link(
-    settings: HubLinkSettings, outbox: Outbox, clock: Clock | None = None
+    settings: HubLinkSettings,
+    outbox: Outbox,
+    clock: Clock | None = None,
+    on_message: Callable[[Message], None] | None = None,
 ) -> Iterator[HubLink]:
-    """A started HubLink (replies and commands ignored), stopped afterwards."""
+    """A started HubLink (replies and commands ignored unless ``on_message``), stopped
+    afterwards."""
     received: list[Message] = []
     link = HubLink(
-        DeviceSettings(TENANT, DEVICE), settings, outbox, received.append, online,
+        DeviceSettings(TENANT, DEVICE), settings, outbox, on_message or received.append, online,
         clock=clock or Clock(),
     )  # fmt: skip
     link.start()
