@@ -29,7 +29,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check-config", help="validate a hub TOML file and exit")
     check.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="hub TOML file")
     check.set_defaults(handler=_check)
-    from konak.hub.auth import admin_cli
+    from konak.hub.security import admin_cli
 
     admin_cli.register(sub, str(DEFAULT_CONFIG))
 
@@ -75,7 +75,8 @@ async def serve(settings: HubSettings, config_path: Path | None = None) -> None:
     ``stop_grace_seconds``); SIGHUP re-reads the configuration."""
     from aiohttp import web
 
-    from konak.hub.app import HUB, create_app, reload_hub
+    from konak.hub.app import create_app, reload_hub
+    from konak.hub.keys import INGEST
 
     context = tls_context(settings.http)
     app = create_app(settings)
@@ -87,7 +88,7 @@ async def serve(settings: HubSettings, config_path: Path | None = None) -> None:
     except BaseException:
         await runner.cleanup()  # stop whatever did start
         raise
-    hub = app[HUB]
+    ingest = app[INGEST]
     scheme = "https" if context is not None else "http"
     logger.info("hub listening on %s://%s:%d", scheme, settings.http_host, settings.http_port)
     stop = asyncio.Event()
@@ -119,9 +120,8 @@ async def serve(settings: HubSettings, config_path: Path | None = None) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    assert hub.ingest is not None
     try:
-        await asyncio.wait_for(hub.ingest.connected.wait(), BROKER_WAIT_SECONDS)
+        await asyncio.wait_for(ingest.connected.wait(), BROKER_WAIT_SECONDS)
         sd_notify("READY=1\nSTATUS=serving")
     except TimeoutError:
         # Ready anyway: the hub serves /metrics and keeps reconnecting to the broker.
@@ -132,7 +132,7 @@ async def serve(settings: HubSettings, config_path: Path | None = None) -> None:
         sd_notify("STOPPING=1")
         # No new intents from here; the turns running get [hub] stop_grace_seconds in the
         # cleanup (after HTTP requests in flight), with the broker link still up.
-        hub.ingest.stop_intake()
+        ingest.stop_intake()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()

@@ -27,12 +27,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
-from konak.hub.auth.errors import ApiError, Forbidden
-from konak.hub.auth.ratelimit import Clock, TokenBuckets
-from konak.hub.auth.rbac import Action, Identity, Resource, authorize
 from konak.hub.auth.settings import RateLimit
 from konak.hub.errors import PublishError
 from konak.hub.metrics import HubMetrics
+from konak.hub.security.errors import Forbidden, SecurityError
+from konak.hub.security.ratelimit import Clock, TokenBuckets
+from konak.hub.security.rbac import Action, Identity, Resource, authorize
 from konak.hub.settings import MqttSettings
 from konak.protocol import (
     SPECS,
@@ -42,7 +42,6 @@ from konak.protocol import (
     ProtocolError,
     Status,
     Telemetry,
-    Wake,
     decode,
     parse_topic,
     subscription,
@@ -85,7 +84,6 @@ class Ingest:
         on_status: Callable[[Status], None],
         on_telemetry: Callable[[Telemetry], None],
         on_intent: IntentHandler,
-        on_wake: Callable[[Wake], None] | None = None,
         on_seen: Callable[[Message], None] | None = None,
         enrolled: Callable[[str, str], bool] | None = None,
         clock: Clock = time.monotonic,
@@ -95,7 +93,6 @@ class Ingest:
         self.on_status = on_status
         self.on_telemetry = on_telemetry
         self.on_intent = on_intent
-        self.on_wake = on_wake
         self.on_seen = on_seen
         # (tenant, device) -> enrolled and not revoked; None: the broker's logins decide.
         self.enrolled = enrolled
@@ -238,12 +235,12 @@ class Ingest:
             # on its own device's topics); the payload only says what the message is about.
             action = KIND_ACTIONS.get(kind)
             if action is None:
-                raise ApiError(f"no action for {kind} messages", code="forbidden")
+                raise Forbidden(f"no action for {kind} messages")
             identity = Identity.device(sender.tenant, sender.device)
             authorize(identity, action, Resource(msg.tenant, kind.value, msg.device))
             if msg.device != sender.device:
                 raise Forbidden("a device may only speak for itself")
-        except ApiError as exc:
+        except SecurityError as exc:
             self.metrics.drops.labels("forbidden").inc()
             logger.warning("dropped %s message on %.200s: %s", kind, topic, exc.message)
             return False
@@ -282,9 +279,6 @@ class Ingest:
             self.on_status(msg)
         elif isinstance(msg, Telemetry):
             self.on_telemetry(msg)
-        elif isinstance(msg, Wake):
-            if self.on_wake is not None:
-                self.on_wake(msg)
         elif isinstance(msg, Intent):
             task = asyncio.get_running_loop().create_task(self._intent(msg, ack))
             self._tasks.add(task)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from konak.hub.app import HUB, create_app
+from konak.hub.app import create_app
 from konak.hub.errors import HubError
+from konak.hub.keys import FLEET_MCP_PORT
 from konak.hub.settings import FleetMcpSettings, HubSettings, MqttSettings
 
 
@@ -35,4 +36,4 @@ async def test_a_taken_konak_fleet_port_fails_start_up_with_a_clear_error(tmp_pa
         taken.close()
 
     assert caught.value.code == "fleet_listen"
-    assert app[HUB].fleet_mcp_port is None
+    assert FLEET_MCP_PORT not in app

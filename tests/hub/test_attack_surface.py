@@ -21,13 +21,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from konak import cli as konak_cli
 from konak.devtools.mosquitto import free_port
-from konak.hub.app import HUB, create_app, reload_hub
-from konak.hub.auth.audit import PLATFORM_TENANT, UNPROVEN_LIMIT
-from konak.hub.auth.http import AUTH, AuthState
-from konak.hub.auth.rbac import Role
+from konak.hub.app import create_app, reload_hub
 from konak.hub.auth.settings import RateLimit, SigningKey
 from konak.hub.cli import tls_context
 from konak.hub.errors import ConfigError
+from konak.hub.keys import AUTH, METRICS, SETTINGS
+from konak.hub.security.audit import PLATFORM_TENANT, UNPROVEN_LIMIT
+from konak.hub.security.rbac import Role
+from konak.hub.security.state import AuthState
 from konak.hub.settings import (
     FleetMcpSettings,
     HttpSettings,
@@ -35,7 +36,7 @@ from konak.hub.settings import (
     MqttSettings,
     TenantSettings,
 )
-from tests.hub.auth.conftest import PASSWORD, SECRET, TENANTS, auth_settings
+from tests.hub.api.conftest import PASSWORD, SECRET, TENANTS, auth_settings
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 ROOT = "root@konak.test"
@@ -130,7 +131,7 @@ class RunningHub:
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample of the hub's metrics."""
-        return self.app[HUB].metrics.value(name, labels)
+        return self.app[METRICS].value(name, labels)
 
 
 StartHub = Callable[..., Any]
@@ -466,7 +467,7 @@ async def test_a_reload_that_removes_a_key_refuses_its_tokens_and_signs_with_the
 
     hub: RunningHub = await start_hub(auth={"keys": _keys("k1", "k2"), "active_kid": "k1"})
     old = await hub.token(ROOT)
-    settings = hub.app[HUB].settings
+    settings = hub.app[SETTINGS].current
     rotated = dataclasses.replace(
         settings, auth=dataclasses.replace(settings.auth, keys=_keys("k2"), active_kid="k2")
     )
@@ -487,7 +488,7 @@ async def test_a_reload_that_needs_a_restart_changes_nothing_and_says_what(
     start_hub: StartHub,
 ) -> None:
     hub: RunningHub = await start_hub(auth={"keys": _keys("k1", "k2"), "active_kid": "k1"})
-    settings = hub.app[HUB].settings
+    settings = hub.app[SETTINGS].current
     mixed = dataclasses.replace(
         settings,
         mqtt=dataclasses.replace(settings.mqtt, port=settings.mqtt.port + 1),
@@ -503,7 +504,7 @@ async def test_a_reload_that_needs_a_restart_changes_nothing_and_says_what(
     assert "[mqtt]" in refused.value.message
     assert "[auth] argon2_time_cost" in refused.value.message
     assert "nothing was changed" in refused.value.message
-    assert hub.app[HUB].settings is settings
+    assert hub.app[SETTINGS].current is settings
     import jwt
 
     assert jwt.get_unverified_header(token)["kid"] == "k1"

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from konak.hub import ingest as ingest_module
-from konak.hub.auth.errors import Forbidden, NotFound, Unauthenticated
-from konak.hub.auth.rbac import DEVICE_ACTIONS, Action, Identity, Resource, Role, authorize
 from konak.hub.ingest import INGEST_KINDS, KIND_ACTIONS, Ingest
 from konak.hub.metrics import HubMetrics
+from konak.hub.security.errors import Forbidden, NotFound, Unauthenticated
+from konak.hub.security.rbac import DEVICE_ACTIONS, Action, Identity, Resource, Role, authorize
 from konak.hub.settings import MqttSettings
 from konak.protocol import Status, Telemetry
 

@@ -1,5 +1,5 @@
-"""The JSON API fixtures of tests/hub/auth, for enrolment tests."""
+"""The JSON API fixtures of tests/hub/api, for enrolment tests."""
 
-from tests.hub.auth.conftest import api, make_api
+from tests.hub.api.conftest import api, make_api
 
 __all__ = ["api", "make_api"]

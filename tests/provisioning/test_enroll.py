@@ -13,7 +13,7 @@ from konak.provisioning.enroll import (
     read_credentials,
     write_credentials,
 )
-from tests.hub.auth.conftest import Api
+from tests.hub.api.conftest import Api
 
 
 async def claim(api: Api) -> str:

@@ -1,1 +1,2 @@
-"""Users, tenants, roles, tokens, rate limits and the audit log of the hub's JSON API."""
+"""The settings of the hub's security ([auth], [provisioning]) and its database connection;
+the security core is ``konak.hub.security``, the HTTP API ``konak.hub.api``."""

@@ -118,7 +118,7 @@ def test_the_rate_limit_backend_parses_with_the_redis_password_from_the_environm
 def test_an_unreadable_pem_key_is_a_config_error_when_the_api_starts(tmp_path: Path) -> None:
     from aiohttp import web
 
-    from konak.hub.auth.routes import setup_auth
+    from konak.hub.api.routes import setup_api
 
     (tmp_path / "key.pem").write_text("not a key")
     data = {
@@ -129,7 +129,7 @@ def test_an_unreadable_pem_key_is_a_config_error_when_the_api_starts(tmp_path: P
         },
     }
     with pytest.raises(ConfigError, match="not a usable PEM key"):
-        setup_auth(web.Application(), parse_settings(data))
+        setup_api(web.Application(), parse_settings(data))
 
 
 def test_the_provisioning_table_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,13 @@ from aiohttp import web
 from konak.devtools.mosquitto import AclRule, Mosquitto, free_port
 from konak.devtools.probe import MqttProbe
 from konak.devtools.zigbee import ZigbeeLights
-from konak.hub.app import HUB, Hub, create_app
+from konak.hub.app import create_app
+from konak.hub.fleet import FleetMonitor
+from konak.hub.ingest import Ingest
+from konak.hub.keys import AUTH, FLEET, FLEET_MCP_PORT, INGEST, MCP, METRICS, SETTINGS, STORE
+from konak.hub.mcp_host import McpHost
+from konak.hub.mcp_registry import McpRegistry
+from konak.hub.metrics import HubMetrics
 from konak.hub.settings import (
     FleetMcpSettings,
     FleetSettings,
@@ -27,6 +33,7 @@ from konak.hub.settings import (
     MqttSettings,
     TenantSettings,
 )
+from konak.hub.store import Store
 from konak.protocol import Intent, Reply, Status, decode_as, device_acl
 
 REPO = Path(__file__).resolve().parents[3]
@@ -97,10 +104,58 @@ def hub_settings(
 
 
 @dataclass
+class HubParts:
+    """A running hub's resources, read through their AppKeys."""
+
+    app: web.Application
+
+    @property
+    def settings(self) -> HubSettings:
+        """The settings it runs with now."""
+        return self.app[SETTINGS].current
+
+    @property
+    def metrics(self) -> HubMetrics:
+        """Its metrics."""
+        return self.app[METRICS]
+
+    @property
+    def store(self) -> Store:
+        """Its store."""
+        return self.app[STORE]
+
+    @property
+    def mcp(self) -> McpHost:
+        """Its MCP host."""
+        return self.app[MCP]
+
+    @property
+    def fleet(self) -> FleetMonitor:
+        """Its fleet monitor."""
+        return self.app[FLEET]
+
+    @property
+    def ingest(self) -> Ingest:
+        """Its MQTT ingest."""
+        return self.app[INGEST]
+
+    @property
+    def mcp_registry(self) -> McpRegistry | None:
+        """The MCP servers tenants added (None without the API)."""
+        auth = self.app.get(AUTH)
+        return auth.mcp_registry if auth is not None else None
+
+    @property
+    def fleet_mcp_port(self) -> int | None:
+        """The port konak-fleet listens on, when it serves."""
+        return self.app.get(FLEET_MCP_PORT)
+
+
+@dataclass
 class RunningHub:
     """A hub running in the test's event loop."""
 
-    hub: Hub
+    hub: HubParts
     runner: web.AppRunner
 
     @property
@@ -120,16 +175,13 @@ async def start_hub(settings: HubSettings) -> RunningHub:
     try:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
-        hub = app[HUB]
-        assert hub.ingest is not None
-        assert hub.mcp is not None
-        await asyncio.wait_for(hub.ingest.connected.wait(), WAIT_SECONDS)
+        await asyncio.wait_for(app[INGEST].connected.wait(), WAIT_SECONDS)
         for tenant in settings.tenants:
-            await hub.mcp.wait_ready(tenant, WAIT_SECONDS)
+            await app[MCP].wait_ready(tenant, WAIT_SECONDS)
     except BaseException:
         await runner.cleanup()
         raise
-    return RunningHub(hub, runner)
+    return RunningHub(HubParts(app), runner)
 
 
 @pytest.fixture

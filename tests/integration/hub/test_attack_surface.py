@@ -20,7 +20,7 @@ import jwt
 import pytest
 
 from konak.devtools.mosquitto import Mosquitto, free_port
-from tests.hub.auth.conftest import PASSWORD
+from tests.hub.api.conftest import PASSWORD
 from tests.hub.test_attack_surface import METRICS_TOKEN, ROOT, make_certificate
 
 pytestmark = pytest.mark.integration

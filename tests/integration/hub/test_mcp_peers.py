@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from konak.devtools.mosquitto import Mosquitto, free_port
+from konak.hub.app import reload_hub
 from konak.hub.breaker import CircuitState
 from konak.hub.mcp_host import McpConnection
 from konak.hub.settings import Binding, McpServerSettings, ToolCall
@@ -269,7 +270,7 @@ async def test_a_configuration_change_connects_the_new_server(
     before = await pi.reply()
 
     acme = replace(settings.tenants["acme"], mcp_servers=(everything_stdio(),))
-    await running.hub.reconfigure(replace(settings, tenants={"acme": acme}))
+    await reload_hub(running.hub.app, replace(settings, tenants={"acme": acme}))
     await running.hub.mcp.wait_ready("acme", 20)
     await pi.send(intent("office-pi", "t-conf-00002", "echo", slots={"message": "hi"}))
     after = await pi.reply()

@@ -23,9 +23,9 @@ from schemathesis import checks
 
 from konak.devtools.mosquitto import free_port
 from konak.hub.app import create_app
-from konak.hub.auth.http import AUTH
+from konak.hub.keys import AUTH
 from konak.hub.settings import HubSettings, MqttSettings, TenantSettings
-from tests.hub.auth.conftest import PASSWORD, auth_settings
+from tests.hub.api.conftest import PASSWORD, auth_settings
 
 pytestmark = pytest.mark.integration
 
