@@ -43,6 +43,11 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     MCP_READ = "mcp.read"
     MCP_WRITE = "mcp.write"
+    TURNS_READ = "turns.read"  # transcripts: turn history and live turns
+    DEVICES_ANNOUNCE = "devices.announce"  # speak a text on a device or an area
+    VOICE_READ = "voice.read"  # the tenant's sentences, slot lists and wake thresholds
+    VOICE_WRITE = "voice.write"  # save a voice config revision and publish it
+    ALERTS_READ = "alerts.read"  # the notification centre (read state is per user)
     # MQTT ingest: what a device may publish for its own tenant, one action per kind.
     STATUS_SEND = "status.send"
     TELEMETRY_SEND = "telemetry.send"
@@ -59,9 +64,16 @@ SIGNED_IN: Final = frozenset({Action.SELF, Action.TENANTS_LIST})
 # Platform actions only the superadmin may take.
 PLATFORM: Final = frozenset({Action.TENANTS_CREATE})
 
-_READONLY: Final = frozenset({Action.TENANT_READ, Action.DEVICES_READ})
-_MEMBER: Final = _READONLY
-_OPERATOR: Final = _MEMBER | {Action.DEVICES_CLAIM, Action.DEVICES_REVOKE, Action.MCP_READ}
+_READONLY: Final = frozenset(
+    {Action.TENANT_READ, Action.DEVICES_READ, Action.VOICE_READ, Action.ALERTS_READ}
+)
+_MEMBER: Final = _READONLY | {Action.TURNS_READ, Action.DEVICES_ANNOUNCE}
+_OPERATOR: Final = _MEMBER | {
+    Action.DEVICES_CLAIM,
+    Action.DEVICES_REVOKE,
+    Action.MCP_READ,
+    Action.VOICE_WRITE,
+}
 _ADMIN: Final = _OPERATOR | {
     Action.USERS_READ,
     Action.USERS_WRITE,
