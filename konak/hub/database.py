@@ -180,8 +180,13 @@ def _to_v1(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE claim_tokens ADD COLUMN for_device TEXT")
 
 
+def _to_v2(db: sqlite3.Connection) -> None:
+    """A turn keeps its intent's expiry: a reply the device can no longer use is not sent."""
+    db.execute("ALTER TABLE turns ADD COLUMN expires_at REAL")
+
+
 # STEPS[n] takes the file from version n to n + 1.
-STEPS: Final[tuple[Step, ...]] = (_to_v1,)
+STEPS: Final[tuple[Step, ...]] = (_to_v1, _to_v2)
 SCHEMA: Final = Schema("the hub database", STEPS, StoreError)
 
 

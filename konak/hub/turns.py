@@ -120,7 +120,9 @@ class TurnProcessor:
 
         ``claimed`` is called once the turn's claim (or the earlier one) is committed: from
         then on a crash leaves a claimed turn, failed and answered at the next start."""
-        earlier = self.store.claim_turn(intent.tenant, intent.turn_id, intent.device)
+        earlier = self.store.claim_turn(
+            intent.tenant, intent.turn_id, intent.device, intent.expires_at
+        )
         claimed()
         if earlier is not None:
             await self._redelivered(intent, earlier)
@@ -168,7 +170,7 @@ class TurnProcessor:
     def take_unanswered(self) -> list[Turn]:
         """The turns whose reply was never confirmed; those never finished are failed.
         Call only while no turn runs: at start-up, or at a stop once the rest are cancelled."""
-        turns = self.store.unanswered_turns("error", STOPPED_TEXT)
+        turns = self.store.unanswered_turns("error", STOPPED_TEXT, self.clock())
         unfinished = sum(1 for t in turns if t.state == "claimed")
         if turns:
             logger.warning(

@@ -32,6 +32,7 @@ COLUMNS = (
     "lost",
     "duplicated",
     "late",
+    "unconfirmed",
     "recovery_s",
     "outcomes",
 )

@@ -80,6 +80,7 @@ async def test_broker_down(
     fleet = devices(scale.devices)
     fleet.wait_connected()
     await _offer(fleet, "before", scale.intents, scale.rate)
+    ledger.fault_started()
     broker.kill()
     down = asyncio.create_task(asyncio.sleep(scale.broker_down_seconds))
     await _offer(fleet, "during", scale.intents, scale.intents / scale.broker_down_seconds)
@@ -123,6 +124,7 @@ async def test_hub_sigkill_under_load(
         lambda: len(ledger.replies) >= scale.hub_kill_intents // 4,
         poll=fleet.poll_dropped,
     )
+    ledger.fault_started()
     assert await hub.signal(signal.SIGKILL) == -signal.SIGKILL
     await asyncio.sleep(1.0)
     await hub.start()
