@@ -13,10 +13,10 @@ from aiohttp import web
 from konak.hub import resources
 from konak.hub.api.ops import health_view, metrics_view
 from konak.hub.api.routes import setup_api
-from konak.hub.auth.settings import AuthSettings
 from konak.hub.errors import ConfigError
 from konak.hub.keys import AUTH, METRICS, SETTINGS, LiveSettings
 from konak.hub.metrics import HubMetrics
+from konak.hub.security.settings import AuthSettings
 from konak.hub.security.tokens import Tokens
 from konak.hub.settings import HubSettings
 

@@ -27,12 +27,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
-from konak.hub.auth.settings import RateLimit
 from konak.hub.errors import PublishError
 from konak.hub.metrics import HubMetrics
 from konak.hub.security.errors import Forbidden, SecurityError
 from konak.hub.security.ratelimit import Clock, TokenBuckets
 from konak.hub.security.rbac import Action, Identity, Resource, authorize
+from konak.hub.security.settings import RateLimit
 from konak.hub.settings import MqttSettings
 from konak.protocol import (
     SPECS,

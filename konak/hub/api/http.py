@@ -21,12 +21,12 @@ from konak.hub.api.errors import (
     Unsupported,
     status_of,
 )
-from konak.hub.auth.settings import AuthSettings
 from konak.hub.keys import AUTH, METRICS
 from konak.hub.security.audit import PLATFORM_TENANT
 from konak.hub.security.errors import Forbidden, RateLimited, Unauthenticated
 from konak.hub.security.ratelimit import Address, Network, parse_address
 from konak.hub.security.rbac import ANONYMOUS, Action, Identity, Resource, authorize
+from konak.hub.security.settings import AuthSettings
 from konak.hub.security.state import AuthState
 
 logger = logging.getLogger(__name__)

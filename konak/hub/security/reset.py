@@ -22,9 +22,9 @@ from email.message import EmailMessage
 from typing import Final
 from urllib.parse import quote
 
-from konak.hub.auth.settings import SmtpSettings
 from konak.hub.security.errors import SecurityError
 from konak.hub.security.rbac import Role
+from konak.hub.security.settings import SmtpSettings
 
 logger = logging.getLogger(__name__)
 

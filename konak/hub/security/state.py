@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from konak.hub import database
-from konak.hub.auth.settings import AuthSettings
 from konak.hub.mcp_registry import McpRegistry
 from konak.hub.quotas import QuotaSettings
 from konak.hub.security.audit import AuditLog
@@ -20,6 +19,7 @@ from konak.hub.security.rbac import Identity
 from konak.hub.security.redis_limits import RedisBuckets, RedisUnreachable
 from konak.hub.security.redis_lockout import RedisLockout
 from konak.hub.security.reset import Mailer, PasswordResets
+from konak.hub.security.settings import AuthSettings
 from konak.hub.security.tokens import Tokens
 from konak.hub.security.users import Users
 from konak.hub.settings import HubSettings

@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from konak.hub.auth.settings import AuthSettings, SmtpSettings
 from konak.hub.security.ratelimit import Lockout
 from konak.hub.security.rbac import Role
+from konak.hub.security.settings import AuthSettings, SmtpSettings
 from tests.hub.api.conftest import PASSWORD, Api, ApiFactory
 from tests.hub.api.test_password_reset import Inbox, smtp_server  # noqa: F401 (a fixture)
 

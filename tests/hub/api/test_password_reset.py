@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from konak.devtools.mosquitto import free_port
-from konak.hub.auth.settings import SmtpSettings
 from konak.hub.security.audit import PLATFORM_TENANT, AuditQuery
+from konak.hub.security.settings import SmtpSettings
 from tests.hub.api.conftest import PASSWORD, Api, ApiFactory
 
 NEW_PASSWORD = "a-brand-new-passphrase-7"
