@@ -20,7 +20,7 @@ APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-c
 	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup apt venv npm models test test-fast fuzz reliability lint format run bench bench-quick soak eval clean
+.PHONY: help setup apt venv npm models test test-fast fuzz reliability lint format run bench bench-quick soak eval dist clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -94,6 +94,10 @@ soak: venv  ## paced speech into the real daemon (SOAK_MINUTES, default 30); wri
 
 eval: venv  ## recognition across espeak-ng voices; writes bench/eval.json and .md
 	$(BIN)/python -m konak.bench.eval --out bench
+
+dist: venv  ## the release: a wheel and an sdist in dist/ (units, example configs and docs inside)
+	rm -rf dist build
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 clean:  ## remove the virtualenv, npm packages and caches (keeps downloaded models)
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info out
