@@ -180,8 +180,22 @@ def _to_v1(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE claim_tokens ADD COLUMN for_device TEXT")
 
 
+# The revisions of each tenant's voice config (``konak.hub.voice_config``): ``body`` is the
+# JSON of its language, sentences, slot lists and wake words.
+_VOICE_CONFIG_TABLES: Final = """
+CREATE TABLE voice_configs (
+    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+    revision INTEGER NOT NULL CHECK (revision > 0),
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    published_at REAL,
+    PRIMARY KEY (tenant_id, revision)
+);
+"""
+
 # STEPS[n] takes the file from version n to n + 1.
-STEPS: Final[tuple[Step, ...]] = (_to_v1,)
+STEPS: Final[tuple[Step, ...]] = (_to_v1, _VOICE_CONFIG_TABLES)
 SCHEMA: Final = Schema("the hub database", STEPS, StoreError)
 
 

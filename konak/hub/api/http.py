@@ -232,7 +232,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = status_of(exc)
         if state is not None and not proven:
             request.app[METRICS].http_refused.labels(exc.code).inc()
-        return error_response(exc)
+        return error_response(exc, getattr(exc, "details", None))
     except web.HTTPException as exc:
         status = exc.status
         raise
