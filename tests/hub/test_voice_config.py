@@ -33,8 +33,10 @@ def test_a_config_the_hub_accepts_is_loaded_and_recognised_by_the_daemons_recogn
 
     made = recognizer.recognize("make me a flat white")
     brewed = recognizer.recognize("brew 3 cups of espresso")
-    assert made is not None and (made.name, made.slots) == ("MakeCoffee", {"drink": "flat white"})
-    assert brewed is not None and brewed.slots == {"cups": 3, "drink": "espresso"}
+    assert made is not None
+    assert (made.name, made.slots) == ("MakeCoffee", {"drink": "flat white"})
+    assert brewed is not None
+    assert brewed.slots == {"cups": 3, "drink": "espresso"}
 
 
 def test_a_broken_template_is_refused_before_the_daemon_would_refuse_it() -> None:
@@ -62,7 +64,8 @@ def test_revisions_are_numbered_per_tenant_and_the_published_one_is_remembered(
     assert (first.revision, second.revision, other.revision) == (1, 2, 1)
     assert configs.latest("acme").revision == 2
     published = configs.published("acme")
-    assert published is not None and published.revision == 1
+    assert published is not None
+    assert published.revision == 1
     assert published.draft == DRAFT
     assert configs.published("globex") is None
     with pytest.raises(Conflict):

@@ -12,11 +12,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from konak.devtools.mosquitto import free_port
 from konak.hub.api.console import CSP, setup_console
 from konak.hub.api.routes import setup_api
 from konak.hub.app import create_app
 from konak.hub.settings import HubSettings, MqttSettings
-from konak.devtools.mosquitto import free_port
 from tests.hub.api.conftest import auth_settings
 
 INDEX = "<!doctype html><div id=root></div><script src=/assets/app-1a2b.js></script>"

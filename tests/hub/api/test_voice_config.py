@@ -22,7 +22,9 @@ CONFIG: dict[str, Any] = {
 
 
 async def save(api: Api, headers: dict[str, str], base: int, **changes: Any) -> Any:
-    return await api.client.put(URL, json={**CONFIG, **changes, "base_revision": base}, headers=headers)
+    return await api.client.put(
+        URL, json={**CONFIG, **changes, "base_revision": base}, headers=headers
+    )
 
 
 async def test_an_operator_saves_revisions_that_members_and_readonly_users_read(api: Api) -> None:
