@@ -3,12 +3,13 @@
 The hub's tables share one SQLite file (``[hub] database_path``): the store's (devices,
 telemetry, turns), the auth tables (tenants, users, tokens, audit log), the claim tokens
 and enrolled devices of ``konak.provisioning.claims``, the MCP servers tenants add
-(``mcp_registry``) and the revisions of each tenant's voice config (``voice_config``). The store and the HTTP API each open a connection of their own, so the
-file has ONE schema owner, this module: one version (``PRAGMA user_version``) and one
-ordered list of steps for every table, whichever connection opens the file first applies
-the missing steps (under the write lock, so the other sees them done). Tables refer to
-each other (an MCP server to its tenant), which separate version keys per store could not
-order. A schema change is a new step appended to ``STEPS``; a released step never changes.
+(``mcp_registry``) and the revisions of each tenant's voice config (``voice_config``).
+The store and the HTTP API each open a connection of their own, so the file has ONE
+schema owner, this module: one version (``PRAGMA user_version``) and one ordered list of
+steps for every table, whichever connection opens the file first applies the missing
+steps (under the write lock, so the other sees them done). Tables refer to each other (an
+MCP server to its tenant), which separate version keys per store could not order. A
+schema change is a new step appended to ``STEPS``; a released step never changes.
 """
 
 from __future__ import annotations

@@ -7,9 +7,8 @@ from typing import Final
 
 from aiohttp import web
 
-from konak.hub.api.http import declare, note
+from konak.hub.api.http import declare, note, tenant_state
 from konak.hub.api.openapi import ApiRoute
-from konak.hub.keys import AUTH
 from konak.hub.security import enrolment
 from konak.hub.security.rbac import Action
 
@@ -17,18 +16,15 @@ from konak.hub.security.rbac import Action
 @declare(Action.DEVICES_CLAIM)
 async def list_claims(request: web.Request) -> web.Response:
     """The tenant's claim tokens, newest first: when, by whom, until when, used by whom."""
-    state = request.app[AUTH]
-    tenant = request.match_info["tenant"]
-    state.users.require_tenant(tenant)
+    state, tenant = tenant_state(request)
     return web.json_response({"claims": state.claims.claims(tenant)})
 
 
 @declare(Action.DEVICES_CLAIM)
 async def revoke_claim(request: web.Request) -> web.Response:
     """Revoke an unused claim token: no device can enrol with it any more."""
-    state = request.app[AUTH]
-    tenant, claim_id = request.match_info["tenant"], request.match_info["claim_id"]
-    state.users.require_tenant(tenant)
+    state, tenant = tenant_state(request)
+    claim_id = request.match_info["claim_id"]
     note(request, target=f"claim:{claim_id[:12]}")
     enrolment.revoke_claim(state, tenant, claim_id)
     return web.Response(status=204)

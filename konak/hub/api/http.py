@@ -280,3 +280,11 @@ def _audit(
         status=status,
     ):
         request.app[METRICS].audit_suppressed.inc()
+
+
+def tenant_state(request: web.Request) -> tuple[AuthState, str]:
+    """The security core and the URL's tenant, which must exist (NotFound otherwise)."""
+    state = request.app[AUTH]
+    tenant = request.match_info["tenant"]
+    state.users.require_tenant(tenant)
+    return state, tenant

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import Field
 
 from konak.hub.api.errors import Unprocessable
-from konak.hub.api.http import declare, identity_of, note, read_json
+from konak.hub.api.http import declare, identity_of, note, read_json, tenant_state
 from konak.hub.api.openapi import ApiRoute
 from konak.hub.api.schemas import Body, Query, parse_query
 from konak.hub.errors import PublishError
@@ -77,9 +77,7 @@ class RevisionsQuery(Query):
 
 
 def _configs(request: web.Request) -> tuple[AuthState, VoiceConfigs, str]:
-    state = request.app[AUTH]
-    tenant = request.match_info["tenant"]
-    state.users.require_tenant(tenant)
+    state, tenant = tenant_state(request)
     return state, VoiceConfigs(state.db), tenant
 
 

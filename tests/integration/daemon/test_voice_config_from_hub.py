@@ -14,11 +14,11 @@ from konak.daemon.settings import parse
 from konak.devtools.mosquitto import Mosquitto
 from konak.hub.keys import AUTH, INGEST
 from konak.hub.security.rbac import Role
-from konak.hub.settings import FleetMcpSettings, HubSettings, MqttSettings, TenantSettings
 from konak.protocol import Intent, Kind, subscription
 from tests.conftest import ProbeFactory
 from tests.daemon.fakes import FedSource
 from tests.hub.api.conftest import PASSWORD, auth_settings
+from tests.integration.hub.conftest import hub_settings
 from tests.integration.hub.test_openapi_fuzz import HubThread
 
 from .conftest import RunningDaemon, daemon_config
@@ -34,21 +34,7 @@ def hub(broker: Mosquitto, tmp_path: Path) -> Iterator[HubThread]:
     """A hub with the API on the test broker (static logins: it enrols no devices, so a
     config goes to the devices that reported)."""
     running = HubThread(
-        HubSettings(
-            database_path=tmp_path / "hub.sqlite3",
-            http_port=0,
-            mqtt=MqttSettings(
-                host=broker.host,
-                port=broker.port,
-                username=broker.admin.username,
-                password=broker.admin.password,
-                client_id="konak-hub-voice",
-                reconnect_seconds=0.2,
-            ),
-            fleet_mcp=FleetMcpSettings(port=0),
-            tenants={"acme": TenantSettings("acme")},
-            auth=auth_settings(),
-        )
+        hub_settings(broker, tmp_path, client_id="konak-hub-voice", auth=auth_settings())
     )
     users = running.app[AUTH].users
     users.assign("acme", users.create_user(OPERATOR, PASSWORD).user_id, Role.OPERATOR)

@@ -15,7 +15,6 @@ import pytest
 from aiohttp import ClientSession
 
 from konak.devtools.mosquitto import Mosquitto
-from konak.hub.auth.settings import AuthSettings, ProvisioningSettings, SigningKey
 from konak.hub.keys import AUTH, SETTINGS
 from konak.hub.security.rbac import Role
 from konak.hub.settings import McpServerSettings
@@ -27,11 +26,11 @@ from tests.integration.hub.conftest import (
     everything_stdio,
     hub_settings,
 )
-from tests.integration.hub.test_enrolment import device_probe
+from tests.integration.hub.test_enrolment import PASSWORD, device_probe
+from tests.integration.hub.test_enrolment import start as start_enrolling_hub
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "violet-harbour-engine-42"
 VOICE = {
     "language": "en",
     "sentences": {"MakeCoffee": ["make [me] [a] {drink}"]},
@@ -49,32 +48,15 @@ def dynsec_broker() -> Iterator[Mosquitto]:
 async def start(
     hubs: Any, broker: Mosquitto, tmp_path: Path, servers: tuple[McpServerSettings, ...] = ()
 ) -> tuple[RunningHub, str]:
-    """A hub with the API and provisioning; an operator and an admin of acme, an admin of
-    globex (the attacker)."""
-    base = hub_settings(broker, tmp_path, servers)
-    settings = dataclasses.replace(
-        base,
-        auth=AuthSettings(
-            keys=(SigningKey("k1", "HS256", secret="integration-secret-" + "x" * 20),),
-            active_kid="k1",
-            argon2_time_cost=1,
-            argon2_memory_kib=64,
-        ),
-        provisioning=ProvisioningSettings(
-            enabled=True, username=broker.admin.username, password=broker.admin.password
-        ),
-    )
-    running: RunningHub = await hubs(settings)
+    """The enrolment tests' hub (API, provisioning, an operator of acme) with ``servers``,
+    an admin of acme and an admin of globex (the attacker)."""
+    tenants = hub_settings(broker, tmp_path, servers).tenants
+    running, url = await start_enrolling_hub(hubs, broker, tmp_path, tenants=tenants)
     users = running.runner.app[AUTH].users
     users.ensure_tenant("globex")
-    for email, tenant, role in (
-        ("ops@acme.test", "acme", Role.OPERATOR),
-        ("admin@acme.test", "acme", Role.ADMIN),
-        ("admin@globex.test", "globex", Role.ADMIN),
-    ):
-        user = users.create_user(email, PASSWORD)
-        users.assign(tenant, user.user_id, role)
-    return running, f"http://127.0.0.1:{running.http_port}"
+    for email, tenant in (("admin@acme.test", "acme"), ("admin@globex.test", "globex")):
+        users.assign(tenant, users.create_user(email, PASSWORD).user_id, Role.ADMIN)
+    return running, url
 
 
 async def headers_of(http: ClientSession, url: str, email: str) -> dict[str, str]:
