@@ -11,6 +11,7 @@ from typing import Final
 from aiohttp import web
 
 from konak.hub import resources
+from konak.hub.api.console import setup_console
 from konak.hub.api.ops import health_view, metrics_view
 from konak.hub.api.routes import setup_api
 from konak.hub.errors import ConfigError
@@ -105,6 +106,7 @@ def create_app(settings: HubSettings) -> web.Application:
             resources.fleet_mcp_ctx,
         ]
     )
+    setup_console(app)  # last: its catch-all route must not shadow any other
     state = app.get(AUTH)
     if state is not None:
         # McpRegistry takes no constructor arguments for these yet: its module is being

@@ -19,7 +19,9 @@ from konak.daemon.outbox import EXPIRED, SCHEMA_VERSION, Outbox
 from konak.hub import database
 from konak.hub.mcp_registry import McpRegistry
 from konak.hub.store import Store
+from konak.hub.voice_config import Draft, VoiceConfigs
 from konak.provisioning.claims import Claims
+from konak.storage.sqlite import Schema, connect
 
 RELEASES = Path(__file__).with_name("releases")
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -81,7 +83,7 @@ def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_the_curre
 
     assert_kept(before, rows(path))
     assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
-    assert shape(path)["version"] == database.SCHEMA.version == 2
+    assert shape(path)["version"] == database.SCHEMA.version == 3
     # And the code reads what was there, and writes the columns added since.
     device = store.device("acme", "kitchen-pi")
     assert device is not None
@@ -97,6 +99,25 @@ def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_the_curre
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("DELETE FROM audit_log")
     store.close()
+    db.close()
+
+
+def test_a_hub_database_at_version_1_keeps_its_rows_and_gains_the_voice_config_table(
+    tmp_path: Path,
+) -> None:
+    path = restore("hub-f737f0f.sql", tmp_path / "hub.sqlite3")
+    v1 = Schema("the hub database", database.STEPS[:1], database.StoreError)
+    connect(path, v1).close()  # as the release with schema version 1 left it
+    before = rows(path)
+    assert shape(path)["version"] == 1
+
+    db = database.connect(path)
+
+    assert_kept(before, rows(path))
+    assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
+    configs = VoiceConfigs(db)
+    assert configs.latest("acme").revision == 0
+    assert configs.save("acme", 0, Draft(), "ops@acme.test").revision == 1
     db.close()
 
 
