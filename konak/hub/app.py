@@ -4,7 +4,6 @@ reload a SIGHUP asks for."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import fields
 from typing import Final
 
@@ -107,10 +106,4 @@ def create_app(settings: HubSettings) -> web.Application:
         ]
     )
     setup_console(app)  # last: its catch-all route must not shadow any other
-    state = app.get(AUTH)
-    if state is not None:
-        # McpRegistry takes no constructor arguments for these yet: its module is being
-        # reworked (issue 14, persistence); they move into its constructor after that merge.
-        state.mcp_registry.on_change = functools.partial(resources.apply_mcp, app)
-        state.mcp_registry.outbound = functools.partial(resources.outbound_policy, app)
     return app

@@ -4,12 +4,14 @@ database and Redis as one cleanup context) behind ``AUTH``, the routes and
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Final
 
 from aiohttp import web
 
+from konak.hub import resources
 from konak.hub.api import accounts, claims, devices, mcp, reset, voice
 from konak.hub.api.http import declare, guard
 from konak.hub.api.openapi import ApiRoute, build_openapi
@@ -147,7 +149,12 @@ def setup_api(
     app.middlewares.append(guard)
     if not settings.auth.enabled:
         return
-    app[AUTH] = AuthState.build(settings, provisioner)  # checked before the hub starts
+    app[AUTH] = AuthState.build(  # checked before the hub starts
+        settings,
+        provisioner,
+        mcp_on_change=functools.partial(resources.apply_mcp, app),
+        mcp_outbound=functools.partial(resources.outbound_policy, app),
+    )
     app.cleanup_ctx.append(auth_ctx)
     served: tuple[ApiRoute, ...] = (
         ROUTES + CONSOLE_ROUTES + (RESET_ROUTES if settings.auth.smtp else ())
