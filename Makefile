@@ -17,7 +17,7 @@ TEST_MODELS ?= vosk-ko
 TEST_MODEL_LICENSES ?= NOASSERTION
 
 APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-config \
-	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd
+	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help setup apt venv npm models test test-fast fuzz reliability lint format run bench bench-quick soak eval dist clean
@@ -27,6 +27,8 @@ help:  ## list the targets
 
 setup: apt venv npm models  ## install everything: apt packages, .venv, npm packages, models
 
+# prometheus's postinst names its user with chfn, which PAM refuses in containers: the user
+# is made first, and the postinst then finds it.
 apt:  ## Debian packages (only the missing ones; needs root or sudo)
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -34,6 +36,8 @@ apt:  ## Debian packages (only the missing ones; needs root or sudo)
 	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
 	if [ -n "$$missing" ]; then \
 		echo "apt: installing$$missing"; \
+		id prometheus >/dev/null 2>&1 || $(SUDO) useradd --system --user-group \
+			--home-dir /var/lib/prometheus --shell /usr/sbin/nologin prometheus; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "apt: all packages present"; fi

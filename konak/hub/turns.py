@@ -120,6 +120,7 @@ class TurnProcessor:
 
         ``claimed`` is called once the turn's claim (or the earlier one) is committed: from
         then on a crash leaves a claimed turn, failed and answered at the next start."""
+        arrived = time.monotonic()
         earlier = self.store.claim_turn(
             intent.tenant, intent.turn_id, intent.device, intent.expires_at
         )
@@ -143,7 +144,10 @@ class TurnProcessor:
         self.store.finish_turn(intent.tenant, intent.turn_id, result.outcome, result.text)
         # Until replied, a crash leaves the turn to be answered at the next start, and the
         # device sending the intent again gets the reply again.
-        if await self._reply(intent, result):
+        sent = await self._reply(intent, result)
+        self.metrics.turns.labels(intent.tenant, intent.device, result.outcome).inc()
+        self.metrics.intent_seconds.labels(intent.tenant).observe(time.monotonic() - arrived)
+        if sent:
             self.store.replied(intent.tenant, intent.turn_id)
 
     async def _redelivered(self, intent: Intent, earlier: Turn) -> None:
