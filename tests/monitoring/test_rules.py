@@ -126,3 +126,23 @@ def test_every_metric_the_rules_and_the_dashboard_use_is_exported(tmp_path: Path
     assert "konak_device_cpu_percent" in used
     assert len(dashboard["panels"]) >= 10
     assert {p["id"] for p in dashboard["panels"]} == set(range(1, len(dashboard["panels"]) + 1))
+
+
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="Debian's prometheus-alertmanager")
+def test_the_example_alertmanager_route_is_valid(tmp_path: Path) -> None:
+    example = MONITORING / "alertmanager" / "alertmanager.example.yml"
+    config = yaml.safe_load(example.read_text())
+    checked = subprocess.run(
+        ["amtool", "check-config", str(example)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # Mail for everything, mail and the webhook for what is critical.
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers[config["route"]["receiver"]]["email_configs"]
+    (critical,) = config["route"]["routes"]
+    assert critical["matchers"] == ['severity="critical"']
+    assert set(receivers[critical["receiver"]]) >= {"email_configs", "webhook_configs"}
