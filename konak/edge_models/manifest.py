@@ -248,20 +248,28 @@ class VariantChoice:
     measurements: Mapping[str, Float] = field(default_factory=dict)
 
 
-def _check_model_id(model_id: str) -> None:
-    if len(model_id) > MAX_MODEL_ID_CHARS or MODEL_ID.fullmatch(model_id) is None:
-        raise ConfigError(
-            f"models.{model_id}: id must be lowercase letters, digits, '.', '_' or '-'"
-        )
-
-
-def _named(entry: object, key: str, where: str) -> object:
-    """A table's entry with ``key`` set to its name (the entry's own key would be lost)."""
+def _named(table: str, name: str, entry: object) -> object:
+    """An entry of ``table`` with its name (its key in the table) as its id (or base)."""
+    if table == "models" and (len(name) > MAX_MODEL_ID_CHARS or not MODEL_ID.fullmatch(name)):
+        raise ConfigError(f"models.{name}: id must be lowercase letters, digits, '.', '_' or '-'")
+    key = _NAMED_BY_KEY[table]
     if not isinstance(entry, dict):
         return entry
-    if key in entry:
-        raise ConfigError(f"{where}.{key}: unknown key")
-    return {key: where.split(".", 1)[1], **entry}
+    if key in entry:  # a field, so not refused as an unknown key, but never read
+        raise ConfigError(f"{table}.{name}.{key}: unknown key")
+    return {key: name, **entry}
+
+
+def _named_entries(data: Any) -> Any:
+    """The manifest document with each entry of models, sets and choices named."""
+    if not isinstance(data, dict):
+        return data
+    named = dict(data)
+    for table in _NAMED_BY_KEY:
+        entries = data.get(table)
+        if isinstance(entries, dict):
+            named[table] = {name: _named(table, name, e) for name, e in entries.items()}
+    return named
 
 
 @with_config(SETTINGS)
@@ -277,19 +285,7 @@ class Manifest:
     @model_validator(mode="before")
     @classmethod
     def _name_entries(cls, data: Any) -> Any:
-        """Each entry of models, sets and choices is named by its key in the document."""
-        if not isinstance(data, dict):
-            return data
-        named = dict(data)
-        for table, key in _NAMED_BY_KEY.items():
-            entries = data.get(table)
-            if not isinstance(entries, dict):
-                continue
-            if table == "models":
-                for model_id in entries:
-                    _check_model_id(model_id)
-            named[table] = {name: _named(e, key, f"{table}.{name}") for name, e in entries.items()}
-        return named
+        return _named_entries(data)
 
     def model(self, model_id: str) -> Model:
         """The model with this id, or a clear unknown_model error."""
