@@ -93,6 +93,14 @@ def broker() -> Iterator[Mosquitto]:
         yield running
 
 
+@pytest.fixture
+def dynsec_broker() -> Iterator[Mosquitto]:
+    """A real Mosquitto 2 whose device identities and roles change at run time (its dynamic
+    security plugin)."""
+    with Mosquitto(dynsec=True) as running:
+        yield running
+
+
 ProbeFactory = Callable[..., MqttProbe]
 
 
