@@ -80,8 +80,11 @@ def speech(voice: PiperTts, tmp_path_factory: pytest.TempPathFactory) -> Speech:
     return build
 
 
+Wav = Callable[..., Path]
+
+
 @pytest.fixture
-def wav(tmp_path: Path, speech: Speech) -> Callable[..., Path]:
+def wav(tmp_path: Path, speech: Speech) -> Wav:
     """Write speech parts to a WAV file in the test's directory."""
     counter = iter(range(1000))
 

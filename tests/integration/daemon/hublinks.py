@@ -36,6 +36,10 @@ class DeviceAccount:
     credentials: Credentials
     acl: list[AclRule]
 
+    def hub_keys(self) -> dict[str, str]:
+        """The daemon config's [hub] keys for this login."""
+        return {"username": self.credentials.username, "password": self.credentials.password}
+
 
 def device_login(broker: Mosquitto) -> DeviceAccount:
     """Give the test device its own login on ``broker``, limited to its topics."""

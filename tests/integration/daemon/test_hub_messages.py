@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 
 from konak.protocol import Cmd, Config, Intent, Kind, Reply, build_topic
 from tests.conftest import ProbeFactory
 from tests.daemon.fakes import FedSource
 
-from .conftest import Listen, RunningDaemon, Speech, command
+from .conftest import Listen, RunningDaemon, Speech, Wav, command
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +33,7 @@ def test_an_announcement_from_the_hub_is_spoken_and_garbage_before_it_is_ignored
 
 
 def test_a_turn_the_hub_does_not_answer_ends_with_a_spoken_notice(
-    listen: Listen, run_daemon: RunningDaemon, wav: Callable[..., Path]
+    listen: Listen, run_daemon: RunningDaemon, wav: Wav
 ) -> None:
     hub = listen(Kind.INTENT)
     source = wav(*command("turn on the kitchen light."))

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from konak.devtools.mosquitto import Credentials, Mosquitto
+from konak.devtools.mosquitto import Mosquitto
 from konak.devtools.probe import MqttProbe, ProbeError
 from konak.protocol import Intent, Kind
 
-from .conftest import Listen, RunningDaemon, command
-from .hublinks import device_login, restart_watched
+from .conftest import Listen, RunningDaemon, Wav, command
+from .hublinks import DeviceAccount, device_login, restart_watched
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +36,14 @@ def assert_commands_arrived(received: list[Intent]) -> None:
     assert matched >= 4, [(i.text, i.intent) for i in received]
 
 
-def _five_commands(wav: Callable[..., Path]) -> Path:
+def _five_commands(wav: Wav) -> Path:
     return wav(*command(*(f"{text}." for text in COMMANDS), tail=2.5))
 
 
-def _hub(login: Credentials | None = None) -> dict[str, Any]:
+def _hub(login: DeviceAccount | None = None) -> dict[str, Any]:
     # An outage long enough to test: the intents must not expire while it lasts.
     hub: dict[str, Any] = {"reply_timeout_seconds": 600.0, "intent_expiry_seconds": 600.0}
-    if login is not None:
-        hub |= {"username": login.username, "password": login.password}
-    return hub
+    return hub | login.hub_keys() if login else hub
 
 
 def _collect(probe: MqttProbe, count: int) -> list[Intent]:
@@ -63,11 +60,11 @@ def test_intents_queued_while_the_broker_is_down_arrive_in_order_once_it_returns
     broker: Mosquitto,
     listen: Listen,
     run_daemon: RunningDaemon,
-    wav: Callable[..., Path],
+    wav: Wav,
 ) -> None:
     login = device_login(broker)
     broker.kill()
-    daemon, log = run_daemon(source=_five_commands(wav), hub=_hub(login.credentials))
+    daemon, log = run_daemon(source=_five_commands(wav), hub=_hub(login))
     assert daemon.source_done.wait(90)
     queued = [e for e in log.events if e.type == "hub-start"]
     assert len(queued) == 5
@@ -84,7 +81,7 @@ def test_intents_queued_before_a_daemon_restart_are_delivered_by_the_next_daemon
     broker: Mosquitto,
     listen: Listen,
     run_daemon: RunningDaemon,
-    wav: Callable[..., Path],
+    wav: Wav,
 ) -> None:
     broker.kill()
     first, log = run_daemon(source=_five_commands(wav), hub=_hub())

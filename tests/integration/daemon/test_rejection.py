@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 
 from konak.devtools.probe import ProbeError
 from konak.protocol import Kind
 
-from .conftest import Listen, RunningDaemon, Speech, command
+from .conftest import Listen, RunningDaemon, Speech, Wav, command
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +23,7 @@ PARAGRAPH = (
 def test_a_twenty_second_paragraph_without_the_wake_word_wakes_nothing(
     listen: Listen,
     run_daemon: RunningDaemon,
-    wav: Callable[..., Path],
+    wav: Wav,
     speech: Speech,
 ) -> None:
     hub = listen()
@@ -46,7 +43,7 @@ def test_a_twenty_second_paragraph_without_the_wake_word_wakes_nothing(
 
 
 def test_an_out_of_grammar_command_after_the_wake_word_gets_no_intent_but_an_apology(
-    listen: Listen, run_daemon: RunningDaemon, wav: Callable[..., Path]
+    listen: Listen, run_daemon: RunningDaemon, wav: Wav
 ) -> None:
     hub = listen(Kind.INTENT)
     _daemon, log = run_daemon(source=wav(*command("tell me a joke about penguins.")))

@@ -10,7 +10,6 @@ so every one is executed, once. E: once the device has told the person a turn fa
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from konak.devtools.mosquitto import Mosquitto
 from konak.devtools.probe import MqttProbe, ProbeError
 from konak.protocol import Kind, Reply, build_topic
 
-from .conftest import Listen, RunningDaemon, command
+from .conftest import Listen, RunningDaemon, Wav, command
 from .hublinks import (
     DEVICE,
     TENANT,
@@ -99,7 +98,7 @@ def test_a_turn_the_person_was_told_failed_is_withdrawn_and_never_runs_when_the_
     broker: Mosquitto,
     listen: Listen,
     run_daemon: RunningDaemon,
-    wav: Callable[..., Path],
+    wav: Wav,
     tmp_path: Path,
 ) -> None:
     login = device_login(broker)
@@ -109,8 +108,7 @@ def test_a_turn_the_person_was_told_failed_is_withdrawn_and_never_runs_when_the_
         # Told "The hub is not answering." after 2 s; the intent itself would still be
         # valid for ten minutes, so only the withdrawal keeps it from running.
         hub={
-            "username": login.credentials.username,
-            "password": login.credentials.password,
+            **login.hub_keys(),
             "reply_timeout_seconds": 2.0,
             "intent_expiry_seconds": 600.0,
             "resend_seconds": 1.0,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import konak, one_error_line
 
-from .conftest import DaemonToml, SpawnDaemon, command
+from .conftest import DaemonToml, SpawnDaemon, Wav, command
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +79,7 @@ def test_a_missing_config_file_is_one_line_naming_the_file(tmp_path: Path) -> No
 
 
 def test_transcribe_prints_each_stage_and_say_writes_a_wav(
-    tmp_path: Path, models_dir: Path, wav: Callable[..., Path]
+    tmp_path: Path, models_dir: Path, wav: Wav
 ) -> None:
     config = tmp_path / "daemon.toml"
     config.write_text(

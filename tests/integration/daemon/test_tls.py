@@ -12,7 +12,7 @@ import shutil
 import ssl
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from konak.devtools.mosquitto import Credentials, free_port
 from konak.protocol import Intent, Kind, subscription
 
-from .conftest import RunningDaemon, command
+from .conftest import RunningDaemon, Wav, command
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +155,7 @@ def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
 
 
 def test_the_daemon_sends_its_intent_over_tls_to_a_broker_with_a_private_ca(
-    tls_broker: TlsBroker, run_daemon: RunningDaemon, wav: Callable[..., Path]
+    tls_broker: TlsBroker, run_daemon: RunningDaemon, wav: Wav
 ) -> None:
     received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     subscribed = threading.Event()

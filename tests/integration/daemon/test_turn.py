@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from konak.daemon.audio import RATE_HZ, read_wav, resample
 from konak.daemon.stt import PocketSphinxStt, agreement
 from konak.protocol import Intent, Kind, Reply
 
-from .conftest import Listen, RunningDaemon, command
+from .conftest import Listen, RunningDaemon, Wav, command
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.integration
 def test_a_spoken_command_becomes_one_intent_and_the_reply_is_spoken_into_the_sink(
     listen: Listen,
     run_daemon: RunningDaemon,
-    wav: Callable[..., Path],
+    wav: Wav,
     tmp_path: Path,
     models_dir: Path,
 ) -> None:
