@@ -1,5 +1,6 @@
-"""Fixtures shared by the whole suite: a real Mosquitto broker, MQTT probes, and a guard that
-fails a test during which an exception was logged."""
+"""Fixtures shared by the whole suite: a real Mosquitto broker, MQTT probes, a guard that
+fails a test during which an exception was logged, and the `konak` command run as a user
+runs it."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ import logging
 import os
 import re
 import subprocess
+import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from konak import cli
 from konak.devtools.mosquitto import Credentials, Mosquitto
 from konak.devtools.probe import MqttProbe
 
+REPO = Path(__file__).resolve().parents[1]
+KONAK = [sys.executable, "-m", "konak.cli"]  # the command line of `konak`, for Popen
 # The models `make setup` fetched into the work tree (the Makefile exports the same path).
 os.environ.setdefault("KONAK_MODELS_DIR", str(Path(__file__).resolve().parents[1] / ".models"))
 
@@ -29,10 +34,71 @@ settings.register_profile(
 settings.load_profile("konak")
 
 
+Ran = subprocess.CompletedProcess[str]
+
+
+def konak(
+    *argv: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    module: str = "konak.cli",
+    timeout: float = 120,
+) -> Ran:
+    """Run ``konak ARGV`` as a user would, in a child process (``module``: another of the
+    project's commands, run as ``python -m MODULE``); its exit status and output."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        capture_output=True,
+        text=True,
+        input=input,
+        env=env,  # None: this process's environment
+        cwd=REPO,
+        timeout=timeout,
+        check=False,
+    )
+
+
+KonakMain = Callable[..., Ran]
+
+
+@pytest.fixture
+def konak_main(capsys: pytest.CaptureFixture[str]) -> KonakMain:
+    """Run ``konak ARGV`` in this process (``main``: another entry point taking argv); its
+    exit status and what it printed, as :func:`konak` gives them."""
+
+    def run(*argv: str, main: Callable[[Sequence[str]], int] = cli.main) -> Ran:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(argv), code, out, err)
+
+    return run
+
+
+def one_error_line(done: Ran, *, prefix: str | None = None) -> str:
+    """The one error line of a command that failed cleanly: exit status 1, no traceback, and
+    one line on stderr (with ``prefix``, one line starting with it among the logs)."""
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "Exception ignored" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    if prefix is not None:
+        lines = [line for line in lines if line.startswith(prefix)]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
 @pytest.fixture
 def broker() -> Iterator[Mosquitto]:
     """A real Mosquitto 2 on a free loopback port with authentication on."""
     with Mosquitto() as running:
+        yield running
+
+
+@pytest.fixture
+def dynsec_broker() -> Iterator[Mosquitto]:
+    """A real Mosquitto 2 whose device identities and roles change at run time (its dynamic
+    security plugin)."""
+    with Mosquitto(dynsec=True) as running:
         yield running
 
 

@@ -4,39 +4,13 @@ on stderr and a non-zero exit, never a traceback; a listing says which folder it
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from konak.devtools.demo import spoken_command
 from konak.edge_models.settings import ENV_MODELS_DIR, default_models_dir
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def konak(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``konak ARGV`` as a user would, in a child process."""
-    return subprocess.run(
-        [sys.executable, "-m", "konak.cli", *argv],
-        capture_output=True,
-        text=True,
-        env=env,  # None: this process's environment
-        cwd=REPO,
-        timeout=120,
-        check=False,
-    )
-
-
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The one line the command wrote to stderr, after checking it failed cleanly."""
-    assert done.returncode != 0, done
-    assert "Traceback" not in done.stderr
-    assert "Exception ignored" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    return lines[0]
+from tests.conftest import konak, one_error_line
 
 
 @pytest.mark.parametrize(

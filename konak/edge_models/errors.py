@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from konak.errors import KonakError
+from konak.errors import ConfigError, KonakError
 
 # Stable error codes (part of the CLI contract: scripts may match on them).
 CHECKSUM_MISMATCH: Final = "checksum_mismatch"
@@ -30,3 +30,17 @@ class SourceError(ModelError):
     """One source failed for one model; the next source may still succeed."""
 
     code = SOURCE_UNREACHABLE
+
+
+class ManifestError(ModelError, ConfigError):
+    """A manifest that cannot be used, in one line: ``manifest FILE: section.key: reason``.
+
+    A ConfigError like every unusable file, and a ModelError to the model store's callers.
+    """
+
+    code = MANIFEST_INVALID
+
+
+def invalid_manifest(origin: str, what: str) -> ManifestError:
+    """The error for a manifest (file or packaged name ``origin``) and what is wrong."""
+    return ManifestError(f"manifest {origin}: {what}")

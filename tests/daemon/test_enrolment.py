@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from konak.daemon.errors import ConfigError
 from konak.daemon.settings import parse
 from konak.devtools.mosquitto import free_port
 from konak.provisioning.enroll import Enrolment, write_credentials
+from tests.conftest import konak, one_error_line
 
 
 def settings_with(credentials: Path, tmp_path: Path, device: str = "kitchen-pi"):  # type: ignore[no-untyped-def]
@@ -66,28 +65,9 @@ def test_enroll_reports_a_bad_or_unreachable_hub_in_one_line(
 ) -> None:
     url = hub or f"http://127.0.0.1:{free_port()}"
     creds = tmp_path / "c.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "konak.cli",
-            "daemon",
-            "enroll",
-            "--hub",
-            url,
-            "--token",
-            "t",
-            "--name",
-            "Kitchen",
-            "--credentials",
-            str(creds),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].endswith(f"[{code}]")
+    line = one_error_line(
+        konak("daemon", "enroll", "--hub", url, "--token", "t", "--name", "Kitchen",
+              "--credentials", str(creds))
+    )  # fmt: skip
+    assert line.endswith(f"[{code}]")
     assert not creds.exists()

@@ -8,6 +8,7 @@ import pytest
 
 from konak.edge_models import cli
 from konak.edge_models.overlay import render
+from tests.conftest import KonakMain, Ran, one_error_line
 
 BODY = b"onnx-bytes" * 3000
 
@@ -32,73 +33,61 @@ def manifest_file(tmp_path: Path, file_server: Any, tools: Any) -> Path:
     return path
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+@pytest.fixture
+def models(konak_main: KonakMain) -> KonakMain:
+    """``konak models ARGV`` through its stand-alone entry, in this process."""
+
+    def run(*argv: str) -> Ran:
+        return konak_main(*argv, main=cli.main)
+
+    return run
 
 
 def test_the_cli_pulls_lists_prints_the_path_verifies_and_removes(
-    tmp_path: Path, manifest_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, manifest_file: Path, models: KonakMain
 ) -> None:
     common = ["--models-dir", str(tmp_path / "m"), "--manifest", str(manifest_file)]
-    code, out, _ = _run(capsys, "pull", "tiny", *common, "--accept-license", "CC-BY-NC-SA-4.0")
-    assert code == 0
-    assert "w: installed" in out
-    code, out, _ = _run(capsys, "list", "--json", *common)
-    assert json.loads(out)["models"][0]["id"] == "w"
-    code, out, _ = _run(capsys, "path", "w", *common)
-    assert Path(out.strip()).read_bytes() == BODY
-    code, out, _ = _run(capsys, "verify", *common)
-    assert code == 0
-    assert "all files match" in out
-    code, out, _ = _run(capsys, "remove", "w", *common)
-    assert code == 0
-    assert "w: removed" in out
-    code, _, err = _run(capsys, "path", "w", *common)
-    assert code == 1
-    assert "[not_installed]" in err
+    pulled = models("pull", "tiny", *common, "--accept-license", "CC-BY-NC-SA-4.0")
+    assert pulled.returncode == 0
+    assert "w: installed" in pulled.stdout
+    listed = models("list", "--json", *common)
+    assert json.loads(listed.stdout)["models"][0]["id"] == "w"
+    path = models("path", "w", *common)
+    assert Path(path.stdout.strip()).read_bytes() == BODY
+    verified = models("verify", *common)
+    assert verified.returncode == 0
+    assert "all files match" in verified.stdout
+    removed = models("remove", "w", *common)
+    assert removed.returncode == 0
+    assert "w: removed" in removed.stdout
+    assert one_error_line(models("path", "w", *common)).endswith("[not_installed]")
 
 
 def test_the_cli_refuses_a_non_commercial_license_naming_it(
-    tmp_path: Path, manifest_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, manifest_file: Path, models: KonakMain
 ) -> None:
-    code, _, err = _run(
-        capsys,
-        "pull",
-        "tiny",
-        "--models-dir",
-        str(tmp_path / "m"),
-        "--manifest",
-        str(manifest_file),
-    )
-    assert code == 1
-    assert "CC-BY-NC-SA-4.0" in err
-    assert "[license_not_accepted]" in err
+    common = ["--models-dir", str(tmp_path / "m"), "--manifest", str(manifest_file)]
+    line = one_error_line(models("pull", "tiny", *common))
+    assert "CC-BY-NC-SA-4.0" in line
+    assert line.endswith("[license_not_accepted]")
 
 
 def test_the_cli_reports_corruption_with_a_non_zero_exit(
-    tmp_path: Path,
-    manifest_file: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, manifest_file: Path, models: KonakMain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KONAK_ACCEPT_LICENSES", "CC-BY-NC-SA-4.0")
     common = ["--models-dir", str(tmp_path / "m"), "--manifest", str(manifest_file)]
-    assert _run(capsys, "pull", "w", *common)[0] == 0
-    _, out, _ = _run(capsys, "path", "w", *common)
-    Path(out.strip()).write_bytes(b"garbage")
-    code, out, err = _run(capsys, "verify", *common)
-    assert code == 1
-    assert "w: w.onnx: size 7" in out
-    assert "[corrupt]" in err
+    assert models("pull", "w", *common).returncode == 0
+    Path(models("path", "w", *common).stdout.strip()).write_bytes(b"garbage")
+    verified = models("verify", *common)
+    assert "w: w.onnx: size 7" in verified.stdout
+    assert one_error_line(verified).endswith("[corrupt]")
 
 
-def test_the_cli_names_an_unknown_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(capsys, "pull", "hey-jarvis", "--models-dir", str(tmp_path))
-    assert code == 1
-    assert "hey-jarvis: unknown model" in err
-    assert "[unknown_model]" in err
+def test_the_cli_names_an_unknown_model(tmp_path: Path, models: KonakMain) -> None:
+    line = one_error_line(models("pull", "hey-jarvis", "--models-dir", str(tmp_path)))
+    assert "hey-jarvis: unknown model" in line
+    assert line.endswith("[unknown_model]")
 
 
 def test_register_hooks_every_action_into_a_parent_parser() -> None:

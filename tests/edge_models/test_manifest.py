@@ -11,6 +11,7 @@ from konak.edge_models.manifest import (
     load_packaged,
     parse_manifest,
 )
+from konak.errors import ConfigError
 
 
 def test_the_packaged_manifest_validates_and_pins_every_file() -> None:
@@ -114,6 +115,48 @@ def test_a_malformed_field_is_rejected_with_the_reason(
     with pytest.raises(ModelError, match=r"models\.m1") as caught:
         parse_manifest(_doc(entry), "t.toml")
     assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        ({"colour": "red"}, "models.m1.colour: unknown key"),
+        ({"id": "m2"}, "models.m1.id: unknown key"),
+        ({"commercial_use": "yes"}, "models.m1.commercial_use: must be true or false, not string"),
+        (
+            {"files": [{"path": "a.onnx", "sha256": "a" * 64, "size": "3"}]},
+            "models.m1.files[0].size: must be an integer, not string",
+        ),
+        (
+            {"sources": [{"kind": "pypi", "package": "p"}]},
+            "models.m1.sources[0].version: required for a pypi source",
+        ),
+        ({"entry": "b.onnx"}, "models.m1.entry: 'b.onnx' is not one of its files"),
+    ],
+)
+def test_a_wrong_entry_is_one_config_line_naming_the_file_and_the_key(
+    change: dict[str, Any], line: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_manifest(_doc({**_entry(), **change}), "t.toml")
+    assert isinstance(caught.value, ModelError)
+    assert caught.value.code == MANIFEST_INVALID
+    assert caught.value.message == f"manifest t.toml: {line}"
+
+
+@pytest.mark.parametrize(
+    ("doc", "line"),
+    [
+        ({"models": {"Bad/Id": {}}}, "models.Bad/Id: id must be lowercase letters, digits,"),
+        ({"sets": {"s": {"models": "m1"}}}, "sets.s.models: must be a list, not string"),
+        ({"choices": {"m1": {"reason": "fast"}}}, "choices.m1.per_target: required"),
+        ({"colour": "red"}, "colour: unknown key"),
+    ],
+)
+def test_a_wrong_table_is_one_line_naming_it(doc: dict[str, Any], line: str) -> None:
+    with pytest.raises(ModelError) as caught:
+        parse_manifest({"schema_version": 2, **doc}, "t.toml")
+    assert caught.value.message.startswith(f"manifest t.toml: {line}")
 
 
 def test_a_v1_manifest_is_migrated_to_the_current_schema() -> None:

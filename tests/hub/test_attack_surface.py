@@ -19,7 +19,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from konak import cli as konak_cli
 from konak.devtools.mosquitto import free_port
 from konak.hub.app import create_app, reload_hub
 from konak.hub.cli import tls_context
@@ -36,6 +35,7 @@ from konak.hub.settings import (
     MqttSettings,
     TenantSettings,
 )
+from tests.conftest import KonakMain, one_error_line
 from tests.hub.api.conftest import PASSWORD, SECRET, TENANTS, auth_settings
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
@@ -418,7 +418,7 @@ async def test_the_hub_serves_https_with_its_certificate_and_sends_hsts_only_the
 
 
 def test_check_config_refuses_a_key_that_does_not_match_the_certificate_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, konak_main: KonakMain
 ) -> None:
     cert, _ = make_certificate(tmp_path)
     other = tmp_path / "other"
@@ -430,27 +430,23 @@ def test_check_config_refuses_a_key_that_does_not_match_the_certificate_in_one_l
         f'[http]\ntls_cert_file = "{cert}"\ntls_key_file = "{wrong_key}"\n'
     )
 
-    code = konak_cli.main(["hub", "check-config", "--config", str(config)])
-    err = capsys.readouterr().err
+    line = one_error_line(konak_main("hub", "check-config", "--config", str(config)))
 
-    assert code == 1
-    assert err.count("\n") == 1
-    assert "[http] tls_cert_file/tls_key_file: cannot load" in err
-    assert err.rstrip().endswith("[config_invalid]")
+    assert "[http] tls_cert_file/tls_key_file: cannot load" in line
+    assert line.endswith("[config_invalid]")
 
 
 def test_the_metrics_token_comes_from_a_file_or_the_environment_never_the_config(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, konak_main: KonakMain
 ) -> None:
     config = tmp_path / "hub.toml"
     config.write_text(
         f'[hub]\ndatabase_path = "{tmp_path}/hub.sqlite3"\n\n[http]\nmetrics_token = "inline"\n'
     )
 
-    code = konak_cli.main(["hub", "check-config", "--config", str(config)])
+    line = one_error_line(konak_main("hub", "check-config", "--config", str(config)))
 
-    assert code == 1
-    assert "metrics_token_env or metrics_token_file" in capsys.readouterr().err
+    assert "metrics_token_env or metrics_token_file" in line
 
 
 # -- row 7: reloading signing keys ---------------------------------------------------------------

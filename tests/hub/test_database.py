@@ -13,7 +13,7 @@ import pytest
 from konak.hub import database
 from konak.hub.store import Store
 from konak.protocol import Telemetry
-from tests.test_cli_rough_edges import konak, one_error_line
+from tests.conftest import konak, one_error_line
 
 UNREADABLE = (
     "(not a readable SQLite database); "

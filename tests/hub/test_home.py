@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from konak.errors import ConfigError
 from konak.hub.mcp_servers.home import Entity, _report, load_home_settings
+from tests.conftest import konak, one_error_line
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -21,16 +20,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_an_unknown_entity_key_is_one_line_naming_the_file_and_the_key(tmp_path: Path) -> None:
     config = _write(tmp_path, '[[entities]]\nname = "kitchen light"\ncolour = "red"\n')
 
-    done = subprocess.run(
-        [sys.executable, "-m", "konak.hub.mcp_servers.home", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    line = one_error_line(konak("--config", str(config), module="konak.hub.mcp_servers.home"))
 
-    assert done.returncode == 1
-    assert done.stderr.strip() == f"konak-home: {config}: entities[0].colour: unknown key"
+    assert line == f"konak-home: {config}: entities[0].colour: unknown key"
 
 
 @pytest.mark.parametrize(

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from konak.cli import main
 from konak.hub.ingest import Ingest
 from konak.hub.metrics import HubMetrics
 from konak.hub.settings import MqttSettings
 from konak.protocol import Intent, Reply, Status, Telemetry
+from tests.conftest import KonakMain, konak, one_error_line
 
 
 class Recorder:
@@ -116,45 +114,34 @@ async def test_a_failing_handler_is_counted_and_ingestion_continues() -> None:
 
 
 def test_run_with_an_invalid_config_prints_one_line_and_exits_non_zero(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, konak_main: KonakMain
 ) -> None:
     config = tmp_path / "hub.toml"
     config.write_text('[hub]\ndatabase_path = "x"\nhttp_port = "eighty"\n')
 
-    status = main(["hub", "run", "--config", str(config)])
+    line = one_error_line(konak_main("hub", "run", "--config", str(config)))
 
-    err = capsys.readouterr().err.strip().splitlines()
-    assert status == 1
-    assert err == [
+    assert line == (
         f"konak hub: {config}: hub.http_port: must be an integer, not string [config_invalid]"
-    ]
+    )
 
 
-def test_check_config_accepts_a_valid_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_check_config_accepts_a_valid_file(tmp_path: Path, konak_main: KonakMain) -> None:
     config = tmp_path / "hub.toml"
     config.write_text(f'[hub]\ndatabase_path = "{tmp_path}/hub.sqlite3"\n')
 
-    status = main(["hub", "check-config", "--config", str(config)])
+    done = konak_main("hub", "check-config", "--config", str(config))
 
-    assert status == 0
-    assert "ok (0 tenant(s), 0 MCP server(s))" in capsys.readouterr().out
+    assert done.returncode == 0
+    assert "ok (0 tenant(s), 0 MCP server(s))" in done.stdout
 
 
 def test_konak_home_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:
     config = tmp_path / "home.toml"
     config.write_text('[[entities]]\nname = "bad/name"\n')
 
-    done = subprocess.run(
-        [sys.executable, "-m", "konak.hub.mcp_servers.home", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    line = one_error_line(konak("--config", str(config), module="konak.hub.mcp_servers.home"))
 
-    assert done.returncode == 1
-    assert done.stderr.strip() == (
+    assert line == (
         f"konak-home: {config}: entities[0]: entity name 'bad/name' cannot be used in a topic"
     )

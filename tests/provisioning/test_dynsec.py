@@ -43,12 +43,6 @@ def test_a_device_role_allows_only_its_own_topics() -> None:
 
 
 @pytest.fixture
-def dynsec_broker() -> Iterator[Mosquitto]:
-    with Mosquitto(dynsec=True) as broker:
-        yield broker
-
-
-@pytest.fixture
 def admin(dynsec_broker: Mosquitto) -> Iterator[DynsecAdmin]:
     creds = dynsec_broker.admin
     with DynsecAdmin(dynsec_broker.host, dynsec_broker.port, creds.username, creds.password) as a:

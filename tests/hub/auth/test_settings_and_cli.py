@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from konak.cli import main
 from konak.hub.database import connect
 from konak.hub.errors import ConfigError
 from konak.hub.settings import load_settings, parse_settings
+from tests.conftest import KonakMain, one_error_line
 
 SECRET = "x" * 40
 
@@ -158,17 +158,16 @@ def write_config(tmp_path: Path) -> Path:
 
 
 def test_add_user_creates_the_superadmin_and_a_tenant_admin(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, konak_main: KonakMain
 ) -> None:
     monkeypatch.setenv("JWT", SECRET)
     monkeypatch.setenv("KONAK_NEW_PASSWORD", "violet-harbour-engine-42")
     config = write_config(tmp_path)
-    assert (
-        main(["hub", "add-user", "--config", str(config), "--email", "r@x.io", "--superadmin"]) == 0
-    )
-    args = ["--email", "a@x.io", "--tenant", "acme", "--role", "admin"]
-    assert main(["hub", "add-user", "--config", str(config), *args]) == 0
-    assert "violet" not in capsys.readouterr().out
+    add_user = ("hub", "add-user", "--config", str(config))
+    root = konak_main(*add_user, "--email", "r@x.io", "--superadmin")
+    admin = konak_main(*add_user, "--email", "a@x.io", "--tenant", "acme", "--role", "admin")
+    assert (root.returncode, admin.returncode) == (0, 0)
+    assert "violet" not in root.stdout + admin.stdout
     db = connect(load_settings(config).database_path)
     rows = db.execute(
         "SELECT u.email, u.superadmin, m.role FROM users u "
@@ -189,7 +188,7 @@ def test_add_user_creates_the_superadmin_and_a_tenant_admin(
 def test_add_user_refuses_bad_input_with_one_line(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    konak_main: KonakMain,
     extra: list[str],
     password: str,
     reason: str,
@@ -197,5 +196,5 @@ def test_add_user_refuses_bad_input_with_one_line(
     monkeypatch.setenv("JWT", SECRET)
     monkeypatch.setenv("KONAK_NEW_PASSWORD", password)
     config = write_config(tmp_path)
-    assert main(["hub", "add-user", "--config", str(config), "--email", "a@x.io", *extra]) == 1
-    assert f"[{reason}]" in capsys.readouterr().err
+    done = konak_main("hub", "add-user", "--config", str(config), "--email", "a@x.io", *extra)
+    assert one_error_line(done).endswith(f"[{reason}]")

@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from konak.daemon.hublink import HubLink
 from konak.daemon.outbox import Outbox
 from konak.daemon.settings import DeviceSettings, HubLinkSettings
-from konak.devtools.mosquitto import Mosquitto
-from konak.protocol import Intent, Message, Status
+from konak.devtools.mosquitto import AclRule, Credentials, Mosquitto
+from konak.protocol import Intent, Message, Status, device_acl
 
 TENANT, DEVICE = "acme", "kitchen-pi"
+T = TypeVar("T")
 
 
 class Clock:
@@ -26,21 +29,50 @@ class Clock:
         return time.time() + self.offset
 
 
+@dataclass(frozen=True)
+class DeviceAccount:
+    """The test device's own broker login and the topics it may use."""
+
+    credentials: Credentials
+    acl: list[AclRule]
+
+    def hub_keys(self) -> dict[str, str]:
+        """The daemon config's [hub] keys for this login."""
+        return {"username": self.credentials.username, "password": self.credentials.password}
+
+
+def device_login(broker: Mosquitto) -> DeviceAccount:
+    """Give the test device its own login on ``broker``, limited to its topics."""
+    acl = [AclRule(access, topic) for access, topic in device_acl(TENANT, DEVICE)]
+    return DeviceAccount(broker.add_user(f"{TENANT}.{DEVICE}", acl=acl), acl)
+
+
+def restart_watched(broker: Mosquitto, login: DeviceAccount, watch: Callable[[], T]) -> T:
+    """Start the killed ``broker`` again with what ``watch`` subscribes (a probe) in place
+    before the device can log in again and send what it queued; what ``watch`` returned."""
+    broker.remove_user(login.credentials.username)
+    broker.start()
+    watcher = watch()
+    broker.add_user(login.credentials.username, login.credentials.password, acl=login.acl)
+    return watcher
+
+
 def hub_settings(
     broker: Mosquitto,
-    username: str,
-    password: str,
     queue_path: Path,
+    login: Credentials | None = None,
     *,
     resend_seconds: float = 600.0,
 ) -> HubLinkSettings:
-    """The [hub] settings of a device logging in to ``broker``; by default nothing the hub
-    leaves unanswered is resent during a test (the probes standing in for it never answer)."""
+    """The [hub] settings of a device logging in to ``broker`` (as its admin unless given a
+    login); by default nothing the hub leaves unanswered is resent during a test (the probes
+    standing in for it never answer)."""
+    login = login or broker.admin
     return HubLinkSettings(
         host=broker.host,
         port=broker.port,
-        username=username,
-        password=password,
+        username=login.username,
+        password=login.password,
         reconnect_seconds=0.25,
         queue_path=queue_path,
         resend_seconds=resend_seconds,

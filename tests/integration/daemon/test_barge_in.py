@@ -8,14 +8,11 @@ from typing import Any
 import pytest
 
 from konak.daemon.engines import model_path
-from konak.daemon.settings import parse
 from konak.daemon.wake import OpenWakeWord
-from konak.devtools.mosquitto import Mosquitto
-from konak.protocol import Intent, Kind, Reply, subscription
-from tests.conftest import ProbeFactory
+from konak.protocol import Intent, Kind, Reply
 from tests.daemon.fakes import FedSource
 
-from .conftest import EventLog, GatedSink, RunningDaemon, Speech, daemon_config
+from .conftest import EventLog, GatedSink, Listen, RunningDaemon, Speech, command
 
 pytestmark = pytest.mark.integration
 
@@ -26,24 +23,19 @@ LONG_REPLY = (
 
 
 def _start_and_reply(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
+    listen: Listen,
     run_daemon: RunningDaemon,
     speech: Speech,
-    tmp_path: Path,
-    models_dir: Path,
     wake: dict[str, Any],
     engine: OpenWakeWord | None = None,
 ) -> tuple[FedSource, GatedSink, EventLog, str]:
     """A daemon that has heard one command and is now playing the hub's long reply."""
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
-    raw = daemon_config(broker, tmp_path, models_dir, wake=wake, tts={"earcons": False})
+    hub = listen(Kind.INTENT)
     source, sink = FedSource(), GatedSink()
     _daemon, log = run_daemon(
-        parse(raw, base_dir=tmp_path, default_models_dir=models_dir), source, sink, engine
+        source=source, sink=sink, wake_engine=engine, wake=wake, tts={"earcons": False}
     )
-    source.feed(speech(1.0, "Hey Jarvis,", 0.3, "turn on the kitchen light.", 1.5))
+    source.feed(speech(*command("turn on the kitchen light.")))
     received = hub.next(timeout=60)
     intent = Intent.from_payload(received.payload, topic=received.topic)
     reply = Reply(tenant="acme", device="kitchen-pi", turn_id=intent.turn_id, text=LONG_REPLY)
@@ -58,17 +50,10 @@ def _reply_end(log: EventLog, turn_id: str) -> Any:
 
 
 def test_the_wake_word_heard_while_a_reply_plays_starts_no_new_turn(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
-    run_daemon: RunningDaemon,
-    speech: Speech,
-    tmp_path: Path,
-    models_dir: Path,
+    listen: Listen, run_daemon: RunningDaemon, speech: Speech
 ) -> None:
-    source, sink, log, turn_id = _start_and_reply(
-        broker, mqtt_probe, run_daemon, speech, tmp_path, models_dir, wake={}
-    )
-    source.feed(speech(0.5, "Hey Jarvis,", 0.3, "turn off the bedroom lamp.", 1.5))
+    source, sink, log, turn_id = _start_and_reply(listen, run_daemon, speech, wake={})
+    source.feed(speech(*command("turn off the bedroom lamp.", lead=0.5)))
     source.wait_heard()
     assert not any(e.type == "tts-end" for e in log.events)  # heard during playback
     sink.release()
@@ -79,17 +64,12 @@ def test_the_wake_word_heard_while_a_reply_plays_starts_no_new_turn(
 
 
 def test_with_barge_in_the_wake_word_interrupts_the_reply_and_starts_a_new_turn(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
-    run_daemon: RunningDaemon,
-    speech: Speech,
-    tmp_path: Path,
-    models_dir: Path,
+    listen: Listen, run_daemon: RunningDaemon, speech: Speech
 ) -> None:
     source, sink, log, turn_id = _start_and_reply(
-        broker, mqtt_probe, run_daemon, speech, tmp_path, models_dir, wake={"barge_in": True}
+        listen, run_daemon, speech, wake={"barge_in": True}
     )
-    source.feed(speech(0.5, "Hey Jarvis,", 0.3, "turn off the bedroom lamp.", 1.5))
+    source.feed(speech(*command("turn off the bedroom lamp.", lead=0.5)))
     second = log.wait_for(lambda e: e.type == "run-start" and e.turn_id != turn_id)
     sink.release()
     end = _reply_end(log, turn_id)
@@ -100,12 +80,7 @@ def test_with_barge_in_the_wake_word_interrupts_the_reply_and_starts_a_new_turn(
 
 
 def test_the_stop_word_interrupts_the_reply_without_starting_a_turn(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
-    run_daemon: RunningDaemon,
-    speech: Speech,
-    tmp_path: Path,
-    models_dir: Path,
+    listen: Listen, run_daemon: RunningDaemon, speech: Speech, models_dir: Path
 ) -> None:
     features = "wake (feature model)"
     engine = OpenWakeWord(
@@ -117,9 +92,8 @@ def test_the_stop_word_interrupts_the_reply_without_starting_a_turn(
         },
     )
     source, sink, log, turn_id = _start_and_reply(
-        broker, mqtt_probe, run_daemon, speech, tmp_path, models_dir,
-        wake={"stop_word": "oww-alexa"}, engine=engine,
-    )  # fmt: skip
+        listen, run_daemon, speech, wake={"stop_word": "oww-alexa"}, engine=engine
+    )
     source.feed(speech(0.5, "Alexa!", 1.0))
     source.wait_heard()
     sink.release()

@@ -14,11 +14,13 @@ from konak.daemon.engines import Engines
 from konak.daemon.service import Daemon
 from tests.daemon.fakes import Events, FakeHub, FakeIntents, FakeStt, FakeTts, settings
 
+from .conftest import Wav
+
 pytestmark = pytest.mark.integration
 
 
 def test_a_slow_recogniser_drops_no_audio_and_the_next_wake_word_is_heard(
-    shared_engines: Engines, wav, tmp_path: Path
+    shared_engines: Engines, wav: Wav, tmp_path: Path
 ) -> None:
     audio = wav(
         1.0, "Hey Jarvis,", 0.3, "turn on the kitchen light.", 1.2,

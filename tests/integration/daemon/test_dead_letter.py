@@ -4,14 +4,13 @@ queue goes on: the refused intent is neither dropped silently nor retried for ev
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from konak.daemon.outbox import Outbox
-from konak.devtools.mosquitto import Mosquitto
+from konak.devtools.mosquitto import Credentials, Mosquitto
 from konak.devtools.probe import MqttProbe
 from konak.protocol import Intent, Kind, Status, build_topic, subscription
 from konak.provisioning.dynsec import DynsecAdmin, device_role
@@ -21,13 +20,6 @@ from .hublinks import DEVICE, TENANT, hub_settings, intent, online, running_link
 pytestmark = pytest.mark.integration
 
 WAIT_SECONDS = 20.0
-
-
-@pytest.fixture
-def dynsec_broker() -> Iterator[Mosquitto]:
-    """A real Mosquitto 2 whose device identities and roles change at run time."""
-    with Mosquitto(dynsec=True) as running:
-        yield running
 
 
 def test_an_intent_refused_after_the_devices_role_changed_is_a_dead_letter_and_not_retried(
@@ -48,7 +40,7 @@ def test_an_intent_refused_after_the_devices_role_changed_is_a_dead_letter_and_n
             closing(Outbox(path)) as outbox,
             caplog.at_level(logging.WARNING, "konak.daemon.hublink"),
             running_link(
-                hub_settings(broker, login.username, login.password, path), outbox
+                hub_settings(broker, path, Credentials(login.username, login.password)), outbox
             ) as link,
         ):
             assert Status.from_payload(hub.next(WAIT_SECONDS).payload).state == "online"

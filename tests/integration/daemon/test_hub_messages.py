@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from konak.daemon.settings import parse
-from konak.devtools.mosquitto import Mosquitto
-from konak.protocol import Cmd, Config, Intent, Kind, Reply, build_topic, subscription
+from konak.protocol import Cmd, Config, Intent, Kind, Reply, build_topic
 from tests.conftest import ProbeFactory
 from tests.daemon.fakes import FedSource
 
-from .conftest import RunningDaemon, daemon_config
+from .conftest import Listen, RunningDaemon, Speech, Wav, command
 
 pytestmark = pytest.mark.integration
 
 
-def _start(broker, tmp_path, models_dir, run_daemon, **sections: Any):  # type: ignore[no-untyped-def]
-    raw = daemon_config(broker, tmp_path, models_dir, **sections)
-    return run_daemon(parse(raw, base_dir=tmp_path, default_models_dir=models_dir))
-
-
 def test_an_announcement_from_the_hub_is_spoken_and_garbage_before_it_is_ignored(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
-    run_daemon: RunningDaemon,
-    tmp_path: Path,
-    models_dir: Path,
+    listen: Listen, run_daemon: RunningDaemon
 ) -> None:
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.STATUS))
-    daemon, log = _start(broker, tmp_path, models_dir, run_daemon)
+    hub = listen(Kind.STATUS)
+    daemon, log = run_daemon()
     hub.next(timeout=30)  # online
     cmd_topic = build_topic("acme", "kitchen-pi", Kind.CMD)
     hub.publish(cmd_topic, b"{not json")
@@ -48,21 +33,11 @@ def test_an_announcement_from_the_hub_is_spoken_and_garbage_before_it_is_ignored
 
 
 def test_a_turn_the_hub_does_not_answer_ends_with_a_spoken_notice(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
-    run_daemon: RunningDaemon,
-    wav,
-    tmp_path: Path,
-    models_dir: Path,
+    listen: Listen, run_daemon: RunningDaemon, wav: Wav
 ) -> None:
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
-    source = wav(1.0, "Hey Jarvis,", 0.3, "turn on the kitchen light.", 1.5)
-    _daemon, log = _start(
-        broker, tmp_path, models_dir, run_daemon,
-        audio={"source": "file", "source_path": str(source)},
-        hub={"reply_timeout_seconds": 1.0},
-    )  # fmt: skip
+    hub = listen(Kind.INTENT)
+    source = wav(*command("turn on the kitchen light."))
+    _daemon, log = run_daemon(source=source, hub={"reply_timeout_seconds": 1.0})
     hub.next(timeout=60)
     end = log.wait_for(lambda e: e.type == "run-end")
     turn = [e for e in log.events if e.turn_id == end.turn_id]
@@ -72,11 +47,7 @@ def test_a_turn_the_hub_does_not_answer_ends_with_a_spoken_notice(
 
 
 def test_sentences_and_slot_lists_from_the_hubs_config_are_understood(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
-    run_daemon: RunningDaemon,
-    tmp_path: Path,
-    models_dir: Path,
+    mqtt_probe: ProbeFactory, run_daemon: RunningDaemon
 ) -> None:
     hub = mqtt_probe()
     config = Config(
@@ -85,7 +56,7 @@ def test_sentences_and_slot_lists_from_the_hubs_config_are_understood(
         slot_lists={"area": ["garden"], "name": ["porch light"]},
     )  # fmt: skip
     hub.publish(config.topic, config.to_payload(), retain=True)
-    daemon, log = _start(broker, tmp_path, models_dir, run_daemon)
+    daemon, log = run_daemon()
     applied = log.wait_for(lambda e: e.type == "config-applied")
     assert applied.data == {"revision": 7}
     radio = daemon.engines.intents.recognize("play the radio in the garden")
@@ -97,19 +68,12 @@ def test_sentences_and_slot_lists_from_the_hubs_config_are_understood(
 
 
 def test_a_reply_asking_to_continue_listens_again_without_the_wake_word(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
-    run_daemon: RunningDaemon,
-    speech,
-    tmp_path: Path,
-    models_dir: Path,
+    listen: Listen, run_daemon: RunningDaemon, speech: Speech
 ) -> None:
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
+    hub = listen(Kind.INTENT)
     mic = FedSource()
-    raw = daemon_config(broker, tmp_path, models_dir)
-    _daemon, log = run_daemon(parse(raw, base_dir=tmp_path, default_models_dir=models_dir), mic)
-    mic.feed(speech(1.0, "Hey Jarvis,", 0.3, "turn on the kitchen light.", 1.5))
+    _daemon, log = run_daemon(source=mic)
+    mic.feed(speech(*command("turn on the kitchen light.")))
     first = Intent.from_payload(hub.next(timeout=60).payload)
     reply = Reply(
         tenant="acme", device="kitchen-pi", turn_id=first.turn_id, text="Which one?",
@@ -126,20 +90,12 @@ def test_a_reply_asking_to_continue_listens_again_without_the_wake_word(
 
 
 def test_the_device_reports_status_and_telemetry_and_goes_offline_when_stopped(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
-    run_daemon: RunningDaemon,
-    tmp_path: Path,
-    models_dir: Path,
+    listen: Listen, run_daemon: RunningDaemon
 ) -> None:
     from konak.protocol import Status, Telemetry
 
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.STATUS))
-    hub.subscribe(subscription(Kind.TELEMETRY))
-    daemon, _log = _start(
-        broker, tmp_path, models_dir, run_daemon, hub={"telemetry_interval_seconds": 0.2}
-    )
+    hub = listen(Kind.STATUS, Kind.TELEMETRY)
+    daemon, _log = run_daemon(hub={"telemetry_interval_seconds": 0.2})
     first = hub.next(timeout=30)
     status = Status.from_payload(first.payload, topic=first.topic)
     assert status.state == "online"

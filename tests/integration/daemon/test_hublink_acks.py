@@ -12,9 +12,9 @@ import pytest
 from konak.daemon.hublink import HubLink
 from konak.daemon.outbox import Outbox
 from konak.devtools.mosquitto import Mosquitto
-from konak.protocol import Intent, Kind, subscription
-from tests.conftest import ProbeFactory
+from konak.protocol import Intent, Kind
 
+from .conftest import Listen
 from .hublinks import hub_settings, intent, online, running_link
 
 pytestmark = pytest.mark.integration
@@ -35,14 +35,13 @@ def _publish_status_until(link: HubLink, stop: threading.Event) -> None:
 
 
 def test_intents_flow_in_order_while_the_broker_acknowledges_other_messages(
-    broker: Mosquitto, mqtt_probe: ProbeFactory, tmp_path: Path
+    broker: Mosquitto, listen: Listen, tmp_path: Path
 ) -> None:
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
+    hub = listen(Kind.INTENT)
     path = tmp_path / "queue.sqlite3"
     turn_ids = [f"t-flow-{i:05d}" for i in range(INTENTS)]
     stop = threading.Event()
-    settings = hub_settings(broker, broker.admin.username, broker.admin.password, path)
+    settings = hub_settings(broker, path)
     with closing(Outbox(path)) as outbox, running_link(settings, outbox) as link:
         noise = threading.Thread(target=_publish_status_until, args=(link, stop))
         noise.start()

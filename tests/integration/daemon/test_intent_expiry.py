@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from konak.daemon.outbox import Outbox
-from konak.devtools.mosquitto import AclRule, Mosquitto
-from konak.protocol import Intent, Kind, device_acl, subscription
-from tests.conftest import ProbeFactory
+from konak.devtools.mosquitto import Mosquitto
+from konak.protocol import Intent, Kind
 
-from .hublinks import DEVICE, TENANT, Clock, hub_settings, intent, running_link
+from .conftest import Listen
+from .hublinks import Clock, device_login, hub_settings, intent, restart_watched, running_link
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,9 @@ def _expiry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_an_intent_queued_past_its_expiry_is_not_published_and_becomes_a_dead_letter(
-    broker: Mosquitto, mqtt_probe: ProbeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    broker: Mosquitto, listen: Listen, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
+    hub = listen(Kind.INTENT)
     path = tmp_path / "queue.sqlite3"
     queued_clock = Clock()
     queued_clock.offset = -90.0  # queued a minute and a half ago, during an outage
@@ -39,10 +38,9 @@ def test_an_intent_queued_past_its_expiry_is_not_published_and_becomes_a_dead_le
         stale, fresh = intent("t-stale-0001", now - 60), intent("t-fresh-0001", now + 600)
         for queued in (stale, fresh):
             outbox.put(queued.turn_id, queued.topic, queued.to_payload(), queued.expires_at)
-        settings = hub_settings(broker, broker.admin.username, broker.admin.password, path)
         with (
             caplog.at_level(logging.WARNING, "konak.daemon.hublink"),
-            running_link(settings, outbox),
+            running_link(hub_settings(broker, path), outbox),
         ):
             # The stale intent is first in the queue, so whatever arrives first shows
             # whether it was published.
@@ -62,17 +60,16 @@ def test_an_intent_queued_past_its_expiry_is_not_published_and_becomes_a_dead_le
 
 
 def test_an_intent_that_expires_while_the_broker_is_down_is_not_sent_when_it_returns(
-    broker: Mosquitto, mqtt_probe: ProbeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    broker: Mosquitto, listen: Listen, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    acl = [AclRule(access, topic) for access, topic in device_acl(TENANT, DEVICE)]
-    login = broker.add_user(f"{TENANT}.{DEVICE}", acl=acl)
+    login = device_login(broker)
     broker.kill()
     path = tmp_path / "queue.sqlite3"
     clock = Clock()
     with (
         closing(Outbox(path)) as outbox,
         caplog.at_level(logging.WARNING, "konak.daemon.hublink"),
-        running_link(hub_settings(broker, login.username, login.password, path), outbox, clock),
+        running_link(hub_settings(broker, path, login.credentials), outbox, clock),
     ):
         now = time.time()
         short, long = intent("t-short-0001", now + 30), intent("t-long-00001", now + 3600)
@@ -80,13 +77,8 @@ def test_an_intent_that_expires_while_the_broker_is_down_is_not_sent_when_it_ret
             outbox.put(queued.turn_id, queued.topic, queued.to_payload(), queued.expires_at)
         clock.offset = 120.0  # the outage lasts two minutes, as far as the device can tell
 
-        # The broker returns without the device's login, so the hub's subscription is in
-        # place before the device can reconnect; then the login is restored.
-        broker.remove_user(login.username)
-        broker.start()
-        hub = mqtt_probe()
-        hub.subscribe(subscription(Kind.INTENT))
-        broker.add_user(login.username, login.password, acl=acl)
+        # The hub's subscription is in place before the device can reconnect.
+        hub = restart_watched(broker, login, lambda: listen(Kind.INTENT))
         first = Intent.from_payload(hub.next(WAIT_SECONDS).payload)
         assert outbox.wait_for(lambda: outbox.unsent_count() == 0, WAIT_SECONDS)
         dead = [(d.turn_id, d.reason) for d in outbox.dead_letters()]
@@ -99,15 +91,12 @@ def test_an_intent_that_expires_while_the_broker_is_down_is_not_sent_when_it_ret
 
 
 def test_each_intent_carries_an_mqtt_message_expiry_and_one_never_answered_expires_as_such(
-    broker: Mosquitto, mqtt_probe: ProbeFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    broker: Mosquitto, listen: Listen, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
+    hub = listen(Kind.INTENT)
     path = tmp_path / "queue.sqlite3"
     clock = Clock()
-    settings = hub_settings(
-        broker, broker.admin.username, broker.admin.password, path, resend_seconds=0.2
-    )
+    settings = hub_settings(broker, path, resend_seconds=0.2)
     with (
         closing(Outbox(path)) as outbox,
         caplog.at_level(logging.WARNING, "konak.daemon.hublink"),

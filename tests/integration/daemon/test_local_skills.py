@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from konak.daemon.settings import parse
 from konak.devtools.mosquitto import Mosquitto
 from tests.daemon.fakes import FedSource
 
-from .conftest import RunningDaemon, daemon_config
+from .conftest import RunningDaemon, Speech, command
 
 pytestmark = pytest.mark.integration
 
 
 def test_time_and_a_timer_are_answered_on_the_device_while_the_broker_is_down(
-    broker: Mosquitto, run_daemon: RunningDaemon, speech, tmp_path: Path, models_dir: Path
+    broker: Mosquitto, run_daemon: RunningDaemon, speech: Speech
 ) -> None:
     broker.kill()
-    raw = daemon_config(broker, tmp_path, models_dir)
     mic = FedSource()
-    daemon, log = run_daemon(parse(raw, base_dir=tmp_path, default_models_dir=models_dir), mic)
-    mic.feed(speech(1.0, "Hey Jarvis,", 0.3, "what time is it?", 2.5))
+    daemon, log = run_daemon(source=mic)
+    mic.feed(speech(*command("what time is it?", tail=2.5)))
     log.wait_for(lambda e: e.type == "tts-end")
     mic.feed(speech(0.5))  # the loop notices that playback ended
-    mic.feed(speech(0.5, "Hey Jarvis,", 0.3, "set a timer for three seconds.", 2.5))
+    mic.feed(speech(*command("set a timer for three seconds.", lead=0.5, tail=2.5)))
     done = log.wait_for(lambda e: e.type == "tts-end" and e.data["text"] == "Your timer is done.")
     intents = [e.data["intent"] for e in log.events if e.type == "intent-end"]
     assert intents == ["HassGetCurrentTime", "HassStartTimer"]

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from konak.daemon.settings import parse
-from konak.devtools.mosquitto import AclRule, Credentials, Mosquitto
-from konak.devtools.probe import ProbeError
-from konak.protocol import Intent, Kind, device_acl, subscription
-from tests.conftest import ProbeFactory
+from konak.devtools.mosquitto import Mosquitto
+from konak.devtools.probe import MqttProbe, ProbeError
+from konak.protocol import Intent, Kind
 
-from .conftest import RunningDaemon, daemon_config
+from .conftest import Listen, RunningDaemon, Wav, command
+from .hublinks import DeviceAccount, device_login, restart_watched
 
 pytestmark = pytest.mark.integration
 
@@ -36,30 +36,17 @@ def assert_commands_arrived(received: list[Intent]) -> None:
     assert matched >= 4, [(i.text, i.intent) for i in received]
 
 
-def _five_commands(wav) -> Path:  # type: ignore[no-untyped-def]
-    parts: list[str | float] = [1.0]
-    for text in COMMANDS:
-        parts += ["Hey Jarvis,", 0.3, f"{text}.", 2.5]
-    return wav(*parts)
+def _five_commands(wav: Wav) -> Path:
+    return wav(*command(*(f"{text}." for text in COMMANDS), tail=2.5))
 
 
-def _settings(  # type: ignore[no-untyped-def]
-    broker: Mosquitto,
-    tmp_path: Path,
-    models_dir: Path,
-    source: Path | None,
-    login: Credentials | None = None,
-):
-    audio = {"source": "file", "source_path": str(source)} if source else {"source": "none"}
+def _hub(login: DeviceAccount | None = None) -> dict[str, Any]:
     # An outage long enough to test: the intents must not expire while it lasts.
-    hub: dict[str, object] = {"reply_timeout_seconds": 600.0, "intent_expiry_seconds": 600.0}
-    if login is not None:
-        hub |= {"username": login.username, "password": login.password}
-    raw = daemon_config(broker, tmp_path, models_dir, audio=audio, hub=hub)
-    return parse(raw, base_dir=tmp_path, default_models_dir=models_dir)
+    hub: dict[str, Any] = {"reply_timeout_seconds": 600.0, "intent_expiry_seconds": 600.0}
+    return hub | login.hub_keys() if login else hub
 
 
-def _collect(probe, count: int) -> list[Intent]:  # type: ignore[no-untyped-def]
+def _collect(probe: MqttProbe, count: int) -> list[Intent]:
     received = []
     for _ in range(count):
         msg = probe.next(timeout=30)
@@ -71,28 +58,20 @@ def _collect(probe, count: int) -> list[Intent]:  # type: ignore[no-untyped-def]
 
 def test_intents_queued_while_the_broker_is_down_arrive_in_order_once_it_returns(
     broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
+    listen: Listen,
     run_daemon: RunningDaemon,
-    wav,
-    tmp_path: Path,
-    models_dir: Path,
+    wav: Wav,
 ) -> None:
-    acl = [AclRule(access, topic) for access, topic in device_acl("acme", "kitchen-pi")]
-    login = broker.add_user("acme.kitchen-pi", acl=acl)
+    login = device_login(broker)
     broker.kill()
-    daemon, log = run_daemon(_settings(broker, tmp_path, models_dir, _five_commands(wav), login))
+    daemon, log = run_daemon(source=_five_commands(wav), hub=_hub(login))
     assert daemon.source_done.wait(90)
     queued = [e for e in log.events if e.type == "hub-start"]
     assert len(queued) == 5
     assert len(daemon.outbox) == 5
 
-    # The broker comes back without the device's login, so the test's subscriber is in place
-    # before the daemon can reconnect and flush its queue; then the login is restored.
-    broker.remove_user(login.username)
-    broker.start()
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
-    broker.add_user(login.username, login.password, acl=acl)
+    # The test's subscriber is in place before the daemon can reconnect and flush its queue.
+    hub = restart_watched(broker, login, lambda: listen(Kind.INTENT))
     received = _collect(hub, 5)
     assert [i.turn_id for i in received] == [e.turn_id for e in queued]
     assert_commands_arrived(received)
@@ -100,23 +79,20 @@ def test_intents_queued_while_the_broker_is_down_arrive_in_order_once_it_returns
 
 def test_intents_queued_before_a_daemon_restart_are_delivered_by_the_next_daemon(
     broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
+    listen: Listen,
     run_daemon: RunningDaemon,
-    wav,
-    tmp_path: Path,
-    models_dir: Path,
+    wav: Wav,
 ) -> None:
     broker.kill()
-    first, log = run_daemon(_settings(broker, tmp_path, models_dir, _five_commands(wav)))
+    first, log = run_daemon(source=_five_commands(wav), hub=_hub())
     assert first.source_done.wait(90)
     queued = [e.turn_id for e in log.events if e.type == "hub-start"]
     first.stop()
     assert first.stopped.wait(10)
 
     broker.start()
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
-    run_daemon(_settings(broker, tmp_path, models_dir, None))
+    hub = listen(Kind.INTENT)
+    run_daemon(audio={"source": "none"}, hub=_hub())
     received = _collect(hub, 5)
     assert [i.turn_id for i in received] == queued
     assert_commands_arrived(received)

@@ -13,9 +13,10 @@ import pytest
 from konak.daemon.errors import QueueError
 from konak.daemon.outbox import Outbox
 from konak.devtools.mosquitto import Mosquitto
-from konak.protocol import Intent, Kind, Message, Reply, subscription
-from tests.conftest import ProbeFactory, fill_disk
+from konak.protocol import Intent, Kind, Message, Reply
+from tests.conftest import fill_disk
 
+from .conftest import Listen
 from .hublinks import DEVICE, TENANT, hub_settings, intent, running_link
 
 pytestmark = pytest.mark.integration
@@ -29,12 +30,11 @@ def reply(turn_id: str) -> Reply:
 
 @pytest.mark.expect_error_log(match="database or disk is full")
 def test_a_full_disk_loses_no_queued_intent_nor_reply_and_the_link_works_once_space_returns(
-    broker: Mosquitto, mqtt_probe: ProbeFactory, tiny_tmpfs: Path
+    broker: Mosquitto, listen: Listen, tiny_tmpfs: Path
 ) -> None:
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
+    hub = listen(Kind.INTENT)
     path = tiny_tmpfs / "queue.sqlite3"
-    settings = hub_settings(broker, broker.admin.username, broker.admin.password, path)
+    settings = hub_settings(broker, path)
     received: queue.Queue[Message] = queue.Queue()
 
     def sent() -> str:

@@ -7,20 +7,15 @@ The daemon runs as a real ``konak daemon run`` process with that HOME.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from konak.devtools.mosquitto import Mosquitto
 from konak.devtools.probe import MqttProbe, ProbeError, Received
-from konak.protocol import Intent, Kind, subscription
-from tests.conftest import ProbeFactory
+from konak.protocol import Intent, Kind
 
-from .conftest import Speech, daemon_config, to_toml
+from .conftest import DaemonToml, Listen, SpawnDaemon, Speech, command
 
 pytestmark = pytest.mark.integration
 
@@ -51,42 +46,28 @@ def _next_or_none(hub: MqttProbe, timeout: float) -> Received | None:
 
 
 def test_the_pyaudio_source_and_sink_work_through_alsa_file_pcms(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
+    listen: Listen,
+    daemon_toml: DaemonToml,
+    spawn_daemon: SpawnDaemon,
     speech: Speech,
     tmp_path: Path,
-    models_dir: Path,
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
     infile, outfile = tmp_path / "mic.raw", tmp_path / "speaker.raw"
-    command = speech(1.0, "Hey Jarvis,", 0.3, "turn on the kitchen light.", 3.0)
-    infile.write_bytes(command.astype("<i2").tobytes())
+    said = speech(*command("turn on the kitchen light.", tail=3.0))
+    infile.write_bytes(said.astype("<i2").tobytes())
     (home / ".asoundrc").write_text(ASOUNDRC.format(infile=infile, outfile=outfile))
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
-    config = tmp_path / "daemon.toml"
+    hub = listen(Kind.INTENT)
     audio = {
         "source": "pyaudio", "input_device": "konakmic",
         "sink": "pyaudio", "output_device": "konakspeaker",
     }  # fmt: skip
-    config.write_text(to_toml(daemon_config(broker, tmp_path, models_dir, audio=audio)))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "konak.cli", "daemon", "run", "--config", str(config)],
-        env={**os.environ, "HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        received = _next_or_none(hub, timeout=90)
-        proc.send_signal(signal.SIGTERM)
-        status = proc.wait(timeout=10)
-    finally:
-        proc.kill()
-        assert proc.stdout is not None
-        output = proc.stdout.read().decode()
-        proc.stdout.close()
-        proc.wait(timeout=10)
+    daemon = spawn_daemon(daemon_toml(audio=audio), env={"HOME": str(home)})
+    received = _next_or_none(hub, timeout=90)
+    daemon.proc.send_signal(signal.SIGTERM)
+    status = daemon.proc.wait(timeout=10)
+    output = daemon.finish()
     assert received is not None, output
     intent = Intent.from_payload(received.payload, topic=received.topic)
     assert (intent.intent, intent.slots) == ("HassTurnOn", {"area": "kitchen", "domain": "light"})

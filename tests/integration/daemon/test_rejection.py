@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from konak.daemon.settings import parse
-from konak.devtools.mosquitto import Mosquitto
 from konak.devtools.probe import ProbeError
-from konak.protocol import Kind, subscription
-from tests.conftest import ProbeFactory
+from konak.protocol import Kind
 
-from .conftest import RunningDaemon, daemon_config
+from .conftest import Listen, RunningDaemon, Speech, Wav, command
 
 pytestmark = pytest.mark.integration
 
@@ -25,26 +20,15 @@ PARAGRAPH = (
 )
 
 
-def _start(broker, tmp_path, models_dir, run_daemon, source):  # type: ignore[no-untyped-def]
-    raw = daemon_config(
-        broker, tmp_path, models_dir, audio={"source": "file", "source_path": str(source)}
-    )
-    return run_daemon(parse(raw, base_dir=tmp_path, default_models_dir=models_dir))
-
-
 def test_a_twenty_second_paragraph_without_the_wake_word_wakes_nothing(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
+    listen: Listen,
     run_daemon: RunningDaemon,
-    wav,
-    speech,
-    tmp_path: Path,
-    models_dir: Path,
+    wav: Wav,
+    speech: Speech,
 ) -> None:
-    hub = mqtt_probe()
-    hub.subscribe(subscription())
+    hub = listen()
     assert speech(PARAGRAPH).size / 16_000 >= 20
-    daemon, log = _start(broker, tmp_path, models_dir, run_daemon, wav(1.0, PARAGRAPH, 1.0))
+    daemon, log = run_daemon(source=wav(1.0, PARAGRAPH, 1.0))
     status = hub.next(timeout=30)  # the daemon's retained online status comes first
     assert status.topic.endswith("/status")
     assert daemon.source_done.wait(60)
@@ -59,17 +43,10 @@ def test_a_twenty_second_paragraph_without_the_wake_word_wakes_nothing(
 
 
 def test_an_out_of_grammar_command_after_the_wake_word_gets_no_intent_but_an_apology(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
-    run_daemon: RunningDaemon,
-    wav,
-    tmp_path: Path,
-    models_dir: Path,
+    listen: Listen, run_daemon: RunningDaemon, wav: Wav
 ) -> None:
-    hub = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
-    source = wav(1.0, "Hey Jarvis,", 0.3, "tell me a joke about penguins.", 1.5)
-    _daemon, log = _start(broker, tmp_path, models_dir, run_daemon, source)
+    hub = listen(Kind.INTENT)
+    _daemon, log = run_daemon(source=wav(*command("tell me a joke about penguins.")))
     log.wait_for(lambda e: e.type == "run-end")
     assert log.types() == [
         "run-start", "wake-start", "wake-end", "stt-start", "vad-start", "vad-end", "stt-end",

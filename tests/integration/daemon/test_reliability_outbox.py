@@ -10,33 +10,33 @@ so every one is executed, once. E: once the device has told the person a turn fa
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from konak.daemon.outbox import ABANDONED, Outbox
-from konak.daemon.settings import parse
 from konak.devtools.localhub import local_hub
-from konak.devtools.mosquitto import AclRule, Credentials, Mosquitto
+from konak.devtools.mosquitto import Mosquitto
 from konak.devtools.probe import MqttProbe, ProbeError
-from konak.protocol import Kind, Reply, build_topic, device_acl, subscription
-from tests.conftest import ProbeFactory
+from konak.protocol import Kind, Reply, build_topic
 
-from .conftest import RunningDaemon, daemon_config
-from .hublinks import DEVICE, TENANT, hub_settings, intent, running_link
+from .conftest import Listen, RunningDaemon, Wav, command
+from .hublinks import (
+    DEVICE,
+    TENANT,
+    device_login,
+    hub_settings,
+    intent,
+    restart_watched,
+    running_link,
+)
 
 pytestmark = pytest.mark.integration
 
 WAIT_SECONDS = 60.0
 LIGHTS = [("kitchen light", "kitchen")]
 EXECUTED = "zigbee2mqtt/+/set"  # what konak-home publishes to switch a light
-
-
-def _device_login(broker: Mosquitto) -> tuple[Credentials, list[AclRule]]:
-    acl = [AclRule(access, topic) for access, topic in device_acl(TENANT, DEVICE)]
-    return broker.add_user(f"{TENANT}.{DEVICE}", acl=acl), acl
 
 
 def _answers(replies: MqttProbe, count: int) -> dict[str, Reply]:
@@ -62,30 +62,24 @@ def _executions(executed: MqttProbe) -> int:
 
 @pytest.mark.timeout(300)
 def test_intents_the_broker_acknowledged_and_lost_reach_a_hub_that_returns_later_once_each(
-    broker: Mosquitto, mqtt_probe: ProbeFactory, tmp_path: Path
+    broker: Mosquitto, listen: Listen, tmp_path: Path
 ) -> None:
-    login, acl = _device_login(broker)
+    login = device_login(broker)
     broker.kill()
     path = tmp_path / "queue.sqlite3"
     turn_ids = [f"t-lost-{i:05d}" for i in range(4)]
-    settings = hub_settings(broker, login.username, login.password, path, resend_seconds=1.0)
+    settings = hub_settings(broker, path, login.credentials, resend_seconds=1.0)
     with closing(Outbox(path)) as outbox, running_link(settings, outbox) as link:
         for turn_id in turn_ids:
             link.queue(intent(turn_id, expires_at=None))
         # The broker returns without the hub (it lost the hub's session with everything
         # else) and without the device's login until a probe watches the intent topic.
-        broker.remove_user(login.username)
-        broker.start()
-        watcher = mqtt_probe()
-        watcher.subscribe(subscription(Kind.INTENT))
-        broker.add_user(login.username, login.password, acl=acl)
+        watcher = restart_watched(broker, login, lambda: listen(Kind.INTENT))
         sent = [watcher.next(WAIT_SECONDS).topic for _ in turn_ids]
         # The broker acknowledged all four and handed them to nobody: no hub is subscribed.
 
-        executed = mqtt_probe()
-        executed.subscribe(EXECUTED)
-        replies = mqtt_probe()
-        replies.subscribe(build_topic(TENANT, DEVICE, Kind.REPLY))
+        executed = listen(EXECUTED)
+        replies = listen(build_topic(TENANT, DEVICE, Kind.REPLY))
         with local_hub(tmp_path, broker, TENANT, LIGHTS):
             answered = _answers(replies, len(turn_ids))
             assert outbox.wait_for(lambda: len(outbox) == 0, WAIT_SECONDS)
@@ -102,45 +96,36 @@ def test_intents_the_broker_acknowledged_and_lost_reach_a_hub_that_returns_later
 @pytest.mark.timeout(300)
 def test_a_turn_the_person_was_told_failed_is_withdrawn_and_never_runs_when_the_hub_returns(
     broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
+    listen: Listen,
     run_daemon: RunningDaemon,
-    wav: Callable[..., Path],
+    wav: Wav,
     tmp_path: Path,
-    models_dir: Path,
 ) -> None:
-    login, acl = _device_login(broker)
+    login = device_login(broker)
     broker.kill()
-    source = wav(1.0, "Hey Jarvis,", 0.3, "turn on the kitchen light.", 2.5)
-    raw = daemon_config(
-        broker,
-        tmp_path,
-        models_dir,
-        audio={"source": "file", "source_path": str(source)},
+    daemon, log = run_daemon(
+        source=wav(*command("turn on the kitchen light.", tail=2.5)),
         # Told "The hub is not answering." after 2 s; the intent itself would still be
         # valid for ten minutes, so only the withdrawal keeps it from running.
         hub={
-            "username": login.username,
-            "password": login.password,
+            **login.hub_keys(),
             "reply_timeout_seconds": 2.0,
             "intent_expiry_seconds": 600.0,
             "resend_seconds": 1.0,
         },
     )
-    daemon, log = run_daemon(parse(raw, base_dir=tmp_path, default_models_dir=models_dir))
     failed = log.wait_for(lambda e: e.type == "error" and e.data["code"] == "hub_timeout")
     log.wait_ends(1)
     assert daemon.outbox is not None
     dead = [(d.turn_id, d.reason) for d in daemon.outbox.dead_letters()]
     queued = len(daemon.outbox)
 
-    broker.remove_user(login.username)
+    broker.remove_user(login.credentials.username)
     broker.start()
-    watcher = mqtt_probe()
-    watcher.subscribe(subscription(Kind.INTENT))
-    executed = mqtt_probe()
-    executed.subscribe(EXECUTED)
+    watcher = listen(Kind.INTENT)
+    executed = listen(EXECUTED)
     with local_hub(tmp_path, broker, TENANT, LIGHTS):
-        broker.add_user(login.username, login.password, acl=acl)
+        broker.add_user(login.credentials.username, login.credentials.password, acl=login.acl)
         assert daemon.hub is not None
         assert daemon.hub.connected.wait(WAIT_SECONDS)
         with pytest.raises(ProbeError):

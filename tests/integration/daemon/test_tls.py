@@ -12,10 +12,9 @@ import shutil
 import ssl
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -25,11 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
-from konak.daemon.settings import Settings, parse
-from konak.devtools.mosquitto import free_port
+from konak.devtools.mosquitto import Credentials, free_port
 from konak.protocol import Intent, Kind, subscription
 
-from .conftest import RunningDaemon, daemon_config
+from .conftest import RunningDaemon, Wav, command
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +84,12 @@ class TlsBroker:
     other_ca_file: Path
     username: str
     password: str
+    host: str = HOST
+
+    @property
+    def admin(self) -> Credentials:
+        """The one login, as the daemon's config takes a broker's."""
+        return Credentials(self.username, self.password)
 
 
 @pytest.fixture
@@ -150,37 +154,8 @@ def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
         proc.stderr.close()
 
 
-def _settings(
-    tls_broker: TlsBroker, tmp_path: Path, models_dir: Path, ca_file: Path, **audio: Any
-) -> Settings:
-    raw = daemon_config(_NoBroker(), tmp_path, models_dir, audio=audio)  # type: ignore[arg-type]
-    raw["hub"].update(
-        host=HOST,
-        port=tls_broker.port,
-        username=tls_broker.username,
-        password=tls_broker.password,
-        tls=True,
-        ca_file=str(ca_file),
-    )
-    return parse(raw, base_dir=tmp_path, default_models_dir=models_dir)
-
-
-class _Admin:
-    username = password = "unused"
-
-
-class _NoBroker:
-    """Stands in for the plain broker fixture: the hub section is overwritten."""
-
-    host, port, admin = HOST, 0, _Admin()
-
-
 def test_the_daemon_sends_its_intent_over_tls_to_a_broker_with_a_private_ca(
-    tls_broker: TlsBroker,
-    run_daemon: RunningDaemon,
-    wav: Callable[..., Path],
-    tmp_path: Path,
-    models_dir: Path,
+    tls_broker: TlsBroker, run_daemon: RunningDaemon, wav: Wav
 ) -> None:
     received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     subscribed = threading.Event()
@@ -194,12 +169,11 @@ def test_the_daemon_sends_its_intent_over_tls_to_a_broker_with_a_private_ca(
     hub.loop_start()
     try:
         assert subscribed.wait(timeout=30)
-        source = wav(1.0, "Hey Jarvis,", 0.3, "turn on the kitchen light.", 1.5)
-        settings = _settings(
-            tls_broker, tmp_path, models_dir, tls_broker.ca_file,
-            source="file", source_path=str(source),
-        )  # fmt: skip
-        daemon, _log = run_daemon(settings)
+        daemon, _log = run_daemon(
+            broker=tls_broker,
+            source=wav(*command("turn on the kitchen light.")),
+            hub={"tls": True, "ca_file": str(tls_broker.ca_file)},
+        )
         msg = received.get(timeout=60)
     finally:
         hub.loop_stop()
@@ -223,14 +197,15 @@ class _Records(logging.Handler):
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_broker_certificate_from_another_ca_is_refused_with_a_clear_error(
-    tls_broker: TlsBroker, run_daemon: RunningDaemon, tmp_path: Path, models_dir: Path
+    tls_broker: TlsBroker, run_daemon: RunningDaemon
 ) -> None:
     records = _Records()
     hublink_logger = logging.getLogger("konak.daemon.hublink")
     hublink_logger.addHandler(records)
     try:
-        settings = _settings(tls_broker, tmp_path, models_dir, tls_broker.other_ca_file)
-        daemon, _log = run_daemon(settings)
+        daemon, _log = run_daemon(
+            broker=tls_broker, hub={"tls": True, "ca_file": str(tls_broker.other_ca_file)}
+        )
         message = records.messages.get(timeout=30)
     finally:
         hublink_logger.removeHandler(records)

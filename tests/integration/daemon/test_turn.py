@@ -7,41 +7,23 @@ from pathlib import Path
 import pytest
 
 from konak.daemon.audio import RATE_HZ, read_wav, resample
-from konak.daemon.engines import Engines
-from konak.daemon.settings import parse
 from konak.daemon.stt import PocketSphinxStt, agreement
-from konak.devtools.mosquitto import Mosquitto
-from konak.devtools.probe import MqttProbe
-from konak.protocol import Intent, Kind, Reply, subscription
-from tests.conftest import ProbeFactory
+from konak.protocol import Intent, Kind, Reply
 
-from .conftest import RunningDaemon, daemon_config
+from .conftest import Listen, RunningDaemon, Wav, command
 
 pytestmark = pytest.mark.integration
 
-COMMAND = ("Hey Jarvis,", 0.3, "turn on the kitchen light.")
-
-
-def _settings(broker: Mosquitto, tmp_path: Path, models_dir: Path, source: Path) -> object:
-    raw = daemon_config(
-        broker, tmp_path, models_dir, audio={"source": "file", "source_path": str(source)}
-    )
-    return parse(raw, base_dir=tmp_path, default_models_dir=models_dir)
-
 
 def test_a_spoken_command_becomes_one_intent_and_the_reply_is_spoken_into_the_sink(
-    broker: Mosquitto,
-    mqtt_probe: ProbeFactory,
+    listen: Listen,
     run_daemon: RunningDaemon,
-    wav,
+    wav: Wav,
     tmp_path: Path,
     models_dir: Path,
-    shared_engines: Engines,
 ) -> None:
-    hub: MqttProbe = mqtt_probe()
-    hub.subscribe(subscription(Kind.INTENT))
-    source = wav(1.0, *COMMAND, 1.5)
-    _daemon, log = run_daemon(_settings(broker, tmp_path, models_dir, source))
+    hub = listen(Kind.INTENT)
+    _daemon, log = run_daemon(source=wav(*command("turn on the kitchen light.")))
 
     log.wait_for(lambda e: e.type == "hub-start", timeout=30)
     received = hub.next(timeout=30)

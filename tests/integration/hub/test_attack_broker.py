@@ -5,7 +5,6 @@ binds each login to one client id), so nobody's session is taken over."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,6 @@ from tests.integration.hub.test_enrolment import mint, operator_headers, start
 pytestmark = pytest.mark.integration
 
 TAKEOVER = "already connected, closing old connection"
-
-
-@pytest.fixture
-def dynsec_broker() -> Iterator[Mosquitto]:
-    with Mosquitto(dynsec=True) as broker:
-        yield broker
 
 
 async def enrol(http: ClientSession, url: str, name: str, path: Path) -> Enrolment:

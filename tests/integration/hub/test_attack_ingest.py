@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.integration
 EVIL_NAME = "<!channel> <https://evil.example|click>"
 FLOOD = 3000
 BURST = 20
-
-
-@pytest.fixture
-def dynsec_broker() -> Iterator[Mosquitto]:
-    with Mosquitto(dynsec=True) as broker:
-        yield broker
 
 
 def probe_for(broker: Mosquitto, login: DeviceLogin | Enrolment) -> MqttProbe:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,6 @@ from tests.integration.hub.conftest import WAIT_SECONDS, RunningHub, hub_setting
 PASSWORD = "violet-harbour-engine-42"
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def dynsec_broker() -> Iterator[Mosquitto]:
-    with Mosquitto(dynsec=True) as broker:
-        yield broker
 
 
 def device_probe(login: Enrolment) -> MqttProbe:
