@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import Ran, konak, one_error_line
 
 GOOD = """
 [device]
@@ -19,14 +19,8 @@ sink = "none"
 """
 
 
-def check(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "konak.cli", "daemon", "check-config", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def check(config: Path) -> Ran:
+    return konak("daemon", "check-config", "--config", str(config))
 
 
 def test_a_usable_config_is_summarised(tmp_path: Path) -> None:
@@ -58,9 +52,7 @@ def test_each_problem_is_one_line_and_a_failure(tmp_path: Path, extra: str, erro
 
     done = check(config)
 
-    assert done.returncode == 1
+    line = one_error_line(done)
     assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("konak daemon: ")
-    assert error in lines[0]
+    assert line.startswith("konak daemon: ")
+    assert error in line
