@@ -16,9 +16,11 @@ import pytest
 
 from konak.daemon.outbox import EXPIRED, SCHEMA_VERSION, Outbox
 from konak.hub import database
+from konak.hub.alerts import AlertLog
 from konak.hub.mcp_registry import McpRegistry
 from konak.hub.store import Store
 from konak.provisioning.claims import Claims
+from konak.storage.sqlite import Schema, connect
 
 RELEASES = Path(__file__).with_name("releases")
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -66,7 +68,7 @@ def new_hub_database(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("dump", ["hub-291f9f0.sql", "hub-f737f0f.sql"])
-def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_version_1(
+def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_the_current_version(
     tmp_path: Path, dump: str
 ) -> None:
     path = restore(dump, tmp_path / "hub.sqlite3")
@@ -78,7 +80,7 @@ def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_version_1
 
     assert_kept(before, rows(path))
     assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
-    assert shape(path)["version"] == database.SCHEMA.version == 1
+    assert shape(path)["version"] == database.SCHEMA.version
     # And the code reads what was there, and writes the columns added since.
     device = store.device("acme", "kitchen-pi")
     assert device is not None
@@ -94,6 +96,41 @@ def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_version_1
         db.execute("DELETE FROM audit_log")
     store.close()
     db.close()
+
+
+def test_a_hub_database_of_version_1_keeps_its_devices_and_turns_and_gains_the_console_parts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hub.sqlite3"
+    first = Schema("the hub database", database.STEPS[:1], database.StoreError)
+    with contextlib.closing(connect(path, first)) as db:
+        db.executescript(
+            """INSERT INTO devices (tenant_id, device_id, state, last_seen, state_since)
+                   VALUES ('acme', 'kitchen-pi', 'online', 10.0, 5.0);
+               INSERT INTO turns (tenant_id, turn_id, device_id, state, outcome, reply_text,
+                   created_at) VALUES ('acme', 't-old-000001', 'kitchen-pi', 'done', 'ok',
+                   'Done.', 8.0);"""
+        )
+    before = rows(path)
+
+    store = Store(path)
+
+    assert_kept(before, rows(path))
+    assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
+    device = store.device("acme", "kitchen-pi")
+    assert device is not None
+    assert device.config_revision is None
+    [turn] = store.turns("acme")
+    assert (turn.turn_id, turn.outcome, turn.text, turn.latency_ms) == (
+        "t-old-000001",
+        "ok",
+        None,
+        None,
+    )
+    alerts = AlertLog(database.connect(path))
+    alert = alerts.add("acme", "device_offline", "kitchen-pi", "offline for 5.0 min", 20.0)
+    assert alerts.page("acme", "u-1") == [(alert, False)]
+    store.close()
 
 
 def test_a_hub_database_of_a_hub_without_auth_gains_the_auth_tables(tmp_path: Path) -> None:
