@@ -167,7 +167,7 @@ class TurnProcessor:
         )
         outcome = Outcome(earlier.outcome or "error", earlier.reply_text or INTERRUPTED_TEXT)
         if await self._reply(intent, outcome, repeat=True) and earlier.state == "answering":
-            self.store.replied(intent.tenant, intent.turn_id)
+            self._replied(intent.tenant, intent.turn_id)
 
     def take_unanswered(self) -> list[Turn]:
         """The turns whose reply was never confirmed; those never finished are failed.

@@ -20,7 +20,7 @@ from konak.devtools.mosquitto import free_port
 from konak.hub import ingest as ingest_module
 from konak.hub.api import events as events_module
 from konak.hub.app import create_app
-from konak.hub.keys import AUTH, FLEET, LIVE, STORE
+from konak.hub.keys import AUTH, FLEET, LIVE, MCP, STORE, TURNS
 from konak.hub.security.rbac import Role
 from konak.hub.settings import FleetMcpSettings, HubSettings, MqttSettings, TenantSettings
 from konak.protocol import Intent, Status, Telemetry
@@ -305,6 +305,23 @@ async def test_alerts_are_read_per_user(console: Console) -> None:
     assert readonly["unread"] == 2
     assert after["unread"] == 0
     assert missing["error"]["code"] == "alert_not_found"
+
+
+async def test_an_mcp_circuit_opening_and_a_quota_refusal_are_kept_as_alerts(
+    console: Console,
+) -> None:
+    console.app[MCP].on_circuit_open("acme", "weather")  # type: ignore[misc]
+    quotas = console.app[TURNS].quotas
+    assert quotas is not None
+    quotas._refuse("acme", "intents_per_minute")
+
+    listed = await console.get(f"{T}/alerts", "readonly@acme.test")
+
+    assert [(a["kind"], a["device"]) for a in listed["alerts"]] == [
+        ("quota_reached", None),
+        ("mcp_circuit_open", None),
+    ]
+    assert "weather" in listed["alerts"][1]["detail"]
 
 
 async def open_stream(console: Console, email: str) -> ClientResponse:

@@ -9,7 +9,7 @@ import pytest
 
 from konak.daemon.settings import parse
 from konak.devtools.mosquitto import Mosquitto
-from konak.protocol import Cmd, Config, Intent, Kind, Reply, build_topic, subscription
+from konak.protocol import Cmd, Config, Intent, Kind, Reply, Status, build_topic, subscription
 from tests.conftest import ProbeFactory
 from tests.daemon.fakes import FedSource
 
@@ -71,7 +71,7 @@ def test_a_turn_the_hub_does_not_answer_ends_with_a_spoken_notice(
     assert turn[-2].data["text"] == "The hub is not answering."
 
 
-def test_sentences_and_slot_lists_from_the_hubs_config_are_understood(
+def test_sentences_and_slot_lists_from_the_hubs_config_are_understood_and_reported_back(
     broker: Mosquitto,
     mqtt_probe: ProbeFactory,
     run_daemon: RunningDaemon,
@@ -79,6 +79,7 @@ def test_sentences_and_slot_lists_from_the_hubs_config_are_understood(
     models_dir: Path,
 ) -> None:
     hub = mqtt_probe()
+    hub.subscribe(subscription(Kind.STATUS))
     config = Config(
         tenant="acme", device="kitchen-pi", revision=7,
         sentences={"PlayRadio": ["play [the] radio [in the {area}]"]},
@@ -94,6 +95,10 @@ def test_sentences_and_slot_lists_from_the_hubs_config_are_understood(
     porch = daemon.engines.intents.recognize("turn on the porch light")
     assert porch is not None
     assert porch.slots == {"name": "porch light"}
+    revisions = []  # the status sent on connecting, then the one after applying
+    while 7 not in revisions:
+        revisions.append(Status.from_payload(hub.next(timeout=30).payload).config_revision)
+    assert revisions[0] is None
 
 
 def test_a_reply_asking_to_continue_listens_again_without_the_wake_word(
