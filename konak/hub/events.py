@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE_EVENTS: Final = 256  # per subscriber; beyond this it is disconnected
 MAX_SUBSCRIBERS_PER_TENANT: Final = 100
+MAX_SUBSCRIBERS_PER_USER: Final = 10  # one user's tabs cannot take a tenant's streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +52,18 @@ def visible(
 
 
 class TooManySubscribers(Exception):
-    """A tenant has ``MAX_SUBSCRIBERS_PER_TENANT`` streams open already."""
+    """The tenant, or the user in it, has as many streams open as allowed."""
 
 
 class Subscription:
     """One subscriber's queue; iterate it for its events until it ends."""
 
-    def __init__(self, broker: EventBroker, tenant: str, actions: frozenset[Action]) -> None:
+    def __init__(
+        self, broker: EventBroker, tenant: str, actions: frozenset[Action], user: str
+    ) -> None:
         self.broker = broker
         self.tenant = tenant
+        self.user = user
         self.actions = actions
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_EVENTS + 1)
         self.overflowed = False
@@ -100,12 +104,14 @@ class EventBroker:
         self._subscribers: dict[str, set[Subscription]] = {}
         self.closed = False
 
-    def subscribe(self, tenant: str, actions: frozenset[Action]) -> Subscription:
+    def subscribe(self, tenant: str, actions: frozenset[Action], user: str = "") -> Subscription:
         """A new subscriber of ``tenant`` holding ``actions``; ``end()`` it when done."""
         subscribers = self._subscribers.setdefault(tenant, set())
         if len(subscribers) >= MAX_SUBSCRIBERS_PER_TENANT:
             raise TooManySubscribers(tenant)
-        sub = Subscription(self, tenant, actions)
+        if sum(1 for s in subscribers if s.user == user) >= MAX_SUBSCRIBERS_PER_USER:
+            raise TooManySubscribers(f"{tenant}/{user}")
+        sub = Subscription(self, tenant, actions, user)
         if self.closed:
             sub.end()
         else:

@@ -10,7 +10,7 @@ import json
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,17 +91,8 @@ class TurnRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON view (the console's TurnView)."""
-        return {
-            "turn_id": self.turn_id,
-            "device": self.device_id,
-            "text": self.text,
-            "intent": self.intent,
-            "outcome": self.outcome,
-            "reply_text": self.reply_text,
-            "latency_ms": self.latency_ms,
-            "created_at": self.created_at,
-            "finished_at": self.finished_at,
-        }
+        view = asdict(self)
+        return {"device": view.pop("device_id"), **view}
 
 
 class Store:
@@ -369,14 +360,4 @@ def _device(row: sqlite3.Row) -> Device:
 
 
 def _turn_record(row: sqlite3.Row) -> TurnRecord:
-    return TurnRecord(
-        turn_id=row["turn_id"],
-        device_id=row["device_id"],
-        text=row["text"],
-        intent=row["intent"],
-        outcome=row["outcome"],
-        reply_text=row["reply_text"],
-        latency_ms=row["latency_ms"],
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
-    )
+    return TurnRecord(**{f.name: row[f.name] for f in fields(TurnRecord)})

@@ -6,6 +6,7 @@ import pytest
 
 from konak.hub.events import (
     MAX_SUBSCRIBERS_PER_TENANT,
+    MAX_SUBSCRIBERS_PER_USER,
     QUEUE_EVENTS,
     Event,
     EventBroker,
@@ -72,12 +73,16 @@ async def test_nothing_waits_forever_and_a_closed_broker_ends_new_subscribers_at
     assert broker.subscribers("acme") == 0
 
 
-def test_a_tenant_has_a_bounded_number_of_streams() -> None:
+def test_a_tenant_and_a_user_in_it_have_a_bounded_number_of_streams() -> None:
     broker = EventBroker()
-    subs = [broker.subscribe("acme", MEMBER) for _ in range(MAX_SUBSCRIBERS_PER_TENANT)]
+    subs = [broker.subscribe("acme", MEMBER, f"u-{n}") for n in range(MAX_SUBSCRIBERS_PER_TENANT)]
+    with pytest.raises(TooManySubscribers):
+        broker.subscribe("acme", MEMBER, "u-new")
+    subs[0].end()
+    broker.subscribe("acme", MEMBER, "u-new")
+    for _ in range(MAX_SUBSCRIBERS_PER_USER):
+        broker.subscribe("globex", MEMBER, "u-ann")
 
     with pytest.raises(TooManySubscribers):
-        broker.subscribe("acme", MEMBER)
-    subs[0].end()
-    broker.subscribe("acme", MEMBER)
-    broker.subscribe("globex", MEMBER)
+        broker.subscribe("globex", MEMBER, "u-ann")
+    broker.subscribe("globex", MEMBER, "u-bob")

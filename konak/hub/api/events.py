@@ -18,7 +18,7 @@ from typing import Final
 from aiohttp import web
 
 from konak.hub.api.fleet import actions_of, held_actions, tenant_of
-from konak.hub.api.http import declare
+from konak.hub.api.http import declare, identity_of
 from konak.hub.events import Event, Subscription, TooManySubscribers
 from konak.hub.keys import AUTH, EVENTS
 from konak.hub.security.errors import RateLimited, Unauthenticated, Unavailable
@@ -53,10 +53,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     expires_at = state.tokens.verify_access(authorization.partition(" ")[2].strip()).expires_at
     actions = actions_of(request, tenant)
     try:
-        sub = broker.subscribe(tenant, actions)
+        sub = broker.subscribe(tenant, actions, identity_of(request).subject)
     except TooManySubscribers as exc:
         raise RateLimited(
-            "too many event streams are open for this tenant", retry_after_seconds=PING_SECONDS
+            "too many event streams are open (close another tab)",
+            retry_after_seconds=PING_SECONDS,
         ) from exc
     response = web.StreamResponse(headers=STREAM_HEADERS)
     try:

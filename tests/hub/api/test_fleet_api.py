@@ -20,6 +20,7 @@ from konak.devtools.mosquitto import free_port
 from konak.hub import ingest as ingest_module
 from konak.hub.api import events as events_module
 from konak.hub.app import create_app
+from konak.hub.events import MAX_SUBSCRIBERS_PER_USER
 from konak.hub.keys import AUTH, FLEET, LIVE, MCP, STORE, TURNS
 from konak.hub.security.rbac import Role
 from konak.hub.settings import FleetMcpSettings, HubSettings, MqttSettings, TenantSettings
@@ -392,3 +393,18 @@ async def test_stopping_the_hub_ends_open_streams_at_once(tmp_path: Path) -> Non
     assert time.monotonic() - started < 10
     assert [await next_event(s) for s in streams] == [("", None)] * 3
     await console.client.close()
+
+
+async def test_one_user_cannot_open_more_than_their_share_of_streams(console: Console) -> None:
+    headers = await console.headers("member@acme.test")
+    for _ in range(MAX_SUBSCRIBERS_PER_USER):
+        assert (await console.client.get(f"{T}/events", headers=headers)).status == 200
+
+    refused = await console.client.get(f"{T}/events", headers=headers)
+    other = await console.client.get(
+        f"{T}/events", headers=await console.headers("readonly@acme.test")
+    )
+
+    assert refused.status == 429
+    assert (await refused.json())["error"]["code"] == "rate_limited"
+    assert other.status == 200
