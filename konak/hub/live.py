@@ -112,12 +112,16 @@ class LiveFleet:
     # -- events ------------------------------------------------------------------------
     def device_changed(self, device: Device) -> None:
         """Publish a ``device`` event (status changed, first seen, config applied)."""
+        if not self.broker.subscribers(device.tenant_id):
+            return  # nobody to build the view for
         view = self.device(device.tenant_id, device.device_id)
         if view is not None:
             self.broker.publish(device.tenant_id, Event("device", view, redact=TRANSCRIPTS))
 
     def turn_finished(self, tenant: str, turn_id: str) -> None:
         """Publish a ``turn`` event (only to roles that may read transcripts)."""
+        if not self.broker.subscribers(tenant):
+            return
         turn = self.store.turn(tenant, turn_id)
         if turn is not None:
             self.broker.publish(tenant, Event("turn", turn.as_dict(), Action.TURNS_READ))

@@ -84,7 +84,7 @@ ROUTES: Final = (
     ),
     ApiRoute("GET", f"{T}/turns", fleet.turns, "turns", query=TurnsQuery),
     ApiRoute("POST", f"{T}/announce", fleet.announce, "announce", AnnounceBody),
-    ApiRoute("GET", f"{T}/events", events.events, "events"),
+    ApiRoute("GET", f"{T}/events", events.events, "events", streams="text/event-stream"),
     ApiRoute("GET", f"{T}/alerts", fleet.list_alerts, "alerts", query=AlertsQuery),
     ApiRoute("POST", f"{T}/alerts/read-all", fleet.read_all_alerts, "read_alerts", None, 204),
     ApiRoute("POST", f"{T}/alerts/{{alert_id}}/read", fleet.read_alert, "read_alert", None, 204),
