@@ -24,6 +24,19 @@ logger = logging.getLogger(__name__)
 Enrolled = Callable[[str], list[dict[str, Any]]]
 NEVER_SEEN: Final = "never_seen"
 TRANSCRIPTS: Final = {"last_turn": Action.TURNS_READ}
+# What a DeviceView shows of a device that reported a status.
+SEEN_FIELDS: Final = (
+    "device",
+    "name",
+    "area",
+    "state",
+    "error",
+    "last_seen",
+    "state_since",
+    "versions",
+    "models",
+    "config_revision",
+)
 
 
 def _telemetry(sample: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -53,39 +66,29 @@ class LiveFleet:
         enrolment: dict[str, Any] | None,
         last_turn: TurnRecord | None,
     ) -> dict[str, Any]:
-        enrolled = enrolment is not None and not enrolment["revoked"]
         if device is None:
             assert enrolment is not None
-            device_id = enrolment["device"]
-            return {
-                "device": device_id,
+            shown: dict[str, Any] = {
+                "device": enrolment["device"],
                 "name": enrolment["name"],
                 "area": enrolment["area"],
                 "state": NEVER_SEEN,
                 "error": None,
-                "enrolled": enrolled,
                 "last_seen": None,
                 "state_since": None,
                 "versions": {},
                 "models": [],
                 "config_revision": None,
                 "telemetry": None,
-                "last_turn": last_turn.as_dict() if last_turn else None,
             }
-        samples = self.store.telemetry(tenant, device.device_id, limit=1)
+        else:
+            samples = self.store.telemetry(tenant, device.device_id, limit=1)
+            seen = device.as_dict()
+            shown = {k: seen[k] for k in SEEN_FIELDS}
+            shown["telemetry"] = _telemetry(samples[0] if samples else None)
         return {
-            "device": device.device_id,
-            "name": device.name,
-            "area": device.area,
-            "state": device.state,
-            "error": device.error,
-            "enrolled": enrolled,
-            "last_seen": device.last_seen,
-            "state_since": device.state_since,
-            "versions": device.versions,
-            "models": device.models,
-            "config_revision": device.config_revision,
-            "telemetry": _telemetry(samples[0] if samples else None),
+            **shown,
+            "enrolled": enrolment is not None and not enrolment["revoked"],
             "last_turn": last_turn.as_dict() if last_turn else None,
         }
 
