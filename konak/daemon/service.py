@@ -231,6 +231,7 @@ class Daemon:
         self._last_watchdog = 0.0
         self.outbox: Outbox | None = None
         self.hub: HubLink | None = None
+        self.config_revision: int | None = None  # of the hub's config, once one is applied
         self.telemetry: TelemetryReporter | None = None
         self._hub_port: HubPort | None = hub_port
         if not offline:
@@ -296,6 +297,7 @@ class Daemon:
                 {w.model for w in s.wake.words} | {s.vad.model, s.stt.model, s.tts.model}
             ),
             capabilities=["wake", "stt", "intent", "tts", "timers", "announce"],
+            config_revision=self.config_revision,
         )
 
     def figures(self) -> DeviceFigures:
@@ -678,6 +680,9 @@ class Daemon:
         settings = replace(self.settings, wake=replace(self.settings.wake, words=words))
         self.reload(settings, config.sentences, config.slot_lists)
         logger.info("applied config revision %d from the hub", config.revision)
+        self.config_revision = config.revision
+        if self.hub is not None:  # the hub shows which revision each device runs
+            self.hub.publish(self.status())
         self.bus.emit(Event("config-applied", "config", {"revision": config.revision}))
 
     def reload(

@@ -96,8 +96,10 @@ def create_app(settings: HubSettings) -> web.Application:
     app.router.add_get("/healthz", health_view)
     app.cleanup_ctx.append(resources.store_ctx)
     setup_api(app, settings)  # the security core's context starts after the store's
+    app.on_shutdown.append(resources.close_streams)
     app.cleanup_ctx.extend(
         [
+            resources.events_ctx,
             resources.mcp_ctx,
             resources.fleet_ctx,
             resources.turns_ctx,

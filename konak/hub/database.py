@@ -200,8 +200,42 @@ CREATE TABLE voice_configs (
 );
 """
 
+# Issue 15 (the console): the config revision a device applied, what each turn heard and
+# answered, and the alerts with each user's read state (a watermark for "read all", and the
+# alerts read one by one above it).
+_FLEET_CONSOLE: Final = """
+ALTER TABLE devices ADD COLUMN config_revision INTEGER;
+ALTER TABLE turns ADD COLUMN text TEXT;
+ALTER TABLE turns ADD COLUMN intent TEXT;
+ALTER TABLE turns ADD COLUMN speech_ended_at REAL;
+ALTER TABLE turns ADD COLUMN finished_at REAL;
+ALTER TABLE turns ADD COLUMN latency_ms REAL;
+CREATE INDEX turns_history ON turns (tenant_id, created_at);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    device_id TEXT,
+    detail TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX alerts_tenant ON alerts (tenant_id, id);
+CREATE TABLE alert_reads (
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    alert_id INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, user_id, alert_id)
+);
+CREATE TABLE alert_read_marks (
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    read_up_to INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, user_id)
+);
+"""
+
 # STEPS[n] takes the file from version n to n + 1.
-STEPS: Final[tuple[Step, ...]] = (_to_v1, _to_v2, _VOICE_CONFIG_TABLES)
+STEPS: Final[tuple[Step, ...]] = (_to_v1, _to_v2, _VOICE_CONFIG_TABLES, _FLEET_CONSOLE)
 SCHEMA: Final = Schema("the hub database", STEPS, StoreError)
 
 

@@ -1,8 +1,10 @@
 """Fleet monitoring: the device registry from status and telemetry, and alerts.
 
-An alert is a log line plus a POST of Slack-compatible JSON (``{"text": ...}``) to the
-configured webhook, raised when a device reports an error or stays offline longer than
-``offline_alert_seconds``. Each alert is sent once per state change, the same kind for the
+An alert is a log line, a POST of Slack-compatible JSON (``{"text": ...}``) to the
+configured webhook and an entry in the alert log the console shows (``konak.hub.alerts``),
+raised when a device reports an error or stays offline longer than
+``offline_alert_seconds``, when an MCP server's circuit opens and when a tenant's quota
+refuses work. Each alert is sent once per state change, the same kind for the
 same device at most once per ``alert_repeat_seconds``, and at most ``alerts_per_minute``
 per tenant; what a device names itself is escaped for Slack's markup.
 """
@@ -12,23 +14,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Final
 
+from konak.hub.alerts import AlertKind, AlertLog
+from konak.hub.errors import HubError
 from konak.hub.metrics import HubMetrics
 from konak.hub.settings import FleetSettings
 from konak.hub.store import Device, Store
-from konak.protocol import Message, Status, Telemetry
+from konak.protocol import Cmd, Message, Status, Telemetry
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from konak.hub.live import LiveFleet
 
 logger = logging.getLogger(__name__)
 
 MAX_REMEMBERED_ALERTS: Final = 100_000  # bound on the de-duplication memory
 ALERT_RATE_WINDOW_SECONDS: Final = 60.0  # alerts_per_minute counts over this sliding window
 _SLACK_ESCAPES: Final = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+class NoTargets(HubError):
+    """An announcement names a device or area the tenant has no (seen) device in."""
+
+    code = "device_not_found"
+
+
+def announcements(
+    store: Store, tenant: str, text: str, device: str | None, area: str | None
+) -> list[Cmd]:
+    """The announce commands that speak ``text`` on one device, or on every device of an
+    area (give exactly one); raises NoTargets when there is none."""
+    if device is not None:
+        targets = [d for d in [store.device(tenant, device)] if d is not None]
+    else:
+        targets = store.devices(tenant, area=area)
+    if not targets:
+        raise NoTargets("no such device" if device else f"no devices in area {area!r}")
+    return [
+        Cmd(
+            tenant=tenant,
+            device=target.device_id,
+            command_id=f"c-{secrets.token_hex(8)}",
+            action="announce",
+            text=text,
+        )
+        for target in targets
+    ]
 
 
 def slack_escape(text: str) -> str:
@@ -45,11 +81,16 @@ class FleetMonitor:
         settings: FleetSettings,
         metrics: HubMetrics,
         http: aiohttp.ClientSession | None = None,
+        *,
+        alerts: AlertLog | None = None,
+        live: LiveFleet | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.metrics = metrics
         self.http = http
+        self.alerts = alerts  # kept for the console
+        self.live = live  # the console's live events
         self._pending: set[asyncio.Task[None]] = set()
         self._last_alert: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._tenant_alerts: dict[str, deque[float]] = {}  # when each recent alert was sent
@@ -59,6 +100,8 @@ class FleetMonitor:
         """Record a status (also the broker's last will) and alert on a new error."""
         before, after = self.store.upsert_status(status, time.time() if now is None else now)
         self.refresh_gauge()
+        if self.live is not None and (before is None or _shown(before) != _shown(after)):
+            self.live.device_changed(after)
         if after.state == "error" and (
             before is None or before.state != "error" or before.error != after.error
         ):
@@ -112,12 +155,13 @@ class FleetMonitor:
             except Exception:  # supervisor: a failed sweep must not end monitoring
                 logger.exception("fleet sweep failed")
 
-    def _allowed(self, device: Device, kind: str, now: float) -> bool:
-        """De-duplicate (one alert of a kind per device per window) and rate-limit per
-        tenant (a sliding minute); what is held back is counted and logged at debug level."""
-        key = (device.tenant_id, device.device_id, kind)
+    def _allowed(self, tenant: str, subject: str, kind: str, now: float) -> bool:
+        """De-duplicate (one alert of a kind per device, server or quota per window) and
+        rate-limit per tenant (a sliding minute); what is held back is counted and logged
+        at debug level."""
+        key = (tenant, subject, kind)
         last = self._last_alert.get(key)
-        sent = self._tenant_alerts.setdefault(device.tenant_id, deque())
+        sent = self._tenant_alerts.setdefault(tenant, deque())
         while sent and now - sent[0] >= ALERT_RATE_WINDOW_SECONDS:
             sent.popleft()
         if last is not None and now - last < self.settings.alert_repeat_seconds:
@@ -132,34 +176,57 @@ class FleetMonitor:
                 self._last_alert.popitem(last=False)
             return True
         self.suppressed += 1
-        logger.debug(
-            "alert %s for %s/%s held back (%s)", kind, device.tenant_id, device.device_id, reason
-        )
+        logger.debug("alert %s for %s/%s held back (%s)", kind, tenant, subject, reason)
         return False
 
-    def alert(self, device: Device, kind: str, detail: str, now: float | None = None) -> bool:
-        """Log an alert and post it to the webhook (in the background), unless the same
-        alert was raised recently or the tenant is over its alert rate (then False)."""
-        if not self._allowed(device, kind, time.time() if now is None else now):
-            return False
+    def alert(self, device: Device, kind: AlertKind, detail: str, now: float | None = None) -> bool:
+        """Log an alert about a device, keep it and post it to the webhook (in the
+        background), unless the same alert was raised recently or the tenant is over its
+        alert rate (then False)."""
         label = slack_escape(device.name or device.device_id)
-        text = (
-            f"Konak alert [{device.tenant_id}]: device {label} ({device.device_id}) "
-            f"{slack_escape(detail)}"
+        return self._raise(
+            device.tenant_id,
+            kind,
+            device.device_id,
+            f"device {label} ({device.device_id}) {slack_escape(detail)}",
+            detail,
+            {"device": device.device_id, "area": device.area},
+            now,
         )
-        logger.warning(
-            "alert %s tenant=%s device=%s: %s", kind, device.tenant_id, device.device_id, detail
+
+    def tenant_alert(
+        self, tenant: str, kind: AlertKind, subject: str, detail: str, now: float | None = None
+    ) -> bool:
+        """An alert about a tenant's service (an MCP server, a quota) rather than a device;
+        ``subject`` names it for the de-duplication."""
+        return self._raise(
+            tenant, kind, subject, slack_escape(detail), detail, {"device": None}, now, device=False
         )
+
+    def _raise(
+        self,
+        tenant: str,
+        kind: AlertKind,
+        subject: str,
+        text: str,
+        detail: str,
+        fields: dict[str, Any],
+        now: float | None,
+        *,
+        device: bool = True,
+    ) -> bool:
+        now = time.time() if now is None else now
+        if not self._allowed(tenant, subject, kind, now):
+            return False
+        logger.warning("alert %s tenant=%s subject=%s: %s", kind, tenant, subject, detail)
         self.metrics.alerts.labels(kind).inc()
+        if self.alerts is not None:
+            kept = self.alerts.add(tenant, kind, subject if device else None, detail, now)
+            if self.live is not None:
+                self.live.alert_raised(kept)
         if self.settings.webhook_url is None or self.http is None:
             return True
-        body = {
-            "text": text,
-            "kind": kind,
-            "tenant": device.tenant_id,
-            "device": device.device_id,
-            "area": device.area,
-        }
+        body = {"text": f"Konak alert [{tenant}]: {text}", "kind": kind, "tenant": tenant, **fields}
         task = asyncio.get_running_loop().create_task(self._post(body))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -189,3 +256,16 @@ class FleetMonitor:
                     asyncio.gather(*self._pending, return_exceptions=True),
                     self.settings.webhook_timeout_seconds,
                 )
+
+
+def _shown(device: Device) -> tuple[object, ...]:
+    """What the console shows of a device and a status can change (not ``last_seen``)."""
+    return (
+        device.state,
+        device.error,
+        device.name,
+        device.area,
+        device.versions,
+        device.models,
+        device.config_revision,
+    )

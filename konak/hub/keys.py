@@ -9,8 +9,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from konak.hub.alerts import AlertLog
+from konak.hub.events import EventBroker
 from konak.hub.fleet import FleetMonitor
 from konak.hub.ingest import Ingest
+from konak.hub.live import LiveFleet
 from konak.hub.mcp_host import McpHost
 from konak.hub.metrics import HubMetrics
 from konak.hub.security.state import AuthState
@@ -47,3 +50,6 @@ FLEET = web.AppKey("konak_fleet", FleetMonitor)
 TURNS = web.AppKey("konak_turns", TurnProcessor)
 INGEST = web.AppKey("konak_ingest", Ingest)
 FLEET_MCP_PORT = web.AppKey("konak_fleet_mcp_port", int)  # only when konak-fleet serves
+EVENTS = web.AppKey("konak_events", EventBroker)  # the console's live events
+ALERTS = web.AppKey("konak_alerts", AlertLog)
+LIVE = web.AppKey("konak_live", LiveFleet)  # the console's fleet views

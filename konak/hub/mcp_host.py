@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +38,8 @@ PING_TIMEOUT_SECONDS: Final = 5.0
 MAX_TOOL_PAGES: Final = 20
 # A server still making its first connection this long after start is not waited for.
 STARTUP_GRACE_SECONDS: Final = 30.0
+# Told (tenant, server) when a server's circuit opens (the fleet monitor's alert).
+CircuitOpened = Callable[[str, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +54,17 @@ class ToolRef:
 class McpConnection:
     """A supervised connection to one MCP server of one tenant."""
 
-    def __init__(self, tenant_id: str, settings: McpServerSettings, metrics: HubMetrics) -> None:
+    def __init__(
+        self,
+        tenant_id: str,
+        settings: McpServerSettings,
+        metrics: HubMetrics,
+        on_circuit_open: CircuitOpened | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
         self.settings = settings
         self.metrics = metrics
+        self.on_circuit_open = on_circuit_open
         self.breaker = CircuitBreaker(settings.failure_threshold, settings.circuit_reset_seconds)
         self.tools: dict[str, Tool] = {}
         self.ready = asyncio.Event()
@@ -325,6 +334,8 @@ class McpConnection:
             # Ask the peer at once whether it is alive: a hung one is then found dead now,
             # and its calls in flight fail now, not each at its own timeout.
             self._check.set()
+            if self.on_circuit_open is not None:
+                self.on_circuit_open(self.tenant_id, self.name)
         self._publish_circuit()
         self.metrics.tool_seconds.labels(self.name, code).observe(time.monotonic() - started)
 
@@ -372,8 +383,9 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 class McpHost:
     """All tenants' MCP connections; reconfigurable while running."""
 
-    def __init__(self, metrics: HubMetrics) -> None:
+    def __init__(self, metrics: HubMetrics, on_circuit_open: CircuitOpened | None = None) -> None:
         self.metrics = metrics
+        self.on_circuit_open = on_circuit_open
         self._connections: dict[tuple[str, str], McpConnection] = {}
 
     async def configure(self, tenants: Mapping[str, TenantSettings]) -> None:
@@ -389,7 +401,7 @@ class McpHost:
                 del self._connections[key]
         for key, server in wanted.items():
             if key not in self._connections:
-                conn = McpConnection(key[0], server, self.metrics)
+                conn = McpConnection(key[0], server, self.metrics, self.on_circuit_open)
                 conn.start()
                 self._connections[key] = conn
 

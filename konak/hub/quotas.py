@@ -79,15 +79,19 @@ class Quotas:
         settings: Callable[[], QuotaSettings],
         metrics: HubMetrics,
         clock: Clock = time.monotonic,
+        on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
+        self._on_refused = on_refused  # told (tenant, quota): the fleet monitor's alert
         self._buckets: dict[tuple[str, int], TokenBuckets] = {}
         self._running: dict[str, int] = {}
 
     def _refuse(self, tenant: str, quota: str) -> bool:
         self._metrics.quota_rejections.labels(tenant, quota).inc()
+        if self._on_refused is not None:
+            self._on_refused(tenant, quota)
         return False
 
     def admit_intent(self, tenant: str) -> bool:

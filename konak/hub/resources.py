@@ -1,7 +1,8 @@
-"""The hub's resources, one cleanup context each, in start-up order: the store, the MCP host,
-the fleet monitor, the turn processor, MQTT ingest and konak-fleet (the security core's is
-``konak.hub.api.routes.auth_ctx``). Each builds its resource from the ones before it, passed
-to its constructor, puts it behind its ``AppKey`` and closes it when the app stops."""
+"""The hub's resources, one cleanup context each, in start-up order: the store, the console's
+live events and alert log, the MCP host, the fleet monitor, the turn processor, MQTT ingest
+and konak-fleet (the security core's is ``konak.hub.api.routes.auth_ctx``). Each builds its
+resource from the ones before it, passed to its constructor, puts it behind its ``AppKey``
+and closes it when the app stops."""
 
 from __future__ import annotations
 
@@ -13,22 +14,29 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import ClientSession, web
 
+from konak.hub import database
+from konak.hub.alerts import AlertKind, AlertLog
 from konak.hub.arbitration import Arbiter
 from konak.hub.device_metrics import DeviceCollector
 from konak.hub.errors import PublishError
+from konak.hub.events import EventBroker
 from konak.hub.fleet import FleetMonitor
 from konak.hub.ingest import PUBLISH_WAIT_SECONDS, Ingest
 from konak.hub.keys import (
+    ALERTS,
     AUTH,
+    EVENTS,
     FLEET,
     FLEET_MCP_PORT,
     INGEST,
+    LIVE,
     MCP,
     METRICS,
     SETTINGS,
     STORE,
     TURNS,
 )
+from konak.hub.live import LiveFleet
 from konak.hub.mcp_host import McpHost
 from konak.hub.outbound import OutboundPolicy
 from konak.hub.quotas import Quotas
@@ -72,9 +80,42 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     store.close()
 
 
+async def events_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The console's event broker, alert log (a connection of its own) and fleet views."""
+    app[EVENTS] = broker = EventBroker()
+    app[ALERTS] = AlertLog(db := database.connect(app[SETTINGS].current.database_path))
+    auth = app.get(AUTH)
+    app[LIVE] = LiveFleet(app[STORE], broker, auth.claims.devices if auth is not None else None)
+    yield
+    broker.close()
+    db.close()
+
+
+async def close_streams(app: web.Application) -> None:
+    """End the open event streams as the hub starts stopping (on_shutdown): aiohttp waits
+    for running handlers before the cleanup contexts run."""
+    broker = app.get(EVENTS)
+    if broker is not None:
+        broker.close()
+
+
+def _alert(app: web.Application, kind: AlertKind, tenant: str, subject: str) -> None:
+    """An alert about a tenant's MCP server or quota, through the fleet monitor (which
+    starts after the MCP host)."""
+    fleet = app.get(FLEET)
+    if fleet is None:
+        return
+    if kind == "mcp_circuit_open":
+        detail = f"MCP server {subject} fails: its circuit is open"
+    else:
+        detail = f"quota {subject} reached: work was refused"
+    fleet.tenant_alert(tenant, kind, subject, detail)
+
+
 async def mcp_ctx(app: web.Application) -> AsyncIterator[None]:
     """The MCP host, connected to every tenant's servers."""
-    app[MCP] = host = McpHost(app[METRICS])
+    on_open = functools.partial(_alert, app, "mcp_circuit_open")
+    app[MCP] = host = McpHost(app[METRICS], on_open)
     await host.configure(mcp_tenants(app))
     yield
     await host.close()
@@ -84,7 +125,12 @@ async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
     """The fleet monitor and its alert checks (with the HTTP client its webhooks use)."""
     async with ClientSession() as http:
         app[FLEET] = fleet = FleetMonitor(
-            app[STORE], app[SETTINGS].current.fleet, app[METRICS], http
+            app[STORE],
+            app[SETTINGS].current.fleet,
+            app[METRICS],
+            http,
+            alerts=app[ALERTS],
+            live=app[LIVE],
         )
         fleet.refresh_gauge()
         task = asyncio.create_task(fleet.run(), name="fleet-monitor")
@@ -110,7 +156,12 @@ async def turns_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics,
         functools.partial(_publish, app),
         live.tenants,
-        Quotas(lambda: live.current.quotas, metrics),
+        Quotas(
+            lambda: live.current.quotas,
+            metrics,
+            on_refused=functools.partial(_alert, app, "quota_reached"),
+        ),
+        on_finished=app[LIVE].turn_finished,
     )
     yield
 

@@ -10,12 +10,12 @@ import json
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from konak.hub import database
-from konak.protocol import Status, Telemetry
+from konak.protocol import Intent, Status, Telemetry
 from konak.storage.sqlite import transaction
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class Device:
     models: list[str] = field(default_factory=list)
     capabilities: list[str] = field(default_factory=list)
     alerted: bool = False
+    config_revision: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view."""
@@ -58,6 +59,7 @@ class Device:
             "capabilities": self.capabilities,
             "last_seen": self.last_seen,
             "state_since": self.state_since,
+            "config_revision": self.config_revision,
         }
 
 
@@ -71,6 +73,26 @@ class Turn:
     state: TurnState
     outcome: str | None
     reply_text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """A turn as its history shows it: what was heard, what it came to, how long it took."""
+
+    turn_id: str
+    device_id: str
+    text: str | None
+    intent: str | None
+    outcome: str | None
+    reply_text: str | None
+    latency_ms: float | None
+    created_at: float
+    finished_at: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON view (the console's TurnView)."""
+        view = asdict(self)
+        return {"device": view.pop("device_id"), **view}
 
 
 class Store:
@@ -91,8 +113,9 @@ class Store:
         since = now if before is None or before.state != status.state else before.state_since
         self._db.execute(
             """INSERT INTO devices (tenant_id, device_id, name, area, language, versions,
-                   models, capabilities, state, error, last_seen, state_since, alerted)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+                   models, capabilities, state, error, last_seen, state_since, alerted,
+                   config_revision)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
                ON CONFLICT (tenant_id, device_id) DO UPDATE SET
                    name = coalesce(excluded.name, name),
                    area = coalesce(excluded.area, area),
@@ -105,7 +128,8 @@ class Store:
                                        ELSE excluded.capabilities END,
                    state = excluded.state, error = excluded.error,
                    last_seen = excluded.last_seen, state_since = excluded.state_since,
-                   alerted = CASE WHEN excluded.state = state THEN alerted ELSE 0 END""",
+                   alerted = CASE WHEN excluded.state = state THEN alerted ELSE 0 END,
+                   config_revision = coalesce(excluded.config_revision, config_revision)""",
             (
                 status.tenant,
                 status.device,
@@ -119,6 +143,7 @@ class Store:
                 status.error,
                 now,
                 since,
+                status.config_revision,
             ),
         )
         after = self.device(status.tenant, status.device)
@@ -203,14 +228,21 @@ class Store:
 
     # -- turns ---------------------------------------------------------------------
     def claim_turn(
-        self, tenant_id: str, turn_id: str, device_id: str, expires_at: float | None = None
+        self, tenant_id: str, turn_id: str, device_id: str, intent: Intent | None = None
     ) -> Turn | None:
-        """Claim a turn for processing; returns None when claimed now, else the earlier turn.
-        ``expires_at`` is the intent's: after it, its device no longer waits for the reply."""
+        """Claim a turn for processing (recording what ``intent`` heard, and its expiry:
+        after it, its device no longer waits for the reply); returns None when claimed now,
+        else the earlier turn."""
+        heard = (
+            (intent.text, intent.intent, intent.speech_ended_at, intent.expires_at)
+            if intent
+            else (None,) * 4
+        )
         cur = self._db.execute(
-            """INSERT INTO turns (tenant_id, turn_id, device_id, state, created_at, expires_at)
-               VALUES (?, ?, ?, 'claimed', ?, ?) ON CONFLICT DO NOTHING""",
-            (tenant_id, turn_id, device_id, time.time(), expires_at),
+            """INSERT INTO turns (tenant_id, turn_id, device_id, state, created_at, text,
+                   intent, speech_ended_at, expires_at)
+               VALUES (?, ?, ?, 'claimed', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (tenant_id, turn_id, device_id, time.time(), *heard),
         )
         if cur.rowcount == 1:
             return None
@@ -262,12 +294,58 @@ class Store:
             for r in rows
         ]
 
-    def replied(self, tenant_id: str, turn_id: str) -> None:
-        """Note that the broker has the reply of a finished turn."""
+    def replied(self, tenant_id: str, turn_id: str, now: float | None = None) -> None:
+        """Note that the broker has the reply of a finished turn (the first time: when it
+        finished, and its latency from the end of speech when the device said when)."""
+        now = time.time() if now is None else now
         self._db.execute(
-            "UPDATE turns SET state = 'done' WHERE tenant_id = ? AND turn_id = ?",
-            (tenant_id, turn_id),
+            """UPDATE turns SET state = 'done', finished_at = coalesce(finished_at, ?),
+                   latency_ms = coalesce(latency_ms, max(0.0, (? - speech_ended_at) * 1000.0))
+               WHERE tenant_id = ? AND turn_id = ?""",
+            (now, now, tenant_id, turn_id),
         )
+
+    def turn(self, tenant_id: str, turn_id: str) -> TurnRecord | None:
+        """One turn of a tenant as its history shows it, or None."""
+        row = self._db.execute(
+            "SELECT * FROM turns WHERE tenant_id = ? AND turn_id = ?", (tenant_id, turn_id)
+        ).fetchone()
+        return _turn_record(row) if row is not None else None
+
+    def turns(
+        self,
+        tenant_id: str,
+        *,
+        device_id: str | None = None,
+        before: float | None = None,
+        limit: int = 50,
+    ) -> list[TurnRecord]:
+        """A tenant's turns (optionally of one device, created before ``before``), newest
+        first."""
+        where: list[str] = ["tenant_id = ?"]
+        args: list[str | float] = [tenant_id]
+        if device_id is not None:
+            where.append("device_id = ?")
+            args.append(device_id)
+        if before is not None:
+            where.append("created_at < ?")
+            args.append(before)
+        rows = self._db.execute(
+            f"SELECT * FROM turns WHERE {' AND '.join(where)} "  # noqa: S608 (fixed clauses)
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [_turn_record(row) for row in rows]
+
+    def last_turns(self, tenant_id: str) -> dict[str, TurnRecord]:
+        """The newest turn of each device of a tenant."""
+        rows = self._db.execute(
+            """SELECT * FROM turns t WHERE tenant_id = ? AND rowid = (
+                   SELECT rowid FROM turns WHERE tenant_id = t.tenant_id
+                   AND device_id = t.device_id ORDER BY created_at DESC, rowid DESC LIMIT 1)""",
+            (tenant_id,),
+        )
+        return {row["device_id"]: _turn_record(row) for row in rows}
 
     def finish_turn(self, tenant_id: str, turn_id: str, outcome: str, reply_text: str) -> None:
         """Record the outcome and reply of a claimed turn (its reply is yet to be sent)."""
@@ -293,4 +371,9 @@ def _device(row: sqlite3.Row) -> Device:
         models=json.loads(row["models"]),
         capabilities=json.loads(row["capabilities"]),
         alerted=bool(row["alerted"]),
+        config_revision=row["config_revision"],
     )
+
+
+def _turn_record(row: sqlite3.Row) -> TurnRecord:
+    return TurnRecord(**{f.name: row[f.name] for f in fields(TurnRecord)})

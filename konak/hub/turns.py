@@ -42,6 +42,8 @@ START_MARGIN_SECONDS: Final = 0.5
 STARTUP_WAIT_SECONDS: Final = 10.0
 
 Publish = Callable[[Reply], Awaitable[None]]
+# Told (tenant, turn id) once a turn's reply is with the broker (the console's live turns).
+Finished = Callable[[str, str], None]
 
 
 class ToolHost(Protocol):
@@ -105,6 +107,7 @@ class TurnProcessor:
         tenants: Callable[[], Mapping[str, TenantSettings]],
         quotas: Quotas | None = None,
         clock: Callable[[], float] = time.time,
+        on_finished: Finished | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -114,6 +117,7 @@ class TurnProcessor:
         self.publish = publish
         self.tenants = tenants
         self.quotas = quotas
+        self.on_finished = on_finished
 
     async def handle(self, intent: Intent, claimed: Callable[[], None] = lambda: None) -> None:
         """Process one intent message (possibly a redelivery) and publish its reply.
@@ -121,9 +125,7 @@ class TurnProcessor:
         ``claimed`` is called once the turn's claim (or the earlier one) is committed: from
         then on a crash leaves a claimed turn, failed and answered at the next start."""
         arrived = time.monotonic()
-        earlier = self.store.claim_turn(
-            intent.tenant, intent.turn_id, intent.device, intent.expires_at
-        )
+        earlier = self.store.claim_turn(intent.tenant, intent.turn_id, intent.device, intent)
         claimed()
         if earlier is not None:
             await self._redelivered(intent, earlier)
@@ -148,7 +150,7 @@ class TurnProcessor:
         self.metrics.turns.labels(intent.tenant, intent.device, result.outcome).inc()
         self.metrics.intent_seconds.labels(intent.tenant).observe(time.monotonic() - arrived)
         if sent:
-            self.store.replied(intent.tenant, intent.turn_id)
+            self._replied(intent.tenant, intent.turn_id)
 
     async def _redelivered(self, intent: Intent, earlier: Turn) -> None:
         """An intent that arrived again: never executed twice. The device sends it again
@@ -169,7 +171,7 @@ class TurnProcessor:
         )
         outcome = Outcome(earlier.outcome or "error", earlier.reply_text or INTERRUPTED_TEXT)
         if await self._reply(intent, outcome, repeat=True) and earlier.state == "answering":
-            self.store.replied(intent.tenant, intent.turn_id)
+            self._replied(intent.tenant, intent.turn_id)
 
     def take_unanswered(self) -> list[Turn]:
         """The turns whose reply was never confirmed; those never finished are failed.
@@ -198,7 +200,13 @@ class TurnProcessor:
                     outcome=turn.outcome or "error",  # type: ignore[arg-type]
                 )
             )
-            self.store.replied(turn.tenant_id, turn.turn_id)
+            self._replied(turn.tenant_id, turn.turn_id)
+
+    def _replied(self, tenant_id: str, turn_id: str) -> None:
+        """Note a finished turn's reply as sent, and tell ``on_finished``."""
+        self.store.replied(tenant_id, turn_id, self.clock())
+        if self.on_finished is not None:
+            self.on_finished(tenant_id, turn_id)
 
     def _expired(self, intent: Intent, margin_seconds: float = 0.0) -> bool:
         """Whether the intent is past its ``expires_at`` (by the hub's clock), or within

@@ -89,6 +89,9 @@ class Status(Message):
         default_factory=list, description="e.g. wake, stt, tts, timers, announce."
     )
     error: ShortText | None = Field(default=None, description="Error code when state=error.")
+    config_revision: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="The revision of the hub's config message the device applied."
+    )
 
 
 class Telemetry(Message):

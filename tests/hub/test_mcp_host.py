@@ -67,8 +67,10 @@ async def test_a_tool_listed_as_read_only_in_the_config_is_retried() -> None:
     assert attempts == ["act", "act"]
 
 
-async def test_an_open_circuit_fails_without_calling_the_server() -> None:
+async def test_an_open_circuit_fails_without_calling_the_server_and_is_told_once() -> None:
     conn, attempts = _connection(timeout_seconds=0.01, retries=0, failure_threshold=1)
+    opened: list[tuple[str, str]] = []
+    conn.on_circuit_open = lambda tenant, server: opened.append((tenant, server))
     with pytest.raises(ToolError):
         await conn.call("act", {})
 
@@ -77,6 +79,7 @@ async def test_an_open_circuit_fails_without_calling_the_server() -> None:
 
     assert second.value.code == "circuit_open"
     assert attempts == ["act"]
+    assert opened == [("acme", "s")]
 
 
 async def test_a_successful_call_returns_the_result() -> None:

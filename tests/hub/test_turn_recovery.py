@@ -49,8 +49,10 @@ def _processor(store: Store, replies: list[Reply]) -> TurnProcessor:
     return TurnProcessor(store, NoTools(), Arbiter(0.01), HubMetrics(), publish, dict)
 
 
-def _intent(turn: str) -> Intent:
-    return Intent(tenant="acme", device="pi", turn_id=turn, text="x", intent="Nothing")
+def _intent(turn: str, expires_at: float | None = None) -> Intent:
+    return Intent(
+        tenant="acme", device="pi", turn_id=turn, text="x", intent="Nothing", expires_at=expires_at
+    )
 
 
 async def test_the_claim_is_committed_before_the_intent_is_acknowledged(
@@ -99,10 +101,10 @@ async def test_turns_a_crash_left_unanswered_are_answered_once_at_the_next_start
 async def test_turns_past_their_expiry_are_abandoned_not_answered(store: Store) -> None:
     # After an overload: replies the broker never took, to devices that have since given up.
     now = time.time()
-    store.claim_turn("acme", "t-gone-claim", "pi", expires_at=now - 60)
-    store.claim_turn("acme", "t-gone-answe", "pi", expires_at=now - 1)
+    store.claim_turn("acme", "t-gone-claim", "pi", _intent("t-gone-claim", now - 60))
+    store.claim_turn("acme", "t-gone-answe", "pi", _intent("t-gone-answe", now - 1))
     store.finish_turn("acme", "t-gone-answe", "ok", "Turned on the light.")
-    store.claim_turn("acme", "t-still-wait", "pi", expires_at=now + 60)
+    store.claim_turn("acme", "t-still-wait", "pi", _intent("t-still-wait", now + 60))
     store.finish_turn("acme", "t-still-wait", "ok", "Done.")
     store.claim_turn("acme", "t-no-expiry1", "pi")  # an old device: no expiry, still answered
     replies: list[Reply] = []

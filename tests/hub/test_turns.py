@@ -287,3 +287,26 @@ async def test_a_reply_the_broker_does_not_take_is_sent_when_the_intent_comes_ag
     assert [(r.outcome, r.repeat) for r in replies] == [("ok", True)]
     assert host.calls == [("b", {})]
     assert processor.take_unanswered() == []  # now noted as answered
+
+
+async def test_a_finished_turn_keeps_what_was_heard_and_its_latency_and_is_told(
+    setup: Any,
+) -> None:
+    processor, _, _ = setup
+    finished: list[tuple[str, str]] = []
+    processor.on_finished = lambda tenant, turn_id: finished.append((tenant, turn_id))
+    processor.clock = lambda: 1000.0
+    heard = _intent("Both", room="hall").model_copy(update={"speech_ended_at": 999.75})
+
+    await processor.handle(heard)
+    await processor.handle(heard)  # a redelivery: not executed, nor told, again
+
+    turn = processor.store.turn("acme", heard.turn_id)
+    assert (turn.text, turn.intent, turn.outcome, turn.reply_text) == (
+        "x",
+        "Both",
+        "ok",
+        "a done. b done.",
+    )
+    assert (turn.latency_ms, turn.finished_at) == (250.0, 1000.0)
+    assert finished == [("acme", heard.turn_id)]

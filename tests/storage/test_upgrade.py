@@ -17,6 +17,7 @@ import pytest
 
 from konak.daemon.outbox import EXPIRED, SCHEMA_VERSION, Outbox
 from konak.hub import database
+from konak.hub.alerts import AlertLog
 from konak.hub.mcp_registry import McpRegistry
 from konak.hub.store import Store
 from konak.hub.voice_config import Draft, VoiceConfigs
@@ -83,7 +84,7 @@ def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_the_curre
 
     assert_kept(before, rows(path))
     assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
-    assert shape(path)["version"] == database.SCHEMA.version == 3
+    assert shape(path)["version"] == database.SCHEMA.version == 4
     # And the code reads what was there, and writes the columns added since.
     device = store.device("acme", "kitchen-pi")
     assert device is not None
@@ -119,6 +120,41 @@ def test_a_hub_database_at_version_1_keeps_its_rows_and_gains_the_voice_config_t
     assert configs.latest("acme").revision == 0
     assert configs.save("acme", 0, Draft(), "ops@acme.test").revision == 1
     db.close()
+
+
+def test_a_hub_database_of_version_1_keeps_its_devices_and_turns_and_gains_the_console_parts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hub.sqlite3"
+    first = Schema("the hub database", database.STEPS[:1], database.StoreError)
+    with contextlib.closing(connect(path, first)) as db:
+        db.executescript(
+            """INSERT INTO devices (tenant_id, device_id, state, last_seen, state_since)
+                   VALUES ('acme', 'kitchen-pi', 'online', 10.0, 5.0);
+               INSERT INTO turns (tenant_id, turn_id, device_id, state, outcome, reply_text,
+                   created_at) VALUES ('acme', 't-old-000001', 'kitchen-pi', 'done', 'ok',
+                   'Done.', 8.0);"""
+        )
+    before = rows(path)
+
+    store = Store(path)
+
+    assert_kept(before, rows(path))
+    assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
+    device = store.device("acme", "kitchen-pi")
+    assert device is not None
+    assert device.config_revision is None
+    [turn] = store.turns("acme")
+    assert (turn.turn_id, turn.outcome, turn.text, turn.latency_ms) == (
+        "t-old-000001",
+        "ok",
+        None,
+        None,
+    )
+    alerts = AlertLog(database.connect(path))
+    alert = alerts.add("acme", "device_offline", "kitchen-pi", "offline for 5.0 min", 20.0)
+    assert alerts.page("acme", "u-1") == [(alert, False)]
+    store.close()
 
 
 def test_a_hub_database_of_a_hub_without_auth_gains_the_auth_tables(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ class ApiRoute:
     body: type[BaseModel] | None = None
     ok_status: int = 200
     query: type[BaseModel] | None = None
+    streams: str | None = None  # the media type of a streamed success (text/event-stream)
 
 
 _ERRORS = {
@@ -95,6 +96,9 @@ def build_openapi(routes: Sequence[ApiRoute], title: str = "Konak hub API") -> d
                 },
             },
         }
+        if route.streams is not None:
+            success = operation["responses"][str(route.ok_status)]
+            success["content"] = {route.streams: {"schema": {"type": "string"}}}
         if action not in ANONYMOUS:
             operation["security"] = [{"bearer": []}]
         elif action is Action.PUBLIC:

@@ -12,13 +12,16 @@ from typing import Final
 from aiohttp import web
 
 from konak.hub import resources
-from konak.hub.api import accounts, claims, devices, mcp, reset, voice
+from konak.hub.api import accounts, claims, devices, events, fleet, mcp, reset, voice
 from konak.hub.api.http import declare, guard
 from konak.hub.api.openapi import ApiRoute, build_openapi
 from konak.hub.api.schemas import (
+    AlertsQuery,
+    AnnounceBody,
     AuditQueryParams,
     ClaimBody,
     EnrollBody,
+    FleetQuery,
     InvitationAcceptBody,
     InvitationJoinBody,
     LoginBody,
@@ -30,8 +33,10 @@ from konak.hub.api.schemas import (
     ResetConfirmBody,
     ResetRequestBody,
     RoleBody,
+    TelemetryQuery,
     TenantBody,
     TokenQuery,
+    TurnsQuery,
 )
 from konak.hub.keys import AUTH, METRICS, SETTINGS, LiveSettings
 from konak.hub.metrics import HubMetrics
@@ -73,6 +78,18 @@ ROUTES: Final = (
     ApiRoute("GET", f"{T}/mcp-servers/{{name}}", mcp.get_server, "mcp_server"),
     ApiRoute("PUT", f"{T}/mcp-servers/{{name}}", mcp.update_server, "update_mcp", McpServerBody),
     ApiRoute("DELETE", f"{T}/mcp-servers/{{name}}", mcp.delete_server, "delete_mcp", None, 204),
+    # The console's fleet, turns, announcements, live events and alerts (issue 15).
+    ApiRoute("GET", f"{T}/fleet", fleet.fleet, "fleet", query=FleetQuery),
+    ApiRoute("GET", f"{T}/fleet/{{device}}", fleet.device, "fleet_device"),
+    ApiRoute(
+        "GET", f"{T}/fleet/{{device}}/telemetry", fleet.telemetry, "telemetry", query=TelemetryQuery
+    ),
+    ApiRoute("GET", f"{T}/turns", fleet.turns, "turns", query=TurnsQuery),
+    ApiRoute("POST", f"{T}/announce", fleet.announce, "announce", AnnounceBody),
+    ApiRoute("GET", f"{T}/events", events.events, "events", streams="text/event-stream"),
+    ApiRoute("GET", f"{T}/alerts", fleet.list_alerts, "alerts", query=AlertsQuery),
+    ApiRoute("POST", f"{T}/alerts/read-all", fleet.read_all_alerts, "read_alerts", None, 204),
+    ApiRoute("POST", f"{T}/alerts/{{alert_id}}/read", fleet.read_alert, "read_alert", None, 204),
 )
 # The console's additions (issue 15): voice config, claims, testing an MCP server.
 CONSOLE_ROUTES: Final = (

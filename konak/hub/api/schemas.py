@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from konak.hub.api.errors import BadRequest
 from konak.hub.security.audit import MAX_PAGE, SQLITE_INTEGER_MAX
 from konak.hub.security.rbac import Role
+from konak.protocol.topics import IDENTIFIER_PATTERN
 
 Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Secret = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -195,3 +196,52 @@ class McpServerCreateBody(McpServerBody):
     """Add an MCP server to the tenant."""
 
     name: Identifier
+
+
+# -- the console's fleet, turns, announcements and alerts (issue 15) -----------------------
+DeviceId = Annotated[str, Field(min_length=1, max_length=63, pattern=IDENTIFIER_PATTERN)]
+AreaName = Annotated[str, Field(min_length=1, max_length=128)]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE)]
+
+
+class FleetQuery(Query):
+    """Filters of the fleet."""
+
+    area: AreaName | None = None
+    state: Literal["online", "offline", "error", "never_seen"] | None = None
+
+
+class TelemetryQuery(Query):
+    """How many of a device's newest telemetry samples."""
+
+    limit: PageSize = 100
+
+
+class TurnsQuery(Query):
+    """Filters and paging of the turn history (``before``: a ``next_before`` answered)."""
+
+    device: DeviceId | None = None
+    before: Timestamp | None = None
+    limit: PageSize = 50
+
+
+class AlertsQuery(Query):
+    """Filters and paging of the alerts (``before_id``: the last id of the page before)."""
+
+    unread: bool = False
+    before_id: Annotated[int, Field(ge=1, le=SQLITE_INTEGER_MAX)] | None = None
+    limit: PageSize = 50
+
+
+class AnnounceBody(Body):
+    """Speak a text on one device, or on every device of an area (exactly one of them)."""
+
+    text: Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
+    device: DeviceId | None = None
+    area: AreaName | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AnnounceBody:
+        if (self.device is None) == (self.area is None):
+            raise ValueError("give exactly one of 'device' or 'area'")
+        return self

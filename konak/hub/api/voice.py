@@ -15,7 +15,8 @@ from konak.hub.api.http import declare, identity_of, note, read_json, tenant_sta
 from konak.hub.api.openapi import ApiRoute
 from konak.hub.api.schemas import Body, Query, parse_query
 from konak.hub.errors import PublishError
-from konak.hub.keys import AUTH, INGEST, STORE
+from konak.hub.events import Event
+from konak.hub.keys import AUTH, EVENTS, INGEST, STORE
 from konak.hub.security.errors import Unavailable
 from konak.hub.security.rbac import Action
 from konak.hub.security.state import AuthState
@@ -165,7 +166,11 @@ async def publish(request: web.Request) -> web.Response:
                 "again once it is reachable"
             ) from exc
         sent.append(device)
-    configs.mark_published(revision)
+    published = configs.mark_published(revision)
+    events = request.app.get(EVENTS)
+    if events is not None:
+        data = {"revision": published.revision, "published_at": published.published_at}
+        events.publish(tenant, Event("voice_config", data, Action.VOICE_READ))
     logger.info(
         "tenant %s published voice config %d to %d device(s)", tenant, revision.revision, len(sent)
     )

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from mcp.server.mcpserver import Context, MCPServer
 
 from konak.hub.errors import HubError
+from konak.hub.fleet import NoTargets, announcements
 from konak.hub.settings import FleetMcpSettings
 from konak.hub.store import Store
 from konak.protocol import Cmd
@@ -115,22 +115,13 @@ def build_fleet_server(store: Store, publish: Publish, tokens: TokenIndex) -> MC
         tenant = tenant_of(ctx)
         if (device is None) == (area is None):
             raise ToolError("give exactly one of 'device' or 'area'")
-        if device is not None:
-            targets = [d for d in [store.device(tenant, device)] if d is not None]
-        else:
-            targets = store.devices(tenant, area=area)
-        if not targets:
-            raise ToolError("no such device" if device else f"no devices in area {area!r}")
-        for target in targets:
-            cmd = Cmd(
-                tenant=tenant,
-                device=target.device_id,
-                command_id=f"c-{secrets.token_hex(8)}",
-                action="announce",
-                text=text,
-            )
+        try:
+            cmds = announcements(store, tenant, text, device, area)
+        except NoTargets as exc:
+            raise ToolError(exc.message) from exc
+        for cmd in cmds:
             await publish(cmd)
-        return f"Announced on {len(targets)} device(s)."
+        return f"Announced on {len(cmds)} device(s)."
 
     return server
 

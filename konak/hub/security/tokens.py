@@ -50,6 +50,7 @@ class AccessClaims:
 
     user_id: str
     family_id: str
+    expires_at: float = 0.0  # its ``exp`` (epoch seconds)
 
 
 def _sha256(token: str) -> str:
@@ -118,7 +119,7 @@ class Tokens:
         ).fetchone()
         if row is None or row[0] is not None:
             raise Unauthenticated("this session was signed out", code="token_revoked")
-        return AccessClaims(str(claims["sub"]), family)
+        return AccessClaims(str(claims["sub"]), family, float(claims["exp"]))
 
     # -- refresh tokens ----------------------------------------------------------------
     def issue(self, user_id: str, now: float | None = None) -> tuple[TokenPair, str]:

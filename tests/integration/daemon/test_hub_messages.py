@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from konak.protocol import Cmd, Config, Intent, Kind, Reply, build_topic
+from konak.protocol import Cmd, Config, Intent, Kind, Reply, Status, build_topic, subscription
 from tests.conftest import ProbeFactory
 from tests.daemon.fakes import FedSource
 
@@ -46,10 +46,11 @@ def test_a_turn_the_hub_does_not_answer_ends_with_a_spoken_notice(
     assert turn[-2].data["text"] == "The hub is not answering."
 
 
-def test_sentences_and_slot_lists_from_the_hubs_config_are_understood(
+def test_sentences_and_slot_lists_from_the_hubs_config_are_understood_and_reported_back(
     mqtt_probe: ProbeFactory, run_daemon: RunningDaemon
 ) -> None:
     hub = mqtt_probe()
+    hub.subscribe(subscription(Kind.STATUS))
     config = Config(
         tenant="acme", device="kitchen-pi", revision=7,
         sentences={"PlayRadio": ["play [the] radio [in the {area}]"]},
@@ -65,6 +66,10 @@ def test_sentences_and_slot_lists_from_the_hubs_config_are_understood(
     porch = daemon.engines.intents.recognize("turn on the porch light")
     assert porch is not None
     assert porch.slots == {"name": "porch light"}
+    revisions = []  # the status sent on connecting, then the one after applying
+    while 7 not in revisions:
+        revisions.append(Status.from_payload(hub.next(timeout=30).payload).config_revision)
+    assert revisions[0] is None
 
 
 def test_a_reply_asking_to_continue_listens_again_without_the_wake_word(

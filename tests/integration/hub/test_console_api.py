@@ -26,6 +26,7 @@ from tests.integration.hub.conftest import (
     everything_stdio,
     hub_settings,
 )
+from tests.integration.hub.test_console_fleet_api import next_event
 from tests.integration.hub.test_enrolment import PASSWORD, device_probe
 from tests.integration.hub.test_enrolment import start as start_enrolling_hub
 
@@ -99,14 +100,18 @@ async def test_a_published_voice_config_is_retained_on_each_devices_topic_with_i
             f"{url}/api/tenants/acme/voice-config", json={**VOICE, "base_revision": 0}, headers=ops
         )
         assert saved.status == 200, await saved.text()
+        stream = await http.get(f"{url}/api/tenants/acme/events", headers=ops)
         resp = await http.post(f"{url}/api/tenants/acme/voice-config/publish", json={}, headers=ops)
         published = await resp.json()
+        announced = await next_event(stream, "voice_config")  # the console sees it live
+        stream.close()
         attic = await enrol(http, url, ops, "Attic", "attic", tmp_path)  # after publishing
         config = await (await http.get(f"{url}/api/tenants/acme/voice-config", headers=ops)).json()
 
     assert resp.status == 200, published
     assert published == {"revision": 1, "devices": ["hall", "kitchen"]}
     assert config["published_at"] is not None
+    assert announced == {"revision": 1, "published_at": config["published_at"]}
     for login, name, area in ((kitchen, "Kitchen", "kitchen"), (hall, "Hall", "hall"),
                               (attic, "Attic", "attic")):  # fmt: skip
         got, retained = await retained_config(login)
