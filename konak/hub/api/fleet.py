@@ -23,8 +23,8 @@ from konak.hub.events import visible
 from konak.hub.fleet import NoTargets, announcements
 from konak.hub.keys import ALERTS, AUTH, INGEST, LIVE, STORE
 from konak.hub.live import TRANSCRIPTS, LiveFleet
-from konak.hub.security.errors import NotFound, SecurityError, Unavailable
-from konak.hub.security.rbac import Action, Identity, Resource, authorize
+from konak.hub.security.errors import NotFound, Unavailable
+from konak.hub.security.rbac import Action, Identity, tenant_permissions
 
 
 def tenant_of(request: web.Request) -> str:
@@ -35,15 +35,8 @@ def tenant_of(request: web.Request) -> str:
 
 
 def held_actions(identity: Identity, tenant: str) -> frozenset[Action]:
-    """The tenant actions ``identity`` holds in ``tenant``."""
-    held = set()
-    for action in Action:
-        try:
-            authorize(identity, action, Resource(tenant))
-        except SecurityError:
-            continue
-        held.add(action)
-    return frozenset(held)
+    """The tenant actions ``identity`` holds in ``tenant`` (as ``/api/auth/me`` lists them)."""
+    return tenant_permissions(identity, [tenant]).get(tenant, frozenset())
 
 
 def actions_of(request: web.Request, tenant: str) -> frozenset[Action]:
