@@ -5,6 +5,7 @@ units expect them (``/opt/konak/.venv/share/...``)."""
 from __future__ import annotations
 
 import configparser
+import importlib.metadata
 import subprocess
 import sys
 import tarfile
@@ -42,9 +43,12 @@ def test_the_wheel_installs_the_units_examples_and_docs_where_the_units_point(
 ) -> None:
     (wheel,) = dist.glob("konak-*.whl")
     prefix = tmp_path / "venv"  # stands for /opt/konak/.venv
+    # A venv of its own: pip installing with --prefix would first uninstall this
+    # environment's konak (the editable one the tests run).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
-         "--prefix", str(prefix), str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(prefix / "bin" / "python"), "install",
+         "--no-deps", "--no-index", "--quiet", str(wheel)],
         check=True,
         capture_output=True,
     )  # fmt: skip
@@ -60,6 +64,10 @@ def test_the_wheel_installs_the_units_examples_and_docs_where_the_units_point(
         command = service["Service"]["ExecStart"].split()[0]
         assert command == "/opt/konak/.venv/bin/konak"
     assert (prefix / "bin" / "konak").is_file()
+    # And the environment the tests run in still has its editable konak.
+    direct_url = importlib.metadata.distribution("konak").read_text("direct_url.json")
+    assert direct_url is not None
+    assert '"editable": true' in direct_url
     for example in EXAMPLES:
         name = Path(example).name
         assert (share / "konak" / "examples" / name).read_text() == (REPO / example).read_text()

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from konak.daemon.settings import parse
 from konak.devtools.mosquitto import Mosquitto
 from konak.hub.keys import AUTH, INGEST
 from konak.hub.security.rbac import Role
@@ -21,7 +20,7 @@ from tests.hub.api.conftest import PASSWORD, auth_settings
 from tests.integration.hub.conftest import hub_settings
 from tests.integration.hub.test_openapi_fuzz import HubThread
 
-from .conftest import RunningDaemon, daemon_config
+from .conftest import RunningDaemon
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +55,7 @@ def test_a_published_slot_value_is_used_by_the_daemons_next_recognition(
     watcher = mqtt_probe()
     watcher.subscribe(subscription(Kind.INTENT))
     mic = FedSource()
-    raw = daemon_config(broker, tmp_path, models_dir)
-    daemon, log = run_daemon(parse(raw, base_dir=tmp_path, default_models_dir=models_dir), mic)
+    daemon, log = run_daemon(source=mic)
     # The hub has heard the daemon's status (its first message) before anything is published.
     asyncio.run_coroutine_threadsafe(
         hub.app[INGEST].wait_dispatched(1, WAIT_SECONDS), hub.loop
