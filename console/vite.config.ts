@@ -27,5 +27,6 @@ export default defineConfig({
     environment: "jsdom",
     globals: true,
     setupFiles: ["./src/test-setup.ts"],
+    testTimeout: 30000,
   },
 });

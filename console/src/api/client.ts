@@ -234,7 +234,8 @@ export class ApiClient {
     let response = await this.send(method, url, options.body, used);
     if (response.status === 401 && auth) {
       if (this.access === used) {
-        if (!this.hasRefreshToken()) {
+        // (a refresh in flight has taken the token out of storage: share it)
+        if (!this.refreshing && !this.hasRefreshToken()) {
           const error = await errorFrom(response);
           this.clear();
           throw error;
