@@ -20,12 +20,12 @@ APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-c
 	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup apt venv npm models test test-fast fuzz reliability lint format run bench bench-quick soak eval clean
+.PHONY: help setup apt venv npm console models test test-fast fuzz reliability lint format run bench bench-quick soak eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: apt venv npm models  ## install everything: apt packages, .venv, npm packages, models
+setup: apt venv npm console models  ## install everything: apt packages, .venv, npm packages, the web console, models
 
 apt:  ## Debian packages (only the missing ones; needs root or sudo)
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -51,6 +51,17 @@ npm: node_modules/.installed  ## npm packages the integration tests use (real MC
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html console/vite.config.ts \
+	console/tsconfig.json
+console: konak/hub/console_dist/index.html  ## build the hub's web console (console/) into konak/hub/console_dist
+
+console/node_modules/.installed: console/package.json console/package-lock.json
+	npm --prefix console ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+konak/hub/console_dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
+	npm --prefix console run --silent build -- --logLevel warn
 
 models: venv  ## fetch and verify the default model set (and the test models) into $(KONAK_MODELS_DIR)
 	$(BIN)/konak models pull $(MODEL_SET) $(foreach l,$(ACCEPT_LICENSES),--accept-license $(l))
@@ -95,5 +106,5 @@ soak: venv  ## paced speech into the real daemon (SOAK_MINUTES, default 30); wri
 eval: venv  ## recognition across espeak-ng voices; writes bench/eval.json and .md
 	$(BIN)/python -m konak.bench.eval --out bench
 
-clean:  ## remove the virtualenv, npm packages and caches (keeps downloaded models)
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info out
+clean:  ## remove the virtualenv, npm packages, the built console and caches (keeps downloaded models)
+	rm -rf $(VENV) node_modules console/node_modules konak/hub/console_dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info out

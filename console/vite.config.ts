@@ -4,7 +4,7 @@ import { defineConfig } from "vite";
 
 // The hub the dev server and `vite preview` send /api to (the console itself only ever
 // talks to its own origin; the hub serves the built files in production).
-const hub = process.env.KONAK_HUB_URL ?? "http://127.0.0.1:8080";
+const hub = process.env.KONAK_HUB_URL ?? "http://127.0.0.1:8380";
 const proxy = { "/api": { target: hub, changeOrigin: false } };
 
 export default defineConfig({

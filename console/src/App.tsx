@@ -7,13 +7,13 @@ import { useAuth } from "./auth/AuthContext";
 import type { Action } from "./auth/permissions";
 import { AppLayout, NAV } from "./components/AppLayout";
 import { LiveProvider } from "./live/LiveContext";
-import { FleetPage } from "./pages/FleetPage";
-import { InvitationPage } from "./pages/InvitationPage";
 import { LoginPage } from "./pages/LoginPage";
 import { NotAllowed } from "./pages/NotAllowed";
-import { ResetPasswordPage } from "./pages/ResetPasswordPage";
 
-// Pages past the first one load on demand (the device page carries the charts).
+// Every page but sign-in loads on demand (the device page's charts load with it alone).
+const FleetPage = lazy(() => import("./pages/FleetPage"));
+const InvitationPage = lazy(() => import("./pages/InvitationPage"));
+const ResetPasswordPage = lazy(() => import("./pages/ResetPasswordPage"));
 const DevicePage = lazy(() => import("./pages/DevicePage"));
 const VoiceConfigPage = lazy(() => import("./pages/VoiceConfigPage"));
 const EnrolmentPage = lazy(() => import("./pages/EnrolmentPage"));
@@ -54,8 +54,8 @@ export function App() {
   return (
     <Routes>
       <Route path="/login" element={<LoginPage />} />
-      <Route path="/reset-password" element={<ResetPasswordPage />} />
-      <Route path="/invitation" element={<InvitationPage />} />
+      <Route path="/reset-password" element={<Suspense fallback={<Loading />}><ResetPasswordPage /></Suspense>} />
+      <Route path="/invitation" element={<Suspense fallback={<Loading />}><InvitationPage /></Suspense>} />
       <Route
         element={
           <RequireSignIn>

@@ -39,7 +39,7 @@ export function StreamTag() {
   );
 }
 
-export function FleetPage() {
+export default function FleetPage() {
   const { t } = useTranslation();
   const { can } = useAuth();
   const { devices, fleetError, fleetLoading } = useLive();

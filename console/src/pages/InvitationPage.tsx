@@ -14,7 +14,7 @@ const INVITATION = "/api/auth/invitation";
 
 type Check = InvitationCheck & { accept_with?: string };
 
-export function InvitationPage() {
+export default function InvitationPage() {
   const { t } = useTranslation();
   const { client, status, me, reload, login, setTenant } = useAuth();
   const navigate = useNavigate();

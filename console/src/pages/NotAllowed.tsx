@@ -1,7 +1,14 @@
-import { Result } from "antd";
+import { Alert, Typography } from "antd";
 import { useTranslation } from "react-i18next";
 
 export function NotAllowed() {
   const { t } = useTranslation();
-  return <Result status="403" title={<h1 style={{ fontSize: 24 }}>{t("notAllowed.title")}</h1>} subTitle={t("notAllowed.text")} />;
+  return (
+    <>
+      <Typography.Title level={1} style={{ fontSize: 24 }}>
+        {t("notAllowed.title")}
+      </Typography.Title>
+      <Alert type="info" showIcon message={t("notAllowed.text")} />
+    </>
+  );
 }

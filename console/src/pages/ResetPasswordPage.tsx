@@ -11,7 +11,7 @@ import { NewPasswordForm } from "./NewPasswordForm";
 
 const CONFIRM = "/api/auth/password-reset/confirm";
 
-export function ResetPasswordPage() {
+export default function ResetPasswordPage() {
   const { t } = useTranslation();
   const { client } = useAuth();
   const [params] = useSearchParams();
