@@ -17,7 +17,7 @@ TEST_MODELS ?= vosk-ko
 TEST_MODEL_LICENSES ?= NOASSERTION
 
 APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-config \
-	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd
+	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help setup apt venv npm console models test test-fast fuzz reliability lint format run bench bench-quick soak eval clean

@@ -16,6 +16,8 @@ import { AuthProvider } from "./auth/AuthContext";
 const theme = {
   token: {
     colorPrimary: "#0958d9",
+    colorInfo: "#0958d9",
+    colorLink: "#0958d9",
     colorTextDescription: "rgba(0, 0, 0, 0.65)",
     colorTextTertiary: "rgba(0, 0, 0, 0.62)",
     colorTextQuaternary: "rgba(0, 0, 0, 0.6)",
