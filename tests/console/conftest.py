@@ -41,6 +41,13 @@ class ConsoleSite:
 
     url: str
     hub: RunningHub
+    broker: Mosquitto
+
+    async def serves(self, path: str) -> bool:
+        """Whether the hub's API has the route ``path`` (as its OpenAPI document names it)."""
+        url = f"http://127.0.0.1:{self.hub.http_port}/api/openapi.json"
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            return path in (await resp.json())["paths"]
 
 
 def _require_built() -> None:
@@ -79,19 +86,19 @@ async def site(console_broker: Mosquitto, tmp_path: Path) -> AsyncIterator[Conso
     )
     running = await start_hub(settings)
     try:
-        async for console in _serve(running):
+        async for console in _serve(running, console_broker):
             yield console
     finally:
         await running.stop()
 
 
-async def _serve(running: RunningHub) -> AsyncIterator[ConsoleSite]:
+async def _serve(running: RunningHub, broker: Mosquitto) -> AsyncIterator[ConsoleSite]:
     users = running.runner.app[AUTH].users
     for email, role in USERS.items():
         users.assign("acme", users.create_user(email, PASSWORD).user_id, role)
     hub_url = f"http://127.0.0.1:{running.http_port}"
     if await _serves_console(hub_url):
-        yield ConsoleSite(hub_url, running)
+        yield ConsoleSite(hub_url, running, broker)
         return
     port = free_port()
     node = shutil.which("node") or "node"
@@ -107,7 +114,7 @@ async def _serve(running: RunningHub) -> AsyncIterator[ConsoleSite]:
     try:
         await asyncio.wait_for(_until_listening(preview, url), WAIT_SECONDS)
         drain = asyncio.create_task(_drain(preview))
-        yield ConsoleSite(url, running)
+        yield ConsoleSite(url, running, broker)
     finally:
         preview.terminate()
         await preview.wait()

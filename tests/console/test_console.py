@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import BrowserContext, expect
 
 from tests.console.conftest import ConsoleSite, screenshot, serious_violations, sign_in
+from tests.integration.hub.conftest import Device
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ async def test_an_admin_signs_in_sees_the_fleet_and_every_page_passes_axe(
     for path, heading in PAGES.items():
         await page.get_by_role("navigation", name="Main").get_by_role("link", name=heading).click()
         await expect(page.get_by_role("heading", level=1, name=heading)).to_be_visible()
-        await page.wait_for_load_state("networkidle")
+        await expect(page.locator(".ant-spin-spinning")).to_have_count(0)
         found[path] = await serious_violations(page)
         await screenshot(page, path)
     assert found == {path: [] for path in PAGES}
@@ -77,3 +78,31 @@ async def test_a_readonly_user_is_offered_no_write_page(
         await expect(nav.get_by_role("link", name=hidden)).to_have_count(0)
     await page.goto(site.url + "/users")
     await expect(page.get_by_role("heading", level=1, name="Not available")).to_be_visible()
+
+
+async def test_a_device_coming_online_appears_in_the_fleet_without_a_reload(
+    site: ConsoleSite, context: BrowserContext
+) -> None:
+    if not await site.serves("/api/tenants/{tenant}/events"):
+        pytest.skip("this hub has no live fleet API yet (GET {T}/fleet and {T}/events)")
+    page = await context.new_page()
+    await sign_in(page, site, "admin@acme.test")
+    await expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
+    pi = Device(site.broker, "acme", "kitchen-pi")
+    try:
+        await pi.online(area="kitchen", name="Kitchen Pi")
+        row = page.get_by_role("row").filter(has=page.get_by_role("link", name="Kitchen Pi"))
+        await expect(row).to_contain_text("Online")
+        await expect(row).to_contain_text("kitchen")
+        await expect(row).to_contain_text("Not enrolled")
+        assert await serious_violations(page) == []
+        await screenshot(page, "fleet")
+        await row.get_by_role("link", name="Kitchen Pi").click()
+        await expect(
+            page.get_by_role("heading", level=1, name="Kitchen Pi (kitchen-pi)")
+        ).to_be_visible()
+        await expect(page.get_by_role("heading", level=2, name="Telemetry")).to_be_visible()
+        assert await serious_violations(page) == []
+        await screenshot(page, "device")
+    finally:
+        pi.close()

@@ -49,7 +49,10 @@ export function openEventStream(
         await client.refresh();
         throw new Retry();
       }
-      throw new Fatal((await errorFrom(response)).message);
+      const error = await errorFrom(response);
+      // No stream for this tenant or role: stop. Anything else (too many streams, the
+      // hub starting or stopping): try again.
+      throw response.status === 403 || response.status === 404 ? new Fatal(error.message) : new Retry();
     },
     onmessage(message) {
       if (!KINDS.has(message.event) || !message.data) return;
