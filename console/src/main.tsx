@@ -18,6 +18,8 @@ const theme = {
     colorPrimary: "#0958d9",
     colorInfo: "#0958d9",
     colorLink: "#0958d9",
+    colorPrimaryHover: "#003eb3",
+    colorLinkHover: "#003eb3",
     colorTextDescription: "rgba(0, 0, 0, 0.65)",
     colorTextTertiary: "rgba(0, 0, 0, 0.62)",
     colorTextQuaternary: "rgba(0, 0, 0, 0.6)",

@@ -173,7 +173,11 @@ async def serious_violations(page: Page) -> list[dict[str, Any]]:
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
     )
     return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "nodes": [(n["target"], n["failureSummary"]) for n in v["nodes"]][:5],
+        }
         for v in result
         if v["impact"] in ("serious", "critical")
     ]

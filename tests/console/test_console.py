@@ -148,3 +148,29 @@ async def test_a_readonly_user_sees_the_voice_config_without_a_field_or_button(
     await expect(main.get_by_role("heading", level=2, name="Revisions")).to_be_visible()
     await expect(main.get_by_role("textbox")).to_have_count(0)
     await expect(main.get_by_role("button")).to_have_count(0)
+
+
+async def test_an_admin_mints_a_claim_token_shown_once_with_its_command_and_revokes_it(
+    site: ConsoleSite, context: BrowserContext
+) -> None:
+    if not await site.serves("/api/tenants/{tenant}/claims/{claim_id}"):
+        pytest.skip("this hub has no claim list API yet (GET {T}/claims)")
+    page = await context.new_page()
+    await sign_in(page, site, "admin@acme.test")
+    await page.goto(site.url + "/enrolment")
+    await page.get_by_role("button", name="Create token").click()
+    dialog = page.get_by_role("dialog", name="Claim token created")
+    token = await dialog.get_by_role("textbox", name="Claim token").input_value()
+    command = dialog.get_by_role("textbox", name="Enrol command")
+    await expect(command).to_have_value(re.compile(r"konak daemon enroll .*--token " + token))
+    await expect(dialog.get_by_role("button", name="Copy Claim token")).to_be_visible()
+    await expect(page.locator(".ant-zoom-appear, .ant-zoom-enter")).to_have_count(0)  # faded in
+    assert await serious_violations(page) == []
+    await dialog.get_by_role("button", name="Close").first.click()
+    row = page.get_by_role("row").filter(has_text="Unused")
+    await expect(row).to_have_count(1)
+    await screenshot(page, "enrolment")
+    await row.get_by_role("button", name=re.compile("^Revoke claim token")).click()
+    await page.get_by_role("tooltip").get_by_role("button", name="Revoke").click()
+    await expect(page.get_by_role("row").filter(has_text="Expired")).to_have_count(1)
+    assert token not in await page.content()

@@ -168,6 +168,7 @@ export default function EnrolmentPage() {
       </Space>
       <Modal
         open={minted !== null}
+        destroyOnHidden // the token leaves the page with the dialog
         title={t("enrol.mintedTitle")}
         onCancel={() => setMinted(null)}
         footer={<Button onClick={() => setMinted(null)}>{t("common.close")}</Button>}

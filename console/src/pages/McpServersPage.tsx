@@ -70,6 +70,7 @@ function ServerEditor({ server, onClose }: { server: McpServer | "new"; onClose:
   return (
     <Modal
       open
+      destroyOnHidden
       title={creating ? t("mcp.addTitle") : t("mcp.editTitle", { name: server.name })}
       onCancel={() => onClose(false)}
       onOk={() => form.submit()}
