@@ -3,11 +3,13 @@ free of serious accessibility violations, the language switch, a readonly user's
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 from playwright.async_api import BrowserContext, expect
 
+from konak.protocol import Telemetry
 from tests.console.conftest import ConsoleSite, screenshot, serious_violations, sign_in
 from tests.integration.hub.conftest import Device
 
@@ -97,11 +99,23 @@ async def test_a_device_coming_online_appears_in_the_fleet_without_a_reload(
         await expect(row).to_contain_text("Not enrolled")
         assert await serious_violations(page) == []
         await screenshot(page, "fleet")
+        for cpu in (12.5, 30.0):
+            sample = Telemetry(
+                tenant="acme",
+                device="kitchen-pi",
+                uptime_seconds=60,
+                cpu_percent=cpu,
+                rss_bytes=80_000_000,
+                temperature_celsius=48.0,
+                stage_latency_ms={"stt": 120.0, "intent": 4.0},
+            )
+            await asyncio.to_thread(pi.probe.publish, sample.topic, sample.to_payload(), 1, False)
         await row.get_by_role("link", name="Kitchen Pi").click()
         await expect(
             page.get_by_role("heading", level=1, name="Kitchen Pi (kitchen-pi)")
         ).to_be_visible()
         await expect(page.get_by_role("heading", level=2, name="Telemetry")).to_be_visible()
+        await expect(page.get_by_role("figure", name="Stage latency")).to_be_visible()
         assert await serious_violations(page) == []
         await screenshot(page, "device")
     finally:
