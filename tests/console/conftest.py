@@ -18,9 +18,9 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from konak.devtools.mosquitto import Mosquitto, free_port
-from konak.hub.auth.settings import AuthSettings, SigningKey
 from konak.hub.keys import AUTH
 from konak.hub.security.rbac import Role
+from tests.hub.api.conftest import auth_settings
 from tests.integration.hub.conftest import RunningHub, hub_settings, start_hub
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,15 +75,7 @@ async def site(console_broker: Mosquitto, tmp_path: Path) -> AsyncIterator[Conso
     """A hub with the API and two accounts; the console from the hub itself, or (a hub that
     does not serve it) from `vite preview`, which sends /api to the hub."""
     _require_built()
-    settings = dataclasses.replace(
-        hub_settings(console_broker, tmp_path),
-        auth=AuthSettings(
-            keys=(SigningKey("k1", "HS256", secret="console-secret-" + "x" * 24),),
-            active_kid="k1",
-            argon2_time_cost=1,
-            argon2_memory_kib=64,
-        ),
-    )
+    settings = dataclasses.replace(hub_settings(console_broker, tmp_path), auth=auth_settings())
     running = await start_hub(settings)
     try:
         async for console in _serve(running, console_broker):
