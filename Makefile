@@ -17,16 +17,19 @@ TEST_MODELS ?= vosk-ko
 TEST_MODEL_LICENSES ?= NOASSERTION
 
 APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-config \
-	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd chromium
+	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd prometheus \
+	prometheus-alertmanager chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup apt venv npm console models test test-fast fuzz reliability lint format run bench bench-quick soak eval clean
+.PHONY: help setup apt venv npm console models test test-fast fuzz reliability lint format run bench bench-quick soak eval dist clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: apt venv npm console models  ## install everything: apt packages, .venv, npm packages, the web console, models
 
+# prometheus's postinst names its user with chfn, which PAM refuses in containers: the user
+# is made first, and the postinst then finds it.
 apt:  ## Debian packages (only the missing ones; needs root or sudo)
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -34,6 +37,8 @@ apt:  ## Debian packages (only the missing ones; needs root or sudo)
 	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
 	if [ -n "$$missing" ]; then \
 		echo "apt: installing$$missing"; \
+		id prometheus >/dev/null 2>&1 || $(SUDO) useradd --system --user-group \
+			--home-dir /var/lib/prometheus --shell /usr/sbin/nologin prometheus; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "apt: all packages present"; fi
@@ -105,6 +110,10 @@ soak: venv  ## paced speech into the real daemon (SOAK_MINUTES, default 30); wri
 
 eval: venv  ## recognition across espeak-ng voices; writes bench/eval.json and .md
 	$(BIN)/python -m konak.bench.eval --out bench
+
+dist: venv  ## the release: a wheel and an sdist in dist/ (units, example configs and docs inside)
+	rm -rf dist build
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 clean:  ## remove the virtualenv, npm packages, the built console and caches (keeps downloaded models)
 	rm -rf $(VENV) node_modules console/node_modules konak/hub/console_dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info out

@@ -3,6 +3,7 @@ fails a test during which an exception was logged."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -133,14 +134,13 @@ def fail_on_logged_exceptions(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"{len(recorded)} logged {expectation}:\n{lines}", pytrace=False)
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB filesystem of its own (a tmpfs under tmp_path, unmounted after), for a
-    disk that fills up; the test is skipped where mounting needs a root it does not have."""
-    mount_point = tmp_path / "tmpfs"
+@contextlib.contextmanager
+def mounted_tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    """A filesystem of ``size`` (tmpfs's ``size=``) of its own at ``mount_point``, for a disk
+    that fills up, unmounted after; skips the test where mounting needs a root it has not."""
     mount_point.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
         capture_output=True,
         check=False,
     )
@@ -154,6 +154,13 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
         if subprocess.run(["umount", str(mount_point)], check=False).returncode != 0:
             # Busy (a test left a file open): detached now, gone once the file is closed.
             subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB filesystem of its own under tmp_path (see :func:`mounted_tmpfs`)."""
+    with mounted_tmpfs(tmp_path / "tmpfs", "256k") as mount_point:
+        yield mount_point
 
 
 def fill_disk(folder: Path) -> Path:

@@ -27,11 +27,16 @@ JOIN_SECONDS: Final = 10.0
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    """Add the ``run``, ``transcribe`` and ``say`` subcommands."""
+    """Add the ``run``, ``check-config``, ``transcribe``, ``say`` and ``enroll`` subcommands."""
     sub = parser.add_subparsers(dest="daemon_command", metavar="ACTION", required=True)
     run = sub.add_parser("run", help="run the daemon (systemd Type=notify)")
     run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="daemon.toml")
     run.set_defaults(handler=_run)
+    check = sub.add_parser(
+        "check-config", help="validate daemon.toml and that its models are installed, and exit"
+    )
+    check.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="daemon.toml")
+    check.set_defaults(handler=_check)
     tr = sub.add_parser(
         "transcribe", help="run the daemon's turn over a WAV file and print each stage's result"
     )
@@ -87,6 +92,25 @@ def _settings(path: Path | None, *, offline: bool = False) -> object:
     if offline:
         raw["audio"] = {"source": "none", "sink": "none"}
     return s.parse(raw, base_dir=Path.cwd(), default_models_dir=_models_dir())
+
+
+def _check(args: argparse.Namespace) -> int:
+    """What ``run`` would refuse, without opening audio or the broker: the settings, every
+    model they name installed, the sentences parsed (systemd's ExecStartPre, Ansible)."""
+    from konak.daemon.engines import build_intents, model_path, required_models
+    from konak.daemon.settings import load
+
+    settings = load(args.config, default_models_dir=_models_dir())
+    for key, model_id in required_models(settings).items():
+        model_path(settings.models_dir, model_id, key)
+    build_intents(settings)
+    device = settings.device
+    print(
+        f"{args.config}: ok (device {device.tenant}/{device.device}, "
+        f"{len(settings.wake.words)} wake word(s), stt {settings.stt.engine}, "
+        f"hub {settings.hub.host}:{settings.hub.port}, models in {settings.models_dir})"
+    )
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

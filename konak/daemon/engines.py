@@ -32,6 +32,22 @@ def model_path(models_dir: Path, model_id: str, key: str) -> Path:
         raise ConfigError(f"{key}: model {model_id!r} is not usable: {exc.message}") from exc
 
 
+def required_models(settings: Settings) -> dict[str, str]:
+    """Every model the settings need, by the config key that names it."""
+    wake = settings.wake
+    needed = {f"wake.words[{i}].model": w.model for i, w in enumerate(wake.words)}
+    if wake.stop_word is not None:
+        needed["wake.stop_word"] = wake.stop_word
+    needed |= {
+        "wake (feature model)": MELSPEC_MODEL,
+        "wake (embedding model)": EMBEDDING_MODEL,
+        "vad.model": settings.vad.model,
+        "stt.model": settings.stt.model,
+        "tts.model": settings.tts.model,
+    }
+    return needed
+
+
 def word_name(model_id: str) -> str:
     """The wake word's name from its model id (``oww-hey-jarvis`` -> ``hey_jarvis``)."""
     return model_id.removeprefix("oww-").replace("-", "_")

@@ -53,6 +53,21 @@ def _names(values: Sequence[str]) -> Any:
     return TextSlotList(name="name", values=[value(v) for v in values])
 
 
+def check_sentences(sentences: Mapping[str, Sequence[str]]) -> None:
+    """Parse every custom template now: hassil compiles them only at the first recognition,
+    where one broken template would fail every turn. Names the first broken one."""
+    from hassil.parse_expression import parse_sentence
+
+    for name, texts in sentences.items():
+        for index, text in enumerate(texts):
+            try:
+                parse_sentence(text)
+            except Exception as exc:  # hassil raises several parse error types
+                raise EngineError(
+                    f"sentences.{name}[{index}] {text!r} does not parse: {exc}"
+                ) from exc
+
+
 class IntentRecognizer:
     """hassil over the device language's intents, the configured custom sentences and
     slot lists; the same sentences generate the STT grammar."""
@@ -69,6 +84,7 @@ class IntentRecognizer:
         from hassil import Intents, TextSlotList
         from hassil.util import merge_dict
 
+        check_sentences(sentences)
         data = home_assistant_intents.get_intents(language)
         if data is None:
             raise EngineError(f"home-assistant-intents has no sentences for language {language!r}")

@@ -4,19 +4,19 @@ reload a SIGHUP asks for."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import fields
 from typing import Final
 
 from aiohttp import web
 
 from konak.hub import resources
+from konak.hub.api.console import setup_console
 from konak.hub.api.ops import health_view, metrics_view
 from konak.hub.api.routes import setup_api
-from konak.hub.auth.settings import AuthSettings
 from konak.hub.errors import ConfigError
 from konak.hub.keys import AUTH, METRICS, SETTINGS, LiveSettings
 from konak.hub.metrics import HubMetrics
+from konak.hub.security.settings import AuthSettings
 from konak.hub.security.tokens import Tokens
 from konak.hub.settings import HubSettings
 
@@ -105,10 +105,5 @@ def create_app(settings: HubSettings) -> web.Application:
             resources.fleet_mcp_ctx,
         ]
     )
-    state = app.get(AUTH)
-    if state is not None:
-        # McpRegistry takes no constructor arguments for these yet: its module is being
-        # reworked (issue 14, persistence); they move into its constructor after that merge.
-        state.mcp_registry.on_change = functools.partial(resources.apply_mcp, app)
-        state.mcp_registry.outbound = functools.partial(resources.outbound_policy, app)
+    setup_console(app)  # last: its catch-all route must not shadow any other
     return app

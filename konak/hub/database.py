@@ -2,13 +2,14 @@
 
 The hub's tables share one SQLite file (``[hub] database_path``): the store's (devices,
 telemetry, turns), the auth tables (tenants, users, tokens, audit log), the claim tokens
-and enrolled devices of ``konak.provisioning.claims``, and the MCP servers tenants add
-(``mcp_registry``). The store and the HTTP API each open a connection of their own, so the
-file has ONE schema owner, this module: one version (``PRAGMA user_version``) and one
-ordered list of steps for every table, whichever connection opens the file first applies
-the missing steps (under the write lock, so the other sees them done). Tables refer to
-each other (an MCP server to its tenant), which separate version keys per store could not
-order. A schema change is a new step appended to ``STEPS``; a released step never changes.
+and enrolled devices of ``konak.provisioning.claims``, the MCP servers tenants add
+(``mcp_registry``) and the revisions of each tenant's voice config (``voice_config``).
+The store and the HTTP API each open a connection of their own, so the file has ONE
+schema owner, this module: one version (``PRAGMA user_version``) and one ordered list of
+steps for every table, whichever connection opens the file first applies the missing
+steps (under the write lock, so the other sees them done). Tables refer to each other (an
+MCP server to its tenant), which separate version keys per store could not order. A
+schema change is a new step appended to ``STEPS``; a released step never changes.
 """
 
 from __future__ import annotations
@@ -180,8 +181,27 @@ def _to_v1(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE claim_tokens ADD COLUMN for_device TEXT")
 
 
+def _to_v2(db: sqlite3.Connection) -> None:
+    """A turn keeps its intent's expiry: a reply the device can no longer use is not sent."""
+    db.execute("ALTER TABLE turns ADD COLUMN expires_at REAL")
+
+
+# The revisions of each tenant's voice config (``konak.hub.voice_config``): ``body`` is the
+# JSON of its language, sentences, slot lists and wake words.
+_VOICE_CONFIG_TABLES: Final = """
+CREATE TABLE voice_configs (
+    tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+    revision INTEGER NOT NULL CHECK (revision > 0),
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    published_at REAL,
+    PRIMARY KEY (tenant_id, revision)
+);
+"""
+
 # STEPS[n] takes the file from version n to n + 1.
-STEPS: Final[tuple[Step, ...]] = (_to_v1,)
+STEPS: Final[tuple[Step, ...]] = (_to_v1, _to_v2, _VOICE_CONFIG_TABLES)
 SCHEMA: Final = Schema("the hub database", STEPS, StoreError)
 
 

@@ -27,12 +27,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
-from konak.hub.auth.settings import RateLimit
 from konak.hub.errors import PublishError
 from konak.hub.metrics import HubMetrics
 from konak.hub.security.errors import Forbidden, SecurityError
 from konak.hub.security.ratelimit import Clock, TokenBuckets
 from konak.hub.security.rbac import Action, Identity, Resource, authorize
+from konak.hub.security.settings import RateLimit
 from konak.hub.settings import MqttSettings
 from konak.protocol import (
     SPECS,
@@ -154,6 +154,7 @@ class Ingest:
                         await client.subscribe(subscription(kind), qos=SPECS[kind].qos)
                     self._client = client
                     self.connected.set()
+                    self.metrics.broker_connected.set(1)
                     logger.info("ingest connected to %s:%d", self.settings.host, self.settings.port)
                     if self.accepting:
                         reader = asyncio.create_task(self._read(client), name="ingest-read")
@@ -179,6 +180,7 @@ class Ingest:
             finally:
                 self._client = None
                 self.connected.clear()
+                self.metrics.broker_connected.set(0)
             await asyncio.sleep(self.settings.reconnect_seconds)  # reconnect backoff
 
     async def _read(self, client: aiomqtt.Client) -> None:

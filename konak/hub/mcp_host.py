@@ -73,6 +73,7 @@ class McpConnection:
         self._changed = asyncio.Condition()  # connects, _client and _down
         self._http: Any = None  # the httpx client of a Streamable HTTP connection
         self.started_at = time.monotonic()
+        self.last_error: str | None = None  # why the last connect or call failed, for admins
 
     @property
     def name(self) -> str:
@@ -150,6 +151,7 @@ class McpConnection:
             except asyncio.CancelledError:
                 raise
             except OutboundRefused as exc:
+                self.last_error = f"not connecting: {exc.message}"
                 logger.warning(
                     "mcp %s/%s: not connecting: %s; retrying in %.1fs",
                     self.tenant_id,
@@ -158,6 +160,7 @@ class McpConnection:
                     backoff,
                 )
             except Exception as exc:  # supervisor: any failure of the peer means reconnect
+                self.last_error = f"connection failed: {describe(exc)}"
                 logger.warning(
                     "mcp %s/%s: connection failed (%s); retrying in %.1fs",
                     self.tenant_id,
@@ -183,6 +186,20 @@ class McpConnection:
         if refused:
             raise OutboundRefused(f"header(s) {', '.join(refused)} may not be set")
         await s.outbound.check_url(s.url)
+
+    async def probe(self) -> dict[str, Tool]:
+        """Connect once, outside the supervisor, and list the tools (an admin's "test the
+        connection"); raises what the connection raises."""
+        await self._check_outbound()
+        try:
+            async with self._make_client() as client:
+                return await asyncio.wait_for(
+                    self._list_tools(client), self.settings.timeout_seconds
+                )
+        finally:
+            http, self._http = self._http, None
+            if http is not None:
+                await http.aclose()
 
     async def _list_tools(self, client: Client) -> dict[str, Tool]:
         tools: dict[str, Tool] = {}
@@ -303,6 +320,7 @@ class McpConnection:
         raise last
 
     def _record_failure(self, code: str, started: float) -> None:
+        self.last_error = f"a tool call failed: {code}"
         if self.breaker.record_failure():
             # Ask the peer at once whether it is alive: a hung one is then found dead now,
             # and its calls in flight fail now, not each at its own timeout.
@@ -335,6 +353,14 @@ class McpConnection:
     def _publish_circuit(self) -> None:
         is_open = self.breaker.state is CircuitState.OPEN
         self.metrics.circuit_open.labels(self.tenant_id, self.name).set(1 if is_open else 0)
+
+
+def describe(exc: BaseException) -> str:
+    """One line about a failed connection: its kind and message, the first of a group's."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

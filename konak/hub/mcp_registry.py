@@ -81,13 +81,20 @@ def _row(row: sqlite3.Row) -> StoredServer:
 
 
 class McpRegistry:
-    """The tenant-added servers; ``on_change`` re-applies the MCP host's configuration."""
+    """The tenant-added servers. ``on_change`` re-applies the MCP host's configuration;
+    ``outbound`` says where these servers may be (the hub passes [mcp] allow_hosts and its
+    own ports; by default public addresses only)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        *,
+        on_change: Callable[[], Awaitable[None]] | None = None,
+        outbound: Callable[[], OutboundPolicy] = OutboundPolicy,
+    ) -> None:
         self._db = db  # the hub database: its schema (this table's too) is konak.hub.database's
-        self.on_change: Callable[[], Awaitable[None]] | None = None
-        # Where these servers may be: the hub sets [mcp] allow_hosts and its own ports.
-        self.outbound: Callable[[], OutboundPolicy] = OutboundPolicy
+        self.on_change = on_change
+        self.outbound = outbound
         self.lock = asyncio.Lock()
 
     def of_tenant(self, tenant_id: str) -> list[StoredServer]:

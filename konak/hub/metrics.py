@@ -58,6 +58,22 @@ class HubMetrics:
             "Audit records of anonymous or refused requests not written (over the cap)",
             registry=r,
         )
+        self.turns = Counter(
+            "konak_hub_device_turns",
+            "Turns answered, per device and outcome (repeats not counted)",
+            ["tenant", "device", "outcome"],
+            registry=r,
+        )
+        self.intent_seconds = Histogram(
+            "konak_hub_intent_seconds",
+            "From an intent's arrival at the hub to its reply being sent",
+            ["tenant"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.broker_connected = Gauge(
+            "konak_hub_broker_connected", "1 while the hub's MQTT link is up", registry=r
+        )
         self.circuit_open = Gauge(
             "konak_hub_mcp_circuit_open",
             "1 while an MCP server's circuit is open",

@@ -18,9 +18,9 @@ from pydantic.dataclasses import dataclass
 
 from konak.config import SETTINGS, Int, validate
 from konak.errors import ConfigError
-from konak.hub.auth.settings import RateLimit
 from konak.hub.metrics import HubMetrics
 from konak.hub.security.ratelimit import Clock, TokenBuckets
+from konak.hub.security.settings import RateLimit
 
 LIMIT_TEXT: Final = "Sorry, the limit for this home is reached. Please try again in a moment."
 FIELDS: Final = ("max_concurrent_tool_calls", "intents_per_minute", "max_devices")

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from aiohttp import ClientSession, web
 
 from konak.hub.arbitration import Arbiter
+from konak.hub.device_metrics import DeviceCollector
 from konak.hub.errors import PublishError
 from konak.hub.fleet import FleetMonitor
 from konak.hub.ingest import PUBLISH_WAIT_SECONDS, Ingest
@@ -64,7 +65,10 @@ def outbound_policy(app: web.Application) -> OutboundPolicy:
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub's store (SQLite)."""
     app[STORE] = store = Store(app[SETTINGS].current.database_path)
+    devices = DeviceCollector(store)
+    app[METRICS].registry.register(devices)
     yield
+    app[METRICS].registry.unregister(devices)
     store.close()
 
 

@@ -26,9 +26,9 @@ from konak.config import (
     validate,
 )
 from konak.errors import ConfigError
-from konak.hub.auth.settings import AuthSettings, ProvisioningSettings
 from konak.hub.outbound import OutboundPolicy, parse_allow_rule
 from konak.hub.quotas import QuotaSettings
+from konak.hub.security.settings import AuthSettings, ProvisioningSettings
 from konak.protocol.topics import is_identifier
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 # claimed: running; answering: finished, its reply not yet confirmed by the broker; done.
-TurnState = Literal["claimed", "answering", "done"]
+TurnState = Literal["claimed", "answering", "done", "abandoned"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +202,15 @@ class Store:
         return [{"received_at": r[0], **json.loads(r[1])} for r in rows]
 
     # -- turns ---------------------------------------------------------------------
-    def claim_turn(self, tenant_id: str, turn_id: str, device_id: str) -> Turn | None:
-        """Claim a turn for processing; returns None when claimed now, else the earlier turn."""
+    def claim_turn(
+        self, tenant_id: str, turn_id: str, device_id: str, expires_at: float | None = None
+    ) -> Turn | None:
+        """Claim a turn for processing; returns None when claimed now, else the earlier turn.
+        ``expires_at`` is the intent's: after it, its device no longer waits for the reply."""
         cur = self._db.execute(
-            """INSERT INTO turns (tenant_id, turn_id, device_id, state, created_at)
-               VALUES (?, ?, ?, 'claimed', ?) ON CONFLICT DO NOTHING""",
-            (tenant_id, turn_id, device_id, time.time()),
+            """INSERT INTO turns (tenant_id, turn_id, device_id, state, created_at, expires_at)
+               VALUES (?, ?, ?, 'claimed', ?, ?) ON CONFLICT DO NOTHING""",
+            (tenant_id, turn_id, device_id, time.time(), expires_at),
         )
         if cur.rowcount == 1:
             return None
@@ -223,11 +226,22 @@ class Store:
             row["reply_text"],
         )
 
-    def unanswered_turns(self, outcome: str, reply_text: str) -> list[Turn]:
-        """The turns of every tenant whose reply was never confirmed, oldest first; those
-        still claimed (never finished: a crash left them) become ``outcome`` first. Each
-        Turn carries the state it had before this call."""
+    def unanswered_turns(
+        self, outcome: str, reply_text: str, now: float | None = None
+    ) -> list[Turn]:
+        """The turns of every tenant whose reply was never confirmed and whose device still
+        waits for it (not past the intent's expiry), oldest first; those still claimed
+        (never finished: a crash left them) become ``outcome`` first. A turn past its expiry
+        becomes 'abandoned': its device gave up on it and told the person so, and a reply
+        now would be dropped on arrival. Each Turn carries the state it had before."""
+        now = time.time() if now is None else now
         with transaction(self._db):  # no turn is failed and then missed
+            self._db.execute(
+                "UPDATE turns SET state = 'abandoned', outcome = coalesce(outcome, ?), "
+                "reply_text = coalesce(reply_text, ?) "
+                "WHERE state IN ('claimed', 'answering') AND expires_at < ?",
+                (outcome, reply_text, now),
+            )
             rows = self._db.execute(
                 "SELECT * FROM turns WHERE state IN ('claimed', 'answering') ORDER BY created_at"
             ).fetchall()

@@ -120,7 +120,10 @@ class TurnProcessor:
 
         ``claimed`` is called once the turn's claim (or the earlier one) is committed: from
         then on a crash leaves a claimed turn, failed and answered at the next start."""
-        earlier = self.store.claim_turn(intent.tenant, intent.turn_id, intent.device)
+        arrived = time.monotonic()
+        earlier = self.store.claim_turn(
+            intent.tenant, intent.turn_id, intent.device, intent.expires_at
+        )
         claimed()
         if earlier is not None:
             await self._redelivered(intent, earlier)
@@ -141,7 +144,10 @@ class TurnProcessor:
         self.store.finish_turn(intent.tenant, intent.turn_id, result.outcome, result.text)
         # Until replied, a crash leaves the turn to be answered at the next start, and the
         # device sending the intent again gets the reply again.
-        if await self._reply(intent, result):
+        sent = await self._reply(intent, result)
+        self.metrics.turns.labels(intent.tenant, intent.device, result.outcome).inc()
+        self.metrics.intent_seconds.labels(intent.tenant).observe(time.monotonic() - arrived)
+        if sent:
             self.store.replied(intent.tenant, intent.turn_id)
 
     async def _redelivered(self, intent: Intent, earlier: Turn) -> None:
@@ -168,7 +174,7 @@ class TurnProcessor:
     def take_unanswered(self) -> list[Turn]:
         """The turns whose reply was never confirmed; those never finished are failed.
         Call only while no turn runs: at start-up, or at a stop once the rest are cancelled."""
-        turns = self.store.unanswered_turns("error", STOPPED_TEXT)
+        turns = self.store.unanswered_turns("error", STOPPED_TEXT, self.clock())
         unfinished = sum(1 for t in turns if t.state == "claimed")
         if turns:
             logger.warning(

@@ -20,6 +20,8 @@ from konak.protocol.topics import is_identifier
 from konak.provisioning.dynsec import DeviceLogin
 
 _NOT_ID = re.compile(r"[^a-z0-9-]+")
+CLAIM_ID_CHARS = 12  # a claim's public id: the first hex digits of its token's SHA-256
+MAX_CLAIMS_LISTED = 500
 
 
 class ClaimError(KonakError):
@@ -47,6 +49,11 @@ class Claim:
     tenant_id: str
     token: str
     expires_at: float
+
+    @property
+    def claim_id(self) -> str:
+        """The id the token is listed and revoked by (never the token itself)."""
+        return _sha256(self.token)[:CLAIM_ID_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,52 @@ class Claims:
         if row is None:
             raise ClaimError("the claim token is unknown, used or expired")
         return Redeemed(str(row[0]), row[1] is not None)
+
+    def claims(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The tenant's claim tokens, newest first (by id: the token is never shown again)."""
+        rows = self._db.execute(
+            """SELECT token_sha256, created_at, created_by, expires_at, used_at, device_id,
+                   for_device FROM claim_tokens WHERE tenant_id = ?
+               ORDER BY created_at DESC LIMIT ?""",
+            (tenant_id, MAX_CLAIMS_LISTED),
+        )
+        return [
+            {
+                "claim_id": r[0][:CLAIM_ID_CHARS],
+                "created_at": r[1],
+                "created_by": r[2],
+                "expires_at": r[3],
+                "used_at": r[4],
+                "device": r[5],
+                "for_device": r[6],
+            }
+            for r in rows
+        ]
+
+    def revoke_claim(self, tenant_id: str, claim_id: str) -> None:
+        """Make an unused claim token of the tenant unusable (it expires now). ClaimError
+        ``claim_not_found`` when the tenant has no such token, ``claim_used`` when a device
+        redeemed it already (revoke the device instead)."""
+        if len(claim_id) != CLAIM_ID_CHARS or not all(c in "0123456789abcdef" for c in claim_id):
+            raise ClaimError("no such claim token in this tenant", code="claim_not_found")
+        now = time.time()
+        cur = self._db.execute(
+            """UPDATE claim_tokens SET expires_at = min(expires_at, ?)
+               WHERE tenant_id = ? AND substr(token_sha256, 1, ?) = ? AND used_at IS NULL""",
+            (now, tenant_id, CLAIM_ID_CHARS, claim_id),
+        )
+        if cur.rowcount:
+            return
+        used = self._db.execute(
+            "SELECT 1 FROM claim_tokens WHERE tenant_id = ? AND substr(token_sha256, 1, ?) = ?",
+            (tenant_id, CLAIM_ID_CHARS, claim_id),
+        ).fetchone()
+        if used is None:
+            raise ClaimError("no such claim token in this tenant", code="claim_not_found")
+        raise ClaimError(
+            "this claim token was used already: revoke the device it enrolled instead",
+            code="claim_used",
+        )
 
     def release(self, token: str) -> None:
         """Make a redeemed token usable again (its enrolment failed half-way)."""

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from konak.daemon.errors import EngineError
 from konak.daemon.grammar import (
     FULL,
     GrammarLimits,
@@ -113,6 +114,29 @@ def test_custom_sentences_from_the_config_are_recognised(recognizer: IntentRecog
     result = recognizer.recognize("play the radio in the kitchen")
     assert result is not None
     assert (result.name, result.slots) == ("PlayRadio", {"area": "kitchen"})
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("turn on [the {name", "Unable to find end of optional"),
+        ("turn on the {name}]", "Error in chunk"),
+        ("play (radio|music", "Unable to find end of group"),
+    ],
+)
+def test_a_custom_sentence_that_does_not_parse_is_refused_when_loaded(
+    template: str, message: str
+) -> None:
+    # hassil compiles templates only at the first recognition, where one broken template
+    # would fail every turn of the device: it is refused up front, named by its place.
+    with pytest.raises(EngineError, match=r"sentences\.PlayRadio\[1\] .* does not parse") as got:
+        IntentRecognizer(
+            "en",
+            intent_names=[],
+            sentences={"PlayRadio": ["play the radio", template]},
+            slot_lists={},
+        )
+    assert message in got.value.message
 
 
 def test_text_matching_no_intent_of_the_device_is_none(recognizer: IntentRecognizer) -> None:

@@ -22,12 +22,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from konak import cli as konak_cli
 from konak.devtools.mosquitto import free_port
 from konak.hub.app import create_app, reload_hub
-from konak.hub.auth.settings import RateLimit, SigningKey
 from konak.hub.cli import tls_context
 from konak.hub.errors import ConfigError
 from konak.hub.keys import AUTH, METRICS, SETTINGS
 from konak.hub.security.audit import PLATFORM_TENANT, UNPROVEN_LIMIT
 from konak.hub.security.rbac import Role
+from konak.hub.security.settings import RateLimit, SigningKey
 from konak.hub.security.state import AuthState
 from konak.hub.settings import (
     FleetMcpSettings,

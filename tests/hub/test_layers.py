@@ -13,8 +13,8 @@ import pytest
 import konak.hub
 
 HUB = Path(konak.hub.__file__).parent
-# The packages of the security core (settings and the database still live in auth/).
-SECURITY = ("security", "auth")
+# The package of the security core (roles, tokens, passwords, limits, their settings).
+SECURITY = ("security",)
 # What composes the hub over HTTP: the API, the app factory, its AppKeys and contexts, the CLI.
 HTTP_SIDE = ("konak.hub.api", "konak.hub.app", "konak.hub.keys", "konak.hub.resources")
 COMPOSITION = {"app.py", "keys.py", "resources.py", "cli.py"}

@@ -3,6 +3,7 @@ answered at the next start, a turn that never finished as failed, and none runs 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,29 @@ async def test_turns_a_crash_left_unanswered_are_answered_once_at_the_next_start
     ]
     assert again == []
     assert processor.metrics.value("konak_hub_intents_total", {"outcome": "interrupted"}) == 1
+
+
+async def test_turns_past_their_expiry_are_abandoned_not_answered(store: Store) -> None:
+    # After an overload: replies the broker never took, to devices that have since given up.
+    now = time.time()
+    store.claim_turn("acme", "t-gone-claim", "pi", expires_at=now - 60)
+    store.claim_turn("acme", "t-gone-answe", "pi", expires_at=now - 1)
+    store.finish_turn("acme", "t-gone-answe", "ok", "Turned on the light.")
+    store.claim_turn("acme", "t-still-wait", "pi", expires_at=now + 60)
+    store.finish_turn("acme", "t-still-wait", "ok", "Done.")
+    store.claim_turn("acme", "t-no-expiry1", "pi")  # an old device: no expiry, still answered
+    replies: list[Reply] = []
+    processor = _processor(store, replies)
+
+    await processor.answer(processor.take_unanswered())
+
+    assert sorted(r.turn_id for r in replies) == ["t-no-expiry1", "t-still-wait"]
+    states = dict(store._db.execute("SELECT turn_id, state FROM turns").fetchall())
+    assert states["t-gone-claim"] == states["t-gone-answe"] == "abandoned"
+    assert processor.take_unanswered() == []
+    # A copy still in the broker arriving later is not run again; its recorded reply goes.
+    await processor.handle(_intent("t-gone-answe"))
+    assert [r.outcome for r in replies if r.turn_id == "t-gone-answe"] == ["ok"]
 
 
 async def test_a_turn_whose_reply_was_sent_is_not_answered_again(store: Store) -> None:

@@ -32,6 +32,7 @@ COLUMNS = (
     "lost",
     "duplicated",
     "late",
+    "unconfirmed",
     "recovery_s",
     "outcomes",
 )
@@ -111,8 +112,8 @@ def devices(broker: Mosquitto, tmp_path: Path, ledger: Ledger) -> Iterator[Calla
     """Start in-process devices with ``devices(count)``; stopped after the test."""
     made: list[Devices] = []
 
-    def make(count: int, prefix: str = "pi") -> Devices:
-        fleet = Devices(broker, tmp_path, ledger, count, prefix).start()
+    def make(count: int, prefix: str = "pi", queue_dir: Path | None = None) -> Devices:
+        fleet = Devices(broker, tmp_path, ledger, count, prefix, queue_dir).start()
         made.append(fleet)
         return fleet
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from konak.daemon.errors import QueueError
 from konak.daemon.hublink import HubLink
 from konak.daemon.outbox import Outbox
 from konak.daemon.settings import DeviceSettings, HubLinkSettings
@@ -92,6 +93,14 @@ env = {{ KONAK_TEST_PIDS = "{tmp_path}/recorder.pids" }}
     return config
 
 
+class HubExited(Exception):
+    """The hub ended before it was ready: its exit status and what it wrote to stderr."""
+
+    def __init__(self, status: int, stderr: str) -> None:
+        super().__init__(f"hub exited with status {status}: {stderr.strip()}")
+        self.status, self.stderr = status, stderr
+
+
 @dataclass
 class HubProcess:
     """``konak hub run`` as a child process, ready once it told systemd READY=1."""
@@ -103,9 +112,10 @@ class HubProcess:
     starts: int = 0
 
     async def start(self) -> None:
-        """Start the hub and wait for READY=1."""
+        """Start the hub and wait for READY=1; :class:`HubExited` if it ends first."""
         self.starts += 1
         path = self.tmp_path / f"notify-{self.starts}.sock"
+        errors = self.tmp_path / f"hub-{self.starts}.err"
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
             notify.bind(str(path))
             notify.setblocking(False)
@@ -114,14 +124,25 @@ class HubProcess:
                 "NOTIFY_SOCKET": str(path),
                 "TEST_HUB_MQTT_PASSWORD": self.broker.admin.password,
             }
-            with (self.tmp_path / f"hub-{self.starts}.err").open("wb") as err:
+            with errors.open("wb") as err:
                 self.proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "konak.cli", "hub", "run", "--config",
                     str(self.config), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=err,
                 )  # fmt: skip
             loop = asyncio.get_running_loop()
-            ready = await asyncio.wait_for(loop.sock_recv(notify, 4096), READY_SECONDS)
-        assert ready.decode().startswith("READY=1")
+            ready = asyncio.ensure_future(loop.sock_recv(notify, 4096))
+            exited = asyncio.ensure_future(self.proc.wait())
+            done, _ = await asyncio.wait(
+                {ready, exited}, timeout=READY_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            ready.cancel()
+            exited.cancel()
+        if ready in done:
+            assert ready.result().decode().startswith("READY=1")
+            return
+        if exited in done:
+            raise HubExited(exited.result(), errors.read_text())
+        raise TimeoutError(f"the hub was not ready within {READY_SECONDS:.0f}s")
 
     async def signal(self, sig: signal.Signals) -> int:
         """Send ``sig`` and wait for the exit status."""
@@ -192,11 +213,19 @@ class Ledger:
         # way (a broker that lost a session) is not counted, as the person does not hear it.
         self.replies: dict[str, list[tuple[float, Reply]]] = defaultdict(list)
         self.dropped: set[str] = set()  # turns a device gave up (expired or withdrawn)
+        self.refused: set[str] = set()  # turns a device could not queue (told at once)
+        self.sent_at: dict[str, float] = {}
+        self.fault_started_at: float | None = None
         self.fault_ended_at: float | None = None
 
     def sent(self, turn_id: str, expires_at: float | None) -> None:
         """An intent was handed to a device's outbox (or published)."""
         self.expires[turn_id] = math.inf if expires_at is None else expires_at
+        self.sent_at[turn_id] = time.time()
+
+    def fault_started(self) -> None:
+        """The fault begins now: a turn sent before it may run and its reply be cut off."""
+        self.fault_started_at = time.time()
 
     def received(self, reply: Reply, at: float | None = None) -> None:
         """A device received a reply (called from its network thread)."""
@@ -277,9 +306,17 @@ class Ledger:
             "duplicated": sum(len(runs.get(t, [])) - 1 for t in turns if len(runs.get(t, [])) > 1),
             "late": late,
             "recovery_s": recovery,
-            "outcomes": dict(Counter(r.outcome for t in answered if (r := self.first(t)))),
+            "unconfirmed": len(self._unconfirmed(runs)),
+            "outcomes": dict(
+                Counter(r.outcome for t in answered if (r := self.first(t)))
+                + Counter(refused=len(self.refused))
+            ),
             "unknown_executions": sorted(set(runs) - set(turns)),
         }
+
+    def _unconfirmed(self, runs: dict[str, list[float]]) -> list[str]:
+        """Turns that ran though their device gave up on them: the reply was cut off."""
+        return [t for t in self.expires if t in runs and t in self.dropped and not self.first(t)]
 
     def check(self) -> dict[str, Any]:
         """Fail on any loss, duplicate, execution after expiry, or a reply that says
@@ -293,7 +330,13 @@ class Ledger:
         for turn in self.expires:
             reply = self.first(turn)
             if turn in self.dropped and reply is None:
-                assert turn not in runs, f"{turn}: dropped by its device, yet executed"
+                # The one contradiction no protocol avoids: the tool ran, then the fault
+                # cut the reply off, and the device gave up. Only a turn sent before the
+                # fault began may end so; the person heard "the hub is not answering".
+                if turn in runs:
+                    began = self.fault_started_at
+                    assert began is not None, f"{turn}: dropped by its device, yet executed"
+                    assert self.sent_at[turn] < began, f"{turn}: dropped, yet executed"
                 continue
             assert reply is not None
             # Every reply to a turn says the same thing (a repeat repeats it).
@@ -321,6 +364,7 @@ class Devices:
     ledger: Ledger
     count: int
     prefix: str = "pi"
+    queue_dir: Path | None = None  # where the outboxes live (default: tmp_path)
     links: dict[str, HubLink] = field(default_factory=dict)
     outboxes: dict[str, Outbox] = field(default_factory=dict)
 
@@ -329,7 +373,7 @@ class Devices:
         names = [f"{self.prefix}-{n}" for n in range(self.count)]
         add_device_logins(self.broker, names)
         for name in names:
-            queue = self.tmp_path / f"queue-{name}.sqlite3"
+            queue = (self.queue_dir or self.tmp_path) / f"queue-{name}.sqlite3"
             outbox = Outbox(queue)
             settings = _device_settings(self.broker, name, queue)
             link = HubLink(
@@ -355,11 +399,16 @@ class Devices:
     def send(
         self, index: int, turn_id: str, expires_in: float | None = DEVICE_EXPIRY_SECONDS
     ) -> None:
-        """Device ``index`` (round robin) queues one intent, as its pipeline does."""
+        """Device ``index`` (round robin) queues one intent, as its pipeline does; one its
+        outbox cannot take is refused at once (the person hears so): a drop."""
         name = list(self.links)[index % len(self.links)]
         expires_at = None if expires_in is None else time.time() + expires_in
         self.ledger.sent(turn_id, expires_at)
-        self.links[name].queue(record_intent(name, turn_id, expires_at))
+        try:
+            self.links[name].queue(record_intent(name, turn_id, expires_at))
+        except QueueError:
+            self.ledger.refused.add(turn_id)
+            self.ledger.dropped.add(turn_id)
 
     def poll_dropped(self) -> None:
         """Note the intents the devices gave up (their dead letters)."""

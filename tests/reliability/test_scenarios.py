@@ -18,12 +18,14 @@ import pytest
 from konak.devtools.mosquitto import Credentials, Mosquitto
 from konak.devtools.probe import MqttProbe
 from konak.protocol import Reply, decode_as
+from tests.conftest import fill_disk, mounted_tmpfs
 
 from .conftest import Scale
 from .rig import (
     TENANT,
     DeviceProcess,
     Devices,
+    HubExited,
     HubProcess,
     Ledger,
     add_device_logins,
@@ -80,6 +82,7 @@ async def test_broker_down(
     fleet = devices(scale.devices)
     fleet.wait_connected()
     await _offer(fleet, "before", scale.intents, scale.rate)
+    ledger.fault_started()
     broker.kill()
     down = asyncio.create_task(asyncio.sleep(scale.broker_down_seconds))
     await _offer(fleet, "during", scale.intents, scale.intents / scale.broker_down_seconds)
@@ -123,6 +126,7 @@ async def test_hub_sigkill_under_load(
         lambda: len(ledger.replies) >= scale.hub_kill_intents // 4,
         poll=fleet.poll_dropped,
     )
+    ledger.fault_started()
     assert await hub.signal(signal.SIGKILL) == -signal.SIGKILL
     await asyncio.sleep(1.0)
     await hub.start()
@@ -264,6 +268,90 @@ async def test_mcp_server(
     figures = ledger.check()
     report(figures)
     assert len(recorder_pids(tmp_path)) >= 2  # replaced
+    assert figures["recovery_s"] is not None
+    assert await hub.signal(signal.SIGTERM) == 0
+    assert unanswered_turns(tmp_path) == 0
+
+
+@pytest.mark.expect_error_log(match="database or disk is full")
+async def test_device_disk_full(
+    hub_process: Callable[..., HubProcess],
+    devices: Callable[..., Devices],
+    ledger: Ledger,
+    tmp_path: Path,
+    scale: Scale,
+    report: Report,
+) -> None:
+    """The disk under a device's outbox fills up: what it cannot queue is refused at once
+    (the person hears "I couldn't keep that"), nothing queued is lost, and the device
+    carries on once space is back."""
+    hub = hub_process(delay=0.05)
+    await hub.start()
+    count = max(4, scale.intents // 8)
+    with mounted_tmpfs(tmp_path / "disk", "4m") as disk:
+        fleet = devices(1, prefix="disk", queue_dir=disk)
+        fleet.wait_connected()
+        await _offer(fleet, "before", count, scale.rate)
+        filler = fill_disk(disk)
+        await _offer(fleet, "full", count, scale.rate)
+        filler.unlink()
+        ledger.fault_ended()
+        await _offer(fleet, "after", count, scale.rate)
+
+        await ledger.collect(SETTLE_SECONDS, poll=fleet.poll_dropped)
+        fleet.stop()  # its files closed before the filesystem goes
+
+    figures = ledger.check()
+    report(figures)
+    assert ledger.refused, "the full disk refused nothing: the fault did not happen"
+    assert ledger.refused <= {t for t in ledger.expires if t.startswith("t-full-")}
+    assert figures["recovery_s"] is not None
+    assert await hub.signal(signal.SIGTERM) == 0
+    assert unanswered_turns(tmp_path) == 0
+
+
+async def test_hub_database_corrupt_at_start(
+    hub_process: Callable[..., HubProcess],
+    devices: Callable[..., Devices],
+    ledger: Ledger,
+    tmp_path: Path,
+    scale: Scale,
+    report: Report,
+) -> None:
+    """The hub's database is found corrupt at a restart: the hub refuses to start with one
+    line naming the file; the operator moves it aside and starts again; what devices sent
+    meanwhile is answered or refused as expired, nothing is lost or run twice."""
+    hub = hub_process(delay=0.05)
+    await hub.start()
+    fleet = devices(scale.devices)
+    fleet.wait_connected()
+    await _offer(fleet, "before", scale.intents // 4, scale.rate)
+    await ledger.collect(SETTLE_SECONDS, poll=fleet.poll_dropped)
+    assert await hub.signal(signal.SIGTERM) == 0
+    database = tmp_path / "hub.sqlite3"
+    with database.open("r+b") as f:  # a damaged header: not a database any more
+        f.write(b"this is not a SQLite file" * 4)
+    for sidecar in ("-wal", "-shm"):
+        database.with_name(database.name + sidecar).unlink(missing_ok=True)
+
+    ledger.fault_started()
+    sending = asyncio.create_task(_offer(fleet, "down", scale.intents // 4, scale.rate))
+    with pytest.raises(HubExited) as refused:
+        await hub.start()
+    database.rename(database.with_suffix(".corrupt"))  # what the one line tells to do
+    await hub.start()
+    ledger.fault_ended()
+    await sending
+    await _offer(fleet, "after", scale.intents // 4, scale.rate)
+    await ledger.collect(SETTLE_SECONDS, poll=fleet.poll_dropped)
+
+    figures = ledger.check()
+    report(figures)
+    assert refused.value.status == 1
+    lines = refused.value.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert str(database) in lines[0]
+    assert "Traceback" not in refused.value.stderr
     assert figures["recovery_s"] is not None
     assert await hub.signal(signal.SIGTERM) == 0
     assert unanswered_turns(tmp_path) == 0

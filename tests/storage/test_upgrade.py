@@ -2,7 +2,8 @@
 step adds is NULL in old rows), the schema version set, the schema the same as a new file's.
 
 The files are rebuilt from ``releases/*.sql``: what each release's own code wrote on a new
-file, dumped with ``sqlite3 .dump`` (291f9f0 is the last release before versions).
+file (212ef6d: on f737f0f's file), dumped with ``sqlite3 .dump`` (291f9f0 is the last
+release before versions; 212ef6d is at version 1).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from konak.daemon.outbox import EXPIRED, SCHEMA_VERSION, Outbox
 from konak.hub import database
 from konak.hub.mcp_registry import McpRegistry
 from konak.hub.store import Store
+from konak.hub.voice_config import Draft, VoiceConfigs
 from konak.provisioning.claims import Claims
+from konak.storage.sqlite import Schema, connect
 
 RELEASES = Path(__file__).with_name("releases")
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -65,25 +68,28 @@ def new_hub_database(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("dump", ["hub-291f9f0.sql", "hub-f737f0f.sql"])
-def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_version_1(
-    tmp_path: Path, dump: str
+@pytest.mark.parametrize(
+    ("dump", "version"), [("hub-291f9f0.sql", 0), ("hub-f737f0f.sql", 0), ("hub-212ef6d.sql", 1)]
+)
+def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_the_current_version(
+    tmp_path: Path, dump: str, version: int
 ) -> None:
     path = restore(dump, tmp_path / "hub.sqlite3")
     before = rows(path)
-    assert shape(path)["version"] == 0
+    assert shape(path)["version"] == version
 
     store = Store(path)  # the hub opens the store and the auth connection, in either order
     db = database.connect(path)
 
     assert_kept(before, rows(path))
     assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
-    assert shape(path)["version"] == database.SCHEMA.version == 1
+    assert shape(path)["version"] == database.SCHEMA.version == 3
     # And the code reads what was there, and writes the columns added since.
     device = store.device("acme", "kitchen-pi")
     assert device is not None
     assert device.models == ["vosk-small-en"]
-    assert [t.turn_id for t in store.unanswered_turns("failed", "Sorry.")] == ["t-old-000002"]
+    unanswered = [t.turn_id for t in store.unanswered_turns("failed", "Sorry.")]
+    assert unanswered[0] == "t-old-000002"  # old turns have no expiry: still answered
     claims = Claims(db)
     assert claims.devices("acme")[0]["device"] == "kitchen-pi"
     assert claims.redeem(claims.mint("acme", "u-1", 60, "hall-pi").token, "hall-pi").for_device
@@ -93,6 +99,25 @@ def test_a_hub_database_of_an_earlier_release_keeps_every_row_and_gets_version_1
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("DELETE FROM audit_log")
     store.close()
+    db.close()
+
+
+def test_a_hub_database_at_version_1_keeps_its_rows_and_gains_the_voice_config_table(
+    tmp_path: Path,
+) -> None:
+    path = restore("hub-f737f0f.sql", tmp_path / "hub.sqlite3")
+    v1 = Schema("the hub database", database.STEPS[:1], database.StoreError)
+    connect(path, v1).close()  # as the release with schema version 1 left it
+    before = rows(path)
+    assert shape(path)["version"] == 1
+
+    db = database.connect(path)
+
+    assert_kept(before, rows(path))
+    assert shape(path) == shape(new_hub_database(tmp_path / "new.sqlite3"))
+    configs = VoiceConfigs(db)
+    assert configs.latest("acme").revision == 0
+    assert configs.save("acme", 0, Draft(), "ops@acme.test").revision == 1
     db.close()
 
 

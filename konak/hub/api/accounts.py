@@ -22,7 +22,7 @@ from konak.hub.api.schemas import (
 from konak.hub.keys import AUTH
 from konak.hub.security.audit import PLATFORM_TENANT, AuditQuery
 from konak.hub.security.errors import Forbidden, NotFound, Unauthenticated
-from konak.hub.security.rbac import Action
+from konak.hub.security.rbac import Action, platform_permissions, tenant_permissions
 from konak.hub.security.users import normalise_email
 
 NO_CONTENT: Final = 204
@@ -83,12 +83,18 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     """Who the token belongs to and their role in each tenant."""
     identity = identity_of(request)
+    tenants = [t["tenant_id"] for t in request.app[AUTH].users.tenants()]
     return web.json_response(
         {
             "user_id": identity.subject,
             "email": identity.email,
             "superadmin": identity.superadmin,
             "roles": {t: r.value for t, r in sorted(identity.roles.items())},
+            "permissions": {
+                t: sorted(a.value for a in actions)
+                for t, actions in tenant_permissions(identity, tenants).items()
+            },
+            "platform_permissions": sorted(a.value for a in platform_permissions(identity)),
         }
     )
 

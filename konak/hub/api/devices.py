@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import shlex
+
 from aiohttp import web
 
+from konak.hub.api import voice
 from konak.hub.api.http import declare, identity_of, note, read_json
 from konak.hub.api.schemas import ClaimBody, EnrollBody
 from konak.hub.keys import AUTH
@@ -23,10 +26,25 @@ async def create_claim(request: web.Request) -> web.Response:
         state, tenant, identity_of(request).subject, body.expires_in_seconds, body.device
     )
     note(request, target="claim")
-    answer = {"token": claim.token, "tenant": tenant, "expires_at": claim.expires_at}
+    answer = {
+        "token": claim.token,
+        "tenant": tenant,
+        "expires_at": claim.expires_at,
+        "claim_id": claim.claim_id,
+        "enroll_command": enroll_command(state.settings.public_url, claim.token, body.device),
+    }
     if body.device is not None:
         answer["device"] = body.device
     return web.json_response(answer, status=201)
+
+
+def enroll_command(public_url: str, token: str, device: str | None) -> str:
+    """The command that enrols a device with ``token`` (its name is the operator's to fill
+    in, unless the token is for one device id: that id is a name that derives to itself)."""
+    name = device if device is not None else "Device name"
+    return shlex.join(
+        ["konak", "daemon", "enroll", "--hub", public_url, "--token", token, "--name", name]
+    )
 
 
 @declare(Action.ENROLL)
@@ -39,6 +57,7 @@ async def enroll(request: web.Request) -> web.Response:
     tenant, device = redeemed.tenant, redeemed.device
     note(request, tenant=tenant, actor=f"device:{device}", target=f"device:{device}")
     login = await enrolment.enrol(state, redeemed, body.name, body.area)
+    await voice.send_published(request.app, tenant, device, body.name, body.area)
     host, port = state.broker_address
     return web.json_response(
         {

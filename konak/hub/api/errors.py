@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from konak.hub.errors import HubError
 from konak.hub.security.errors import (
@@ -35,6 +35,19 @@ class Unsupported(BadRequest):
     code = "unsupported_media_type"
 
 
+class Unprocessable(BadRequest):
+    """The body is well formed, but what it asks for cannot be done (a template the device
+    could not load); ``details`` says where."""
+
+    code = "unprocessable"
+
+    def __init__(
+        self, message: str, details: list[dict[str, Any]] | None = None, *, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.details = details
+
+
 # The errors the API reports to its caller as ``{"error": {"code", "message"}}``.
 ApiError = SecurityError | BadRequest
 API_ERRORS: Final = (SecurityError, BadRequest)
@@ -48,6 +61,7 @@ STATUS: Final[dict[type[HubError], int]] = {
     NotFound: 404,
     Conflict: 409,
     TooLarge: 413,
+    Unprocessable: 422,
     Unsupported: 415,
     RateLimited: 429,
     Unavailable: 503,

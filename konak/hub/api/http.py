@@ -21,12 +21,12 @@ from konak.hub.api.errors import (
     Unsupported,
     status_of,
 )
-from konak.hub.auth.settings import AuthSettings
 from konak.hub.keys import AUTH, METRICS
 from konak.hub.security.audit import PLATFORM_TENANT
 from konak.hub.security.errors import Forbidden, RateLimited, Unauthenticated
 from konak.hub.security.ratelimit import Address, Network, parse_address
 from konak.hub.security.rbac import ANONYMOUS, Action, Identity, Resource, authorize
+from konak.hub.security.settings import AuthSettings
 from konak.hub.security.state import AuthState
 
 logger = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = status_of(exc)
         if state is not None and not proven:
             request.app[METRICS].http_refused.labels(exc.code).inc()
-        return error_response(exc)
+        return error_response(exc, getattr(exc, "details", None))
     except web.HTTPException as exc:
         status = exc.status
         raise
@@ -280,3 +280,11 @@ def _audit(
         status=status,
     ):
         request.app[METRICS].audit_suppressed.inc()
+
+
+def tenant_state(request: web.Request) -> tuple[AuthState, str]:
+    """The security core and the URL's tenant, which must exist (NotFound otherwise)."""
+    state = request.app[AUTH]
+    tenant = request.match_info["tenant"]
+    state.users.require_tenant(tenant)
+    return state, tenant

@@ -5,17 +5,21 @@ destination or headers the outbound policy refuses is refused here at once, with
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any, Final
 
 from aiohttp import web
 
+from konak.hub import resources
 from konak.hub.api.errors import BadRequest
 from konak.hub.api.http import declare, note, read_json
 from konak.hub.api.schemas import McpServerBody, McpServerCreateBody
+from konak.hub.breaker import CircuitState
 from konak.hub.errors import HubError
-from konak.hub.keys import AUTH, MCP, SETTINGS
+from konak.hub.keys import AUTH, MCP, METRICS, SETTINGS
+from konak.hub.mcp_host import McpConnection, describe
 from konak.hub.mcp_registry import McpRegistry, McpRegistryError, StoredServer, now
 from konak.hub.outbound import NameNotResolved, OutboundRefused, forbidden_headers
 from konak.hub.security.errors import Conflict, NotFound
@@ -44,7 +48,17 @@ def _view(request: web.Request, server: StoredServer) -> dict[str, Any]:
     view["connected"], view["tools"] = (
         (conn.ready.is_set(), sorted(conn.tools)) if conn is not None else (False, [])
     )
+    view.update(_health(request, server.tenant_id, server.name))
     return view
+
+
+def _health(request: web.Request, tenant: str, name: str) -> dict[str, Any]:
+    """The circuit of the running host's connection to a server and why it last failed."""
+    host = request.app.get(MCP)
+    conn = host.connection(tenant, name) if host is not None else None
+    if conn is None:
+        return {"circuit": CircuitState.CLOSED.value, "last_error": None}
+    return {"circuit": conn.breaker.state.value, "last_error": conn.last_error}
 
 
 def _configured(request: web.Request, tenant: str) -> list[McpServerSettings]:
@@ -85,7 +99,12 @@ async def list_servers(request: web.Request) -> web.Response:
     registry, tenant = _parts(request)
     servers = [_view(request, s) for s in registry.of_tenant(tenant)]
     configured = [
-        {"name": s.name, "transport": s.transport, "source": "config"}
+        {
+            "name": s.name,
+            "transport": s.transport,
+            "source": "config",
+            **_health(request, tenant, s.name),
+        }
         for s in _configured(request, tenant)
     ]
     return web.json_response({"servers": servers, "configured": configured})
@@ -175,3 +194,28 @@ async def delete_server(request: web.Request) -> web.Response:
         await registry.changed()
     logger.info("tenant %s removed mcp server %s", tenant, name)
     return web.Response(status=NO_CONTENT)
+
+
+@declare(Action.MCP_WRITE)
+async def test_server(request: web.Request) -> web.Response:
+    """Connect to one of the tenant's MCP servers once, now, and list its tools."""
+    _, tenant = _parts(request)
+    name = request.match_info["name"]
+    note(request, target=f"mcp:{name}")
+    found = resources.mcp_tenants(request.app).get(tenant)
+    settings = next((s for s in found.mcp_servers if s.name == name), None) if found else None
+    if settings is None:
+        raise NotFound("no such mcp server in this tenant")
+    connection = McpConnection(tenant, settings, request.app[METRICS])
+    try:
+        tools = await asyncio.wait_for(connection.probe(), settings.timeout_seconds + 5)
+    except asyncio.CancelledError:
+        raise
+    except OutboundRefused as exc:
+        return web.json_response({"ok": False, "tools": [], "error": exc.message})
+    except Exception as exc:  # any failure of the peer is the answer to "does it work"
+        logger.info("mcp %s/%s: test connection failed: %s", tenant, name, describe(exc))
+        return web.json_response({"ok": False, "tools": [], "error": describe(exc)})
+    listed = [{"name": t.name, "description": t.description} for t in tools.values()]
+    listed.sort(key=lambda t: str(t["name"]))
+    return web.json_response({"ok": True, "tools": listed, "error": None})

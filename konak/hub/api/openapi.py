@@ -31,9 +31,10 @@ _ERRORS = {
     "401": "not signed in, or the token is expired, invalid or revoked",
     "403": "the role does not allow this",
     "404": "no such resource in this tenant",
-    "409": "the resource exists already",
+    "409": "the resource exists already, or changed since it was read",
     "413": "body too large",
     "415": "body is not JSON",
+    "422": "the body is well formed but refused (see error.details)",
     "429": "rate limited (see Retry-After)",
     "503": "a dependency (broker, rate-limit store, mail) is unavailable",
 }

@@ -4,13 +4,15 @@ database and Redis as one cleanup context) behind ``AUTH``, the routes and
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Final
 
 from aiohttp import web
 
-from konak.hub.api import accounts, devices, mcp, reset
+from konak.hub import resources
+from konak.hub.api import accounts, claims, devices, mcp, reset, voice
 from konak.hub.api.http import declare, guard
 from konak.hub.api.openapi import ApiRoute, build_openapi
 from konak.hub.api.schemas import (
@@ -71,6 +73,12 @@ ROUTES: Final = (
     ApiRoute("GET", f"{T}/mcp-servers/{{name}}", mcp.get_server, "mcp_server"),
     ApiRoute("PUT", f"{T}/mcp-servers/{{name}}", mcp.update_server, "update_mcp", McpServerBody),
     ApiRoute("DELETE", f"{T}/mcp-servers/{{name}}", mcp.delete_server, "delete_mcp", None, 204),
+)
+# The console's additions (issue 15): voice config, claims, testing an MCP server.
+CONSOLE_ROUTES: Final = (
+    *voice.ROUTES,
+    *claims.ROUTES,
+    ApiRoute("POST", f"{T}/mcp-servers/{{name}}/test", mcp.test_server, "test_mcp"),
 )
 # Served only when [auth.smtp] is configured (adding a user mails an invitation: without
 # it, add_member answers 503 and the operator uses ``konak hub add-user``).
@@ -141,9 +149,16 @@ def setup_api(
     app.middlewares.append(guard)
     if not settings.auth.enabled:
         return
-    app[AUTH] = AuthState.build(settings, provisioner)  # checked before the hub starts
+    app[AUTH] = AuthState.build(  # checked before the hub starts
+        settings,
+        provisioner,
+        mcp_on_change=functools.partial(resources.apply_mcp, app),
+        mcp_outbound=functools.partial(resources.outbound_policy, app),
+    )
     app.cleanup_ctx.append(auth_ctx)
-    served: tuple[ApiRoute, ...] = ROUTES + (RESET_ROUTES if settings.auth.smtp else ())
+    served: tuple[ApiRoute, ...] = (
+        ROUTES + CONSOLE_ROUTES + (RESET_ROUTES if settings.auth.smtp else ())
+    )
     app[SERVED] = served
     for route in served:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
-from konak.hub.auth.settings import RateLimit
 from konak.hub.security.ratelimit import Clock, TokenBuckets
+from konak.hub.security.settings import RateLimit
 
 logger = logging.getLogger(__name__)
 

@@ -36,6 +36,16 @@ def mint_claim(
     return state.claims.mint(tenant, by, float(ttl), device_id=device)
 
 
+def revoke_claim(state: AuthState, tenant: str, claim_id: str) -> None:
+    """Make an unused claim token of ``tenant`` unusable; NotFound or Conflict otherwise."""
+    try:
+        state.claims.revoke_claim(tenant, claim_id)
+    except ClaimError as exc:
+        error = Conflict if exc.code == "claim_used" else NotFound
+        raise error(exc.message, code=exc.code) from exc
+    logger.info("claim token %s of %s revoked", claim_id, tenant)
+
+
 @dataclass(frozen=True, slots=True)
 class Redemption:
     """A claim token redeemed for a device id (the login is not created yet)."""

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from konak.hub.auth.settings import AuthSettings, RateLimit
 from konak.hub.security.errors import RateLimited
+from konak.hub.security.settings import AuthSettings, RateLimit
 
 MAX_KEYS: Final = 100_000  # bound on remembered clients; the least recently seen go first
 IPV6_PREFIX_LENGTH: Final = 64  # what one subscriber gets, and can rotate through

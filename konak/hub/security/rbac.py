@@ -6,7 +6,7 @@ role in looks like it does not exist (404), so tenants cannot be discovered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -139,3 +139,16 @@ def authorize(identity: Identity | None, action: Action, resource: Resource) -> 
         raise NotFound(f"no tenant {resource.tenant!r}")
     if action not in ROLE_ACTIONS[role]:
         raise Forbidden(f"role {role.value} may not {action.value}")
+
+
+def tenant_permissions(identity: Identity, tenants: Iterable[str]) -> dict[str, frozenset[Action]]:
+    """The actions ``identity`` holds in each tenant it may act in: its role's; for the
+    superadmin, every tenant action in each of ``tenants`` (what a console offers)."""
+    if identity.superadmin:
+        return {t: ROLE_ACTIONS[Role.ADMIN] for t in sorted(tenants)}
+    return {t: ROLE_ACTIONS[role] for t, role in sorted(identity.roles.items())}
+
+
+def platform_permissions(identity: Identity) -> frozenset[Action]:
+    """The platform actions ``identity`` holds (the superadmin's)."""
+    return PLATFORM if identity.superadmin else frozenset()

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
-from konak.hub.auth.settings import LimitBackend, RateLimit
 from konak.hub.errors import HubError
 from konak.hub.security.errors import Unavailable
+from konak.hub.security.settings import LimitBackend, RateLimit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

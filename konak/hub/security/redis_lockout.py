@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
-from konak.hub.auth.settings import AuthSettings
 from konak.hub.security.errors import Unavailable
 from konak.hub.security.ratelimit import lockout_keys, raise_if_locked
+from konak.hub.security.settings import AuthSettings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -22,14 +22,17 @@ from email.message import EmailMessage
 from typing import Final
 from urllib.parse import quote
 
-from konak.hub.auth.settings import SmtpSettings
 from konak.hub.security.errors import SecurityError
 from konak.hub.security.rbac import Role
+from konak.hub.security.settings import SmtpSettings
 
 logger = logging.getLogger(__name__)
 
 CONFIRM_PATH: Final = "/api/auth/password-reset/confirm"
 INVITATION_PATH: Final = "/api/auth/invitation"
+# The console's pages the mailed links open (the API routes above stay where they are).
+CONSOLE_RESET_PAGE: Final = "/reset-password"
+CONSOLE_INVITATION_PAGE: Final = "/invitation"
 
 
 class InvalidResetToken(SecurityError):
@@ -164,13 +167,15 @@ class Invitations:
 
 
 def reset_link(public_url: str, token: str) -> str:
-    """The link a reset mail carries."""
-    return f"{public_url.rstrip('/')}{CONFIRM_PATH}?token={quote(token, safe='')}"
+    """The link a reset mail carries: the console's page, which checks the token and posts
+    the new password to ``CONFIRM_PATH``."""
+    return f"{public_url.rstrip('/')}{CONSOLE_RESET_PAGE}?token={quote(token, safe='')}"
 
 
 def invitation_link(public_url: str, token: str) -> str:
-    """The link an invitation mail carries."""
-    return f"{public_url.rstrip('/')}{INVITATION_PATH}?token={quote(token, safe='')}"
+    """The link an invitation mail carries: the console's page, which uses
+    ``INVITATION_PATH``."""
+    return f"{public_url.rstrip('/')}{CONSOLE_INVITATION_PAGE}?token={quote(token, safe='')}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from konak.hub import database
-from konak.hub.auth.settings import AuthSettings
 from konak.hub.mcp_registry import McpRegistry
+from konak.hub.outbound import OutboundPolicy
 from konak.hub.quotas import QuotaSettings
 from konak.hub.security.audit import AuditLog
 from konak.hub.security.errors import Unauthenticated
@@ -20,6 +20,7 @@ from konak.hub.security.rbac import Identity
 from konak.hub.security.redis_limits import RedisBuckets, RedisUnreachable
 from konak.hub.security.redis_lockout import RedisLockout
 from konak.hub.security.reset import Mailer, PasswordResets
+from konak.hub.security.settings import AuthSettings
 from konak.hub.security.tokens import Tokens
 from konak.hub.security.users import Users
 from konak.hub.settings import HubSettings
@@ -50,9 +51,17 @@ class AuthState:
     redis: RedisBuckets | None = None  # the shared limits' connection, when configured
 
     @classmethod
-    def build(cls, settings: HubSettings, provisioner: Provisioner | None = None) -> AuthState:
+    def build(
+        cls,
+        settings: HubSettings,
+        provisioner: Provisioner | None = None,
+        *,
+        mcp_on_change: Callable[[], Awaitable[None]] | None = None,
+        mcp_outbound: Callable[[], OutboundPolicy] = OutboundPolicy,
+    ) -> AuthState:
         """Open the auth database and build every part from ``settings`` (a ConfigError
-        names what is wrong); ``provisioner`` replaces the dynamic-security one."""
+        names what is wrong); ``provisioner`` replaces the dynamic-security one. The MCP
+        registry gets ``mcp_on_change`` and ``mcp_outbound`` (see :class:`McpRegistry`)."""
         auth = settings.auth
         prov = settings.provisioning
         if provisioner is None and prov.enabled:
@@ -74,7 +83,7 @@ class AuthState:
             tokens=Tokens(auth, db),
             audit=AuditLog(db),
             claims=Claims(db),
-            mcp_registry=McpRegistry(db),
+            mcp_registry=McpRegistry(db, on_change=mcp_on_change, outbound=mcp_outbound),
             limiter=RateLimiter(auth, redis),
             lockout=RedisLockout(redis.client, auth) if redis is not None else Lockout(auth),
             provisioner=provisioner,

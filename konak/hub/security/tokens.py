@@ -16,9 +16,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from konak.hub.auth.settings import AuthSettings, SigningKey
 from konak.hub.errors import ConfigError
 from konak.hub.security.errors import Unauthenticated
+from konak.hub.security.settings import AuthSettings, SigningKey
 
 logger = logging.getLogger(__name__)
 

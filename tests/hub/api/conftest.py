@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from konak.devtools.mosquitto import free_port
 from konak.hub.api.routes import setup_api
-from konak.hub.auth.settings import AuthSettings, RateLimit, SigningKey
 from konak.hub.keys import AUTH
 from konak.hub.security.rbac import Role
+from konak.hub.security.settings import AuthSettings, RateLimit, SigningKey
 from konak.hub.security.state import AuthState
 from konak.hub.settings import HubSettings, TenantSettings
 from konak.provisioning.dynsec import DeviceLogin

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from konak.hub.api.http import declare
-from konak.hub.api.routes import ROUTES, setup_api
+from konak.hub.api.routes import CONSOLE_ROUTES, ROUTES, setup_api
 from konak.hub.security.rbac import Action, Role
 from konak.hub.settings import HubSettings
 from tests.hub.api.conftest import PASSWORD, Api, auth_settings
@@ -177,7 +177,7 @@ async def test_every_route_is_in_the_openapi_document_with_its_action(api: Api) 
         for path, ops in doc["paths"].items()
         for method, op in ops.items()
     }
-    assert set(operations) == {(r.method, r.path) for r in ROUTES}
+    assert set(operations) == {(r.method, r.path) for r in ROUTES + CONSOLE_ROUTES}
     login = operations[("POST", "/api/auth/login")]
     ref = login["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]

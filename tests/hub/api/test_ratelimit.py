@@ -7,9 +7,9 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from konak.hub.api.http import client_address
-from konak.hub.auth.settings import RateLimit
 from konak.hub.security.errors import RateLimited
 from konak.hub.security.ratelimit import Lockout, TokenBuckets, address_key
+from konak.hub.security.settings import RateLimit
 from tests.hub.api.conftest import Api, ApiFactory, auth_settings
 
 

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from konak.devtools.mosquitto import free_port
-from konak.hub.auth.settings import LimitBackend, RateLimit
 from konak.hub.security.redis_limits import RedisBuckets, RedisUnreachable
+from konak.hub.security.settings import LimitBackend, RateLimit
 from tests.hub.api.conftest import ApiFactory, RedisServer
 
 pytestmark = pytest.mark.integration

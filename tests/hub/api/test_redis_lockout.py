@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from konak.hub.api.errors import status_of
-from konak.hub.auth.settings import LimitBackend
 from konak.hub.security.errors import RateLimited, Unavailable
 from konak.hub.security.redis_lockout import RedisLockout
+from konak.hub.security.settings import LimitBackend
 from tests.hub.api.conftest import PASSWORD, ApiFactory, RedisServer, auth_settings
 
 pytestmark = pytest.mark.integration

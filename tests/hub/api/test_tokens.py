@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from konak.hub.auth.settings import SigningKey
 from konak.hub.errors import ConfigError
+from konak.hub.security.settings import SigningKey
 from tests.hub.api.conftest import SECRET, Api, ApiFactory
 
 EMAIL = "admin@acme.test"

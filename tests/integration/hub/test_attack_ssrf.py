@@ -18,11 +18,11 @@ import pytest
 from aiohttp import ClientSession, web
 
 from konak.devtools.mosquitto import Mosquitto
-from konak.hub.auth.settings import AuthSettings, SigningKey
 from konak.hub.keys import AUTH
 from konak.hub.logs import configure_logging
 from konak.hub.mcp_registry import StoredServer, now
 from konak.hub.security.rbac import Role
+from konak.hub.security.settings import AuthSettings, SigningKey
 from konak.hub.settings import HubSettings, McpServerSettings, TenantSettings
 from konak.protocol import Intent
 from tests.integration.hub.conftest import WAIT_SECONDS, Device, RunningHub, hub_settings

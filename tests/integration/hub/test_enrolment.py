@@ -15,9 +15,9 @@ from aiohttp import ClientSession
 
 from konak.devtools.mosquitto import Credentials, Mosquitto
 from konak.devtools.probe import MqttProbe, ProbeError
-from konak.hub.auth.settings import AuthSettings, ProvisioningSettings, SigningKey
 from konak.hub.keys import AUTH
 from konak.hub.security.rbac import Role
+from konak.hub.security.settings import AuthSettings, ProvisioningSettings, SigningKey
 from konak.protocol import Intent, Kind, Reply, decode_as, subscription
 from konak.provisioning.enroll import Enrolment, enroll, read_credentials
 from tests.integration.hub.conftest import WAIT_SECONDS, RunningHub, hub_settings

@@ -15,9 +15,9 @@ import pytest
 from aiohttp import ClientSession
 
 from konak.devtools.mosquitto import Mosquitto
-from konak.hub.auth.settings import AuthSettings, SigningKey
 from konak.hub.keys import AUTH
 from konak.hub.security.rbac import Role
+from konak.hub.security.settings import AuthSettings, SigningKey
 from konak.hub.settings import HubSettings, McpSettings
 from tests.integration.hub.conftest import WAIT_SECONDS, Device, RunningHub, hub_settings, intent
 
