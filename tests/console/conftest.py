@@ -143,10 +143,17 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """A fresh browser profile (axe is injected into the page, past the hub's CSP)."""
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    """A fresh browser profile under the console's own Content Security Policy: a page
+    that breaks it (an inline script, a style or a connection it forbids) fails the test."""
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+    refused: list[str] = []
+    ctx.on(
+        "console",
+        lambda msg: refused.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     yield ctx
     await ctx.close()
+    assert refused == []
 
 
 async def sign_in(page: Page, site: ConsoleSite, email: str) -> None:
@@ -160,7 +167,13 @@ async def sign_in(page: Page, site: ConsoleSite, email: str) -> None:
 
 async def serious_violations(page: Page) -> list[dict[str, Any]]:
     """axe-core's serious and critical violations on the page as it is now."""
-    await page.add_script_tag(path=str(AXE))
+    # A dialog or a toast fading in has no contrast yet: judge the page once it is still.
+    await page.wait_for_function(
+        """() => document.getAnimations().every(
+            a => a.playState !== 'running' || a.effect?.getTiming().iterations === Infinity)""",
+        timeout=10_000,
+    )
+    await page.evaluate(AXE.read_text())  # evaluated by the browser's debugger, not the page
     result = await page.evaluate(
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
     )
