@@ -62,7 +62,7 @@ describe("permission gating in the pages", () => {
     expect(screen.getByRole("button", { name: /add server/i })).toBeInTheDocument();
     expect(screen.getByRole("button", { name: "Edit weather" })).toBeInTheDocument();
     expect(screen.getByRole("button", { name: "Delete weather" })).toBeInTheDocument();
-    expect(screen.getByRole("button", { name: /test/i })).toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Test the connection to weather" })).toBeInTheDocument();
   });
 
   it("shows an operator the MCP servers without any write action", async () => {

@@ -203,18 +203,22 @@ export default function McpServersPage() {
             ? [{
                 title: t("common.actions"),
                 key: "actions",
-                render: (_: unknown, s: McpServer) =>
-                  s.source === "api" && (
-                    <Space>
-                      <Button size="small" icon={<ApiOutlined />} loading={testing === s.name} onClick={() => void test(s.name)}>
-                        {t("mcp.test")}
-                      </Button>
-                      <Button size="small" icon={<EditOutlined />} aria-label={t("mcp.editLabel", { name: s.name })} onClick={() => setEditing(s)} />
-                      <Popconfirm title={t("mcp.deleteConfirm", { name: s.name })} okText={t("common.delete")} cancelText={t("common.cancel")} onConfirm={() => remove(s.name)}>
-                        <Button size="small" danger icon={<DeleteOutlined />} aria-label={t("mcp.deleteLabel", { name: s.name })} />
-                      </Popconfirm>
-                    </Space>
-                  ),
+                render: (_: unknown, s: McpServer) => (
+                  <Space>
+                    <Button size="small" icon={<ApiOutlined />} loading={testing === s.name} onClick={() => void test(s.name)} aria-label={t("mcp.testLabel", { name: s.name })}>
+                      {t("mcp.test")}
+                    </Button>
+                    {/* hub.toml's servers are changed in hub.toml, never here */}
+                    {s.source === "api" && (
+                      <>
+                        <Button size="small" icon={<EditOutlined />} aria-label={t("mcp.editLabel", { name: s.name })} onClick={() => setEditing(s)} />
+                        <Popconfirm title={t("mcp.deleteConfirm", { name: s.name })} okText={t("common.delete")} cancelText={t("common.cancel")} onConfirm={() => remove(s.name)}>
+                          <Button size="small" danger icon={<DeleteOutlined />} aria-label={t("mcp.deleteLabel", { name: s.name })} />
+                        </Popconfirm>
+                      </>
+                    )}
+                  </Space>
+                ),
               }]
             : []),
         ]}
