@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import BrowserContext, expect
 
 from konak.protocol import Telemetry
-from tests.console.conftest import ConsoleSite, screenshot, serious_violations, sign_in
+from tests.console.conftest import PASSWORD, ConsoleSite, screenshot, serious_violations, sign_in
 from tests.integration.hub.conftest import Device
 
 pytestmark = pytest.mark.integration
@@ -188,3 +188,21 @@ async def test_an_admin_mints_a_claim_token_shown_once_with_its_command_and_revo
     await page.get_by_role("tooltip").get_by_role("button", name="Revoke").click()
     await expect(page.get_by_role("row").filter(has_text="Expired")).to_have_count(1)
     assert token not in await page.content()
+
+
+async def test_changing_the_password_signs_out_and_the_new_one_signs_in(
+    site: ConsoleSite, context: BrowserContext
+) -> None:
+    page = await context.new_page()
+    await sign_in(page, site, "viewer@acme.test")
+    await page.get_by_role("button", name="Account menu of viewer@acme.test").click()
+    await page.get_by_role("menuitem", name="Change password").click()
+    dialog = page.get_by_role("dialog", name="Change your password")
+    await dialog.get_by_label("Current password").fill(PASSWORD)
+    await dialog.get_by_label("New password").fill("amber-lantern-river-77")
+    await dialog.get_by_role("button", name="Change password").click()
+    await expect(page.get_by_role("heading", level=1, name="Sign in")).to_be_visible()
+    await page.get_by_label("E-mail").fill("viewer@acme.test")
+    await page.get_by_label("Password").fill("amber-lantern-river-77")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("navigation", name="Main")).to_be_visible()

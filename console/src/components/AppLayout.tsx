@@ -1,5 +1,6 @@
-import { BellOutlined, LogoutOutlined, UserOutlined } from "@ant-design/icons";
-import { Badge, Button, Dropdown, Layout, Menu, Select, Space, Typography } from "antd";
+import { BellOutlined, KeyOutlined, LogoutOutlined, UserOutlined } from "@ant-design/icons";
+import { App, Badge, Button, Dropdown, Layout, Menu, Select, Space, Typography } from "antd";
+import { useState } from "react";
 import type { MenuProps } from "antd";
 import { useTranslation } from "react-i18next";
 import { Link, Outlet, useLocation, useNavigate } from "react-router-dom";
@@ -9,6 +10,7 @@ import type { Action } from "../auth/permissions";
 import { LANGUAGES, setLanguage } from "../i18n";
 import type { Language } from "../i18n";
 import { useLive } from "../live/LiveContext";
+import { PasswordDialog } from "./PasswordDialog";
 
 interface NavItem {
   path: string;
@@ -47,6 +49,8 @@ export function AppLayout() {
   const { unread } = useLive();
   const location = useLocation();
   const navigate = useNavigate();
+  const { message } = App.useApp();
+  const [changing, setChanging] = useState(false);
 
   const items: MenuProps["items"] = NAV.filter((n) =>
     n.platform ? canPlatform("tenants.create") : n.action ? can(n.action) : true,
@@ -55,6 +59,7 @@ export function AppLayout() {
 
   const userMenu: MenuProps = {
     items: [
+      { key: "password", icon: <KeyOutlined />, label: t("header.changePassword"), onClick: () => setChanging(true) },
       {
         key: "logout",
         icon: <LogoutOutlined />,
@@ -107,6 +112,17 @@ export function AppLayout() {
           </Dropdown>
         </Space>
       </Layout.Header>
+      {changing && (
+        <PasswordDialog
+          onClose={(changed) => {
+            setChanging(false);
+            if (changed) {
+              void message.success(t("password.changed"));
+              void logout().then(() => navigate("/login"));
+            }
+          }}
+        />
+      )}
       <Layout>
         <Layout.Sider width={200} theme="light" breakpoint="md" collapsedWidth={0}>
           <nav aria-label={t("nav.label")}>
