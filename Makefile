@@ -18,15 +18,15 @@ TEST_MODEL_LICENSES ?= NOASSERTION
 
 APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-config \
 	python3-venv python3-dev build-essential espeak-ng sox redis-server systemd prometheus \
-	prometheus-alertmanager
+	prometheus-alertmanager chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup apt venv npm models test test-fast fuzz reliability lint format run bench bench-quick soak eval dist clean
+.PHONY: help setup apt venv npm console models test test-fast fuzz reliability lint format run bench bench-quick soak eval dist clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: apt venv npm models  ## install everything: apt packages, .venv, npm packages, models
+setup: apt venv npm console models  ## install everything: apt packages, .venv, npm packages, the web console, models
 
 # prometheus's postinst names its user with chfn, which PAM refuses in containers: the user
 # is made first, and the postinst then finds it.
@@ -56,6 +56,17 @@ npm: node_modules/.installed  ## npm packages the integration tests use (real MC
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html console/vite.config.ts \
+	console/tsconfig.json
+console: konak/hub/console_dist/index.html  ## build the hub's web console (console/) into konak/hub/console_dist
+
+console/node_modules/.installed: console/package.json console/package-lock.json
+	npm --prefix console ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+konak/hub/console_dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
+	npm --prefix console run --silent build -- --logLevel warn
 
 models: venv  ## fetch and verify the default model set (and the test models) into $(KONAK_MODELS_DIR)
 	$(BIN)/konak models pull $(MODEL_SET) $(foreach l,$(ACCEPT_LICENSES),--accept-license $(l))
@@ -104,5 +115,5 @@ dist: venv  ## the release: a wheel and an sdist in dist/ (units, example config
 	rm -rf dist build
 	$(BIN)/python -m build --no-isolation --outdir dist .
 
-clean:  ## remove the virtualenv, npm packages and caches (keeps downloaded models)
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info out
+clean:  ## remove the virtualenv, npm packages, the built console and caches (keeps downloaded models)
+	rm -rf $(VENV) node_modules console/node_modules konak/hub/console_dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info out
