@@ -85,6 +85,11 @@ def test_the_wheel_carries_the_model_manifest_and_examples_as_package_data(dist:
         next(n for n in names if n.endswith("entry_points.txt"))
     )
     assert b"konak = konak.cli:main" in entry_points
+    # The web console goes with the hub, once `make console` (part of `make setup`) built it.
+    built = REPO / "konak" / "hub" / "console_dist"
+    if (built / "index.html").exists():
+        console = {str(p.relative_to(REPO)) for p in built.rglob("*") if p.is_file()}
+        assert console <= names
 
 
 def test_the_sdist_rebuilds_the_same_release(dist: Path) -> None:
