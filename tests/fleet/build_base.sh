@@ -21,13 +21,14 @@ debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$mirro
 # No service starts inside the build chroot.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 0755 "$root/usr/sbin/policy-rc.d"
-mount -t proc proc "$root/proc"
-chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+# /proc is mounted in a private mount namespace: it never shows in the host's mount table
+# and goes away with the command.
+unshare --mount --propagation private sh -c 'mount -t proc proc "$1/proc" && exec chroot "$1" \
+    /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     openssh-server python3 python3-venv python3-apt python3-cryptography mosquitto mosquitto-clients \
-    openssl libportaudio2 libsystemd0 procps iproute2 >"$work/apt.log" 2>&1 \
+    openssl libportaudio2 libsystemd0 procps iproute2' _ "$root" >"$work/apt.log" 2>&1 \
     || { tail -20 "$work/apt.log"; exit 1; }
 chroot "$root" apt-get clean
-umount "$root/proc"
 rm -f "$root"/etc/ssh/ssh_host_*   # every host makes its own keys
 tar -C "$root" -cf "$tarball.partial" .
 mv "$tarball.partial" "$tarball"
