@@ -43,11 +43,19 @@ FIGURES: dict[str, object] = {}
 
 # -- the artefacts the hosts get -------------------------------------------------------
 def build_wheel(out: Path, epoch: int) -> Path:
-    """The release wheel (a different ``epoch`` gives a different file: a new release)."""
+    """The release wheel (a different ``epoch`` gives a different file: a new release).
+
+    Built from a copy of the tree, so setuptools' build/ and egg-info never land in it."""
+    src = out.with_name(out.name + "-src")
+    skip = shutil.ignore_patterns(
+        ".git", ".fleet-cache", ".models", ".venv", "node_modules", "build", "dist",
+        "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", ".ansible",
+    )  # fmt: skip
+    shutil.copytree(REPO, src, ignore=skip, symlinks=True)
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
     run(
         [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", str(out), "."],
-        cwd=REPO,
+        cwd=src,
         env=env,
     )
     (wheel,) = out.glob("konak-*.whl")
