@@ -21,7 +21,7 @@ APT_PACKAGES := mosquitto mosquitto-clients portaudio19-dev libsystemd-dev pkg-c
 	prometheus-alertmanager chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup apt venv npm console models test test-fast fuzz reliability lint format run bench bench-quick soak eval dist clean
+.PHONY: help setup apt venv npm console models test test-fast test-fleet fuzz reliability lint format run bench bench-quick soak eval dist clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,11 @@ models: venv  ## fetch and verify the default model set (and the test models) in
 
 test: venv  ## the whole test suite (real broker, real models)
 	$(BIN)/pytest
+
+test-fleet: venv  ## Ansible's site.yml and rolling update on two debootstrapped Debian 12 hosts (root; about 6 min)
+	@test "$$(id -u)" = 0 || { echo "make test-fleet: needs root (namespaces, chroot)"; exit 1; }
+	@command -v debootstrap >/dev/null || { echo "make test-fleet: apt-get install debootstrap"; exit 1; }
+	KONAK_FLEET=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/fleet
 
 test-fast: venv  ## unit tests only
 	$(BIN)/pytest -m 'not integration'

@@ -55,6 +55,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     enroll.add_argument("--name", required=True, help="this device's name, e.g. 'Kitchen Pi'")
     enroll.add_argument("--area", help="the area the device is in, e.g. kitchen")
     enroll.add_argument(
+        "--device",
+        help="this device's id (default: derived from --name); a claim token minted for "
+        "one device id needs it",
+    )
+    enroll.add_argument(
         "--credentials",
         type=Path,
         default=DEFAULT_CREDENTIALS,
@@ -66,7 +71,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _enroll(args: argparse.Namespace) -> int:
     from konak.provisioning.enroll import enroll
 
-    got = enroll(args.hub, args.token, args.name, args.area, args.credentials)
+    got = enroll(args.hub, args.token, args.name, args.area, args.credentials, device=args.device)
     print(
         f"enrolled as {got.tenant}/{got.device}; broker {got.host}:{got.port}; "
         f"login stored in {args.credentials}. In daemon.toml set [device] tenant = "

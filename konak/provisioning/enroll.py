@@ -63,9 +63,13 @@ def enroll(
     area: str | None,
     credentials_path: Path,
     *,
+    device: str | None = None,
     allow_plain_http: bool = False,
 ) -> Enrolment:
     """Enrol at ``hub_url`` with a claim token; write the login to ``credentials_path``.
+
+    ``device`` is the device id (by default the hub derives it from ``name``); a claim token
+    minted for one device id is redeemed only with that id.
 
     The answer carries the device's broker password, so the hub must be reached over HTTPS;
     plain HTTP only to this machine (loopback) or with ``allow_plain_http``."""
@@ -78,7 +82,10 @@ def enroll(
             "password; use the hub's https:// URL",
             code="insecure_hub_url",
         )
-    body = json.dumps({"token": token, "name": name, "area": area}).encode()
+    fields = {"token": token, "name": name, "area": area}
+    if device is not None:  # else the hub derives the id from the name
+        fields["device"] = device
+    body = json.dumps(fields).encode()
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
         hub_url.rstrip("/") + "/api/enroll",
         data=body,

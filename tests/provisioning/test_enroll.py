@@ -87,6 +87,16 @@ async def test_a_claim_token_minted_for_an_enrolled_device_re_enrols_it(
     assert second.password != first.password
 
 
+async def test_a_claim_token_minted_for_a_device_id_enrols_that_id_whatever_the_name(
+    api: Api, tmp_path: Path
+) -> None:
+    bound = api.state.claims.mint("acme", "operator@acme.test", 60, device_id="hall-pi").token
+    path = tmp_path / "c.json"
+    got = await asyncio.to_thread(enroll, url(api), bound, "Hall", "hall", path, device="hall-pi")
+    assert (got.device, got.username) == ("hall-pi", "acme.hall-pi")
+    assert read_credentials(path) == got
+
+
 def test_the_login_is_sent_only_over_https_except_to_this_machine(tmp_path: Path) -> None:
     with pytest.raises(EnrollError) as info:
         enroll("http://hub.example.org:8380", "kc_x", "Kitchen", None, tmp_path / "c.json")
