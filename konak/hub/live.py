@@ -86,6 +86,9 @@ class LiveFleet:
             seen = device.as_dict()
             shown = {k: seen[k] for k in SEEN_FIELDS}
             shown["telemetry"] = _telemetry(samples[0] if samples else None)
+            if enrolment is not None:  # a daemon that names no name or area: its enrolment's
+                for key in ("name", "area"):
+                    shown[key] = shown[key] or enrolment[key]
         return {
             **shown,
             "enrolled": enrolment is not None and not enrolment["revoked"],
@@ -115,11 +118,16 @@ class LiveFleet:
     # -- events ------------------------------------------------------------------------
     def device_changed(self, device: Device) -> None:
         """Publish a ``device`` event (status changed, first seen, config applied)."""
-        if not self.broker.subscribers(device.tenant_id):
+        self.device_listed(device.tenant_id, device.device_id)
+
+    def device_listed(self, tenant: str, device_id: str) -> None:
+        """Publish a ``device`` event for a device as the fleet now lists it (also one just
+        enrolled or revoked, which has said nothing yet)."""
+        if not self.broker.subscribers(tenant):
             return  # nobody to build the view for
-        view = self.device(device.tenant_id, device.device_id)
+        view = self.device(tenant, device_id)
         if view is not None:
-            self.broker.publish(device.tenant_id, Event("device", view, redact=TRANSCRIPTS))
+            self.broker.publish(tenant, Event("device", view, redact=TRANSCRIPTS))
 
     def turn_finished(self, tenant: str, turn_id: str) -> None:
         """Publish a ``turn`` event (only to roles that may read transcripts)."""

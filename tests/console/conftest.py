@@ -1,5 +1,7 @@
 """Fixtures of the web console tests: a real hub (broker, API, accounts), the built console
-in front of it, and Debian's Chromium driven by Playwright."""
+in front of it, and Debian's Chromium driven by Playwright; for the end-to-end scenarios, a
+hub that enrols devices on a dynamic-security broker (``enrolling_site``) with the daemon
+tests' real daemon and speech, and a hub that mails through aiosmtpd (``mailing_site``)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,18 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from konak.devtools.mosquitto import Mosquitto, free_port
 from konak.hub.keys import AUTH
 from konak.hub.security.rbac import Role
+from konak.hub.security.settings import ProvisioningSettings, SmtpSettings
+from konak.hub.settings import HubSettings
 from tests.hub.api.conftest import auth_settings
+from tests.hub.api.test_password_reset import Inbox, smtp_server  # noqa: F401 (a fixture)
+from tests.integration.daemon.conftest import (  # noqa: F401 (fixtures)
+    device_config,
+    models_dir,
+    run_daemon,
+    shared_engines,
+    speech,
+    voice,
+)
 from tests.integration.hub.conftest import RunningHub, hub_settings, start_hub
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,11 +87,50 @@ def console_broker() -> Iterator[Mosquitto]:
 async def site(console_broker: Mosquitto, tmp_path: Path) -> AsyncIterator[ConsoleSite]:
     """A hub with the API and two accounts; the console from the hub itself, or (a hub that
     does not serve it) from `vite preview`, which sends /api to the hub."""
-    _require_built()
     settings = dataclasses.replace(hub_settings(console_broker, tmp_path), auth=auth_settings())
+    async for console in open_site(console_broker, settings):
+        yield console
+
+
+@pytest.fixture
+async def enrolling_site(dynsec_broker: Mosquitto, tmp_path: Path) -> AsyncIterator[ConsoleSite]:
+    """:func:`site` whose hub enrols devices: each gets its own login on a broker with the
+    dynamic-security plugin, as in production."""
+    admin = dynsec_broker.admin
+    settings = dataclasses.replace(
+        hub_settings(dynsec_broker, tmp_path),
+        auth=auth_settings(),
+        provisioning=ProvisioningSettings(
+            enabled=True, username=admin.username, password=admin.password
+        ),
+    )
+    async for console in open_site(dynsec_broker, settings):
+        yield console
+
+
+@pytest.fixture
+async def mailing_site(
+    console_broker: Mosquitto,
+    tmp_path: Path,
+    smtp_server: tuple[Inbox, int],  # noqa: F811 (the fixture imported above)
+) -> AsyncIterator[tuple[ConsoleSite, Inbox]]:
+    """:func:`site` whose hub sends its mail (invitations, reset links) to a real SMTP
+    server (aiosmtpd, the password-reset tests' ``smtp_server``); the inbox it lands in."""
+    inbox, port = smtp_server
+    smtp = SmtpSettings(host="127.0.0.1", port=port, sender="hub@konak.test")
+    settings = dataclasses.replace(
+        hub_settings(console_broker, tmp_path), auth=auth_settings(smtp=smtp)
+    )
+    async for console in open_site(console_broker, settings):
+        yield console, inbox
+
+
+async def open_site(broker: Mosquitto, settings: HubSettings) -> AsyncIterator[ConsoleSite]:
+    """Start a hub with ``settings`` and the console in front of it; stop both after."""
+    _require_built()
     running = await start_hub(settings)
     try:
-        async for console in _serve(running, console_broker):
+        async for console in _serve(running, broker):
             yield console
     finally:
         await running.stop()

@@ -4,13 +4,21 @@ free of serious accessibility violations, the language switch, a readonly user's
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
 from playwright.async_api import BrowserContext, expect
 
 from konak.protocol import Telemetry
-from tests.console.conftest import PASSWORD, ConsoleSite, screenshot, serious_violations, sign_in
+from tests.console.conftest import (
+    CONSOLE,
+    PASSWORD,
+    ConsoleSite,
+    screenshot,
+    serious_violations,
+    sign_in,
+)
 from tests.integration.hub.conftest import Device
 
 pytestmark = pytest.mark.integration
@@ -67,6 +75,15 @@ async def test_the_language_switch_turns_the_console_turkish_and_is_remembered(
     await page.reload()
     await expect(page.get_by_role("heading", level=1, name="Cihaz filosu")).to_be_visible()
     assert await serious_violations(page) == []
+    await screenshot(page, "tr-fleet")
+    turkish = json.loads((CONSOLE / "src" / "i18n" / "tr.json").read_text())
+    for path in ("voice", "users"):
+        heading = turkish[path]["title"]
+        await page.goto(f"{site.url}/{path}")
+        await expect(page.get_by_role("heading", level=1, name=heading)).to_be_visible()
+        await expect(page.locator(".ant-spin-spinning")).to_have_count(0)
+        assert await serious_violations(page) == []
+        await screenshot(page, f"tr-{path}")
 
 
 async def test_a_readonly_user_is_offered_no_write_page(

@@ -74,6 +74,9 @@ def test_the_fleet_is_the_union_of_seen_and_enrolled_devices(store: Store) -> No
         "received_at": 2.0,
     }
     assert fleet["hall-pi"]["name"] == "Hall"
+    # A daemon whose status names no name or area is shown as it was enrolled.
+    assert (fleet["kitchen-pi"]["name"], fleet["kitchen-pi"]["area"]) == ("Kitchen", "kitchen")
+    assert (fleet["stray-pi"]["name"], fleet["stray-pi"]["area"]) == (None, None)
     assert live.device("acme", "old-pi") is None
     assert live.device("acme", "theirs") is None
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from konak.hub.api import voice
 from konak.hub.api.http import declare, identity_of, note, read_json
 from konak.hub.api.schemas import ClaimBody, EnrollBody
-from konak.hub.keys import AUTH
+from konak.hub.keys import AUTH, LIVE
 from konak.hub.security import enrolment
 from konak.hub.security.rbac import Action
 
@@ -58,6 +58,7 @@ async def enroll(request: web.Request) -> web.Response:
     note(request, tenant=tenant, actor=f"device:{device}", target=f"device:{device}")
     login = await enrolment.enrol(state, redeemed, body.name, body.area)
     await voice.send_published(request.app, tenant, device, body.name, body.area)
+    _listed(request, tenant, device)
     host, port = state.broker_address
     return web.json_response(
         {
@@ -94,4 +95,12 @@ async def revoke_device(request: web.Request) -> web.Response:
     tenant, device = request.match_info["tenant"], request.match_info["device"]
     note(request, target=f"device:{device}")
     await enrolment.revoke(state, tenant, device)
+    _listed(request, tenant, device)
     return web.Response(status=204)
+
+
+def _listed(request: web.Request, tenant: str, device: str) -> None:
+    """The consoles watching the fleet see the device (un)enrolled at once."""
+    live = request.app.get(LIVE)  # absent from an app serving the API alone
+    if live is not None:
+        live.device_listed(tenant, device)

@@ -104,14 +104,17 @@ async def test_a_published_voice_config_is_retained_on_each_devices_topic_with_i
         resp = await http.post(f"{url}/api/tenants/acme/voice-config/publish", json={}, headers=ops)
         published = await resp.json()
         announced = await next_event(stream, "voice_config")  # the console sees it live
-        stream.close()
         attic = await enrol(http, url, ops, "Attic", "attic", tmp_path)  # after publishing
+        listed = await next_event(stream, "device")  # enrolled, live, before it says anything
+        stream.close()
         config = await (await http.get(f"{url}/api/tenants/acme/voice-config", headers=ops)).json()
 
     assert resp.status == 200, published
     assert published == {"revision": 1, "devices": ["hall", "kitchen"]}
     assert config["published_at"] is not None
     assert announced == {"revision": 1, "published_at": config["published_at"]}
+    assert (listed["device"], listed["name"], listed["area"]) == ("attic", "Attic", "attic")
+    assert (listed["state"], listed["enrolled"]) == ("never_seen", True)
     for login, name, area in ((kitchen, "Kitchen", "kitchen"), (hall, "Hall", "hall"),
                               (attic, "Attic", "attic")):  # fmt: skip
         got, retained = await retained_config(login)
