@@ -56,12 +56,6 @@ class ConsoleSite:
     hub: RunningHub
     broker: Mosquitto
 
-    async def serves(self, path: str) -> bool:
-        """Whether the hub's API has the route ``path`` (as its OpenAPI document names it)."""
-        url = f"http://127.0.0.1:{self.hub.http_port}/api/openapi.json"
-        async with aiohttp.ClientSession() as http, http.get(url) as resp:
-            return path in (await resp.json())["paths"]
-
 
 def _require_built() -> None:
     missing = [p for p in (DIST / "index.html", AXE, Path(CHROMIUM)) if not p.exists()]
