@@ -186,7 +186,11 @@ async def test_hub_sigterm_with_hung_tools(
     fleet = devices(4)
     fleet.wait_connected()
     await _offer(fleet, "hung", 4, 100.0, expires_in=600.0)
-    await asyncio.sleep(2.0)  # the four are claimed, their tool calls hang
+    # The four are claimed, their tool calls hang.
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while unanswered_turns(tmp_path) < 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert unanswered_turns(tmp_path) == 4
     assert await hub.signal(signal.SIGTERM) == 0
     assert unanswered_turns(tmp_path) == 0
 
