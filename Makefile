@@ -48,7 +48,7 @@ venv: $(VENV)/.installed  ## the virtualenv with Konak installed editable (devic
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -e '.[device,hub,audio,systemd,dev]'
+	$(BIN)/python -m pip install -q -e '.[device,hub,postgres,audio,systemd,dev]'
 	@touch $@
 
 npm: node_modules/.installed  ## npm packages the integration tests use (real MCP servers)
