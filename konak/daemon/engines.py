@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from konak.daemon import warmup
 from konak.daemon.errors import ConfigError
@@ -20,6 +21,7 @@ from konak.daemon.wake import EMBEDDING_MODEL, MELSPEC_MODEL, OpenWakeWord
 from konak.errors import KonakError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def model_path(models_dir: Path, model_id: str, key: str) -> Path:
@@ -105,13 +107,22 @@ def build_stt(settings: Settings, intents: IntentRecognizer) -> SttEngine:
     )
 
 
-def load_engines(settings: Settings) -> Engines:
-    """Load and warm every engine (each figure in ``load_seconds`` includes its warm-up);
-    a missing model or a broken file is one clear error."""
-    times: dict[str, float] = {}
-    models = settings.models_dir
+def engine_models(settings: Settings) -> dict[str, frozenset[str]]:
+    """The model ids each swappable engine is built from (intents need no model)."""
+    wake = {w.model for w in settings.wake.words} | {MELSPEC_MODEL, EMBEDDING_MODEL}
+    if settings.wake.stop_word is not None:
+        wake.add(settings.wake.stop_word)
+    return {
+        "wake": frozenset(wake),
+        "vad": frozenset({settings.vad.model}),
+        "stt": frozenset({settings.stt.model}),
+        "tts": frozenset({settings.tts.model}),
+    }
 
-    start = time.perf_counter()
+
+def load_wake(settings: Settings) -> OpenWakeWord:
+    """openWakeWord with the configured words (and the stop word)."""
+    models = settings.models_dir
     words = {
         word_name(w.model): model_path(models, w.model, f"wake.words[{i}].model")
         for i, w in enumerate(settings.wake.words)
@@ -120,38 +131,66 @@ def load_engines(settings: Settings) -> Engines:
         words[word_name(settings.wake.stop_word)] = model_path(
             models, settings.wake.stop_word, "wake.stop_word"
         )
-    wake = OpenWakeWord(
+    return OpenWakeWord(
         model_path(models, MELSPEC_MODEL, "wake (feature model)"),
         model_path(models, EMBEDDING_MODEL, "wake (feature model)"),
         words,
     )
-    warmup.warm_wake(wake)
-    times["wake"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    vad = SileroVad(model_path(models, settings.vad.model, "vad.model"))
-    warmup.warm_vad(vad)
-    times["vad"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    intents = build_intents(settings)
-    warmup.warm_intents(intents)
-    times["intent"] = time.perf_counter() - start
+def load_vad(settings: Settings) -> SileroVad:
+    """The silero VAD."""
+    return SileroVad(model_path(settings.models_dir, settings.vad.model, "vad.model"))
 
-    start = time.perf_counter()
-    stt = build_stt(settings, intents)
-    warmup.warm_stt(stt)
-    times["stt"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    tts = ReplyCache(
+def load_tts(settings: Settings) -> TtsEngine:
+    """The piper voice behind the reply cache."""
+    return ReplyCache(
         PiperTts(
-            model_path(models, settings.tts.model, "tts.model"),
+            model_path(settings.models_dir, settings.tts.model, "tts.model"),
             threads=settings.tts.threads,
             memory_arena=settings.tts.memory_arena,
         )
     )
-    warmup.warm_tts(tts)
-    times["tts"] = time.perf_counter() - start
+
+
+def load_engines(settings: Settings) -> Engines:
+    """Load and warm every engine (each figure in ``load_seconds`` includes its warm-up);
+    a missing model or a broken file is one clear error."""
+    times: dict[str, float] = {}
+
+    def timed(name: str, build: Callable[[], T], warm: Callable[[T], None]) -> T:
+        start = time.perf_counter()
+        engine = build()
+        warm(engine)
+        times[name] = time.perf_counter() - start
+        return engine
+
+    wake = timed("wake", lambda: load_wake(settings), warmup.warm_wake)
+    vad = timed("vad", lambda: load_vad(settings), warmup.warm_vad)
+    intents = timed("intent", lambda: build_intents(settings), warmup.warm_intents)
+    stt = timed("stt", lambda: build_stt(settings, intents), warmup.warm_stt)
+    tts = timed("tts", lambda: load_tts(settings), warmup.warm_tts)
     logger.info("models loaded: %s", ", ".join(f"{k} {v:.2f}s" for k, v in times.items()))
     return Engines(wake, vad, stt, intents, tts, times)
+
+
+def reload_engines(settings: Settings, engines: Engines, names: Iterable[str]) -> Engines:
+    """A copy of ``engines`` with the engines ``names`` (of :func:`engine_models`) loaded
+    and warmed afresh from the store's current models; the others are shared. The STT
+    engine is built with ``engines``' intents."""
+    loaders: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
+        "wake": (lambda: load_wake(settings), warmup.warm_wake),
+        "vad": (lambda: load_vad(settings), warmup.warm_vad),
+        "stt": (lambda: build_stt(settings, engines.intents), warmup.warm_stt),
+        "tts": (lambda: load_tts(settings), warmup.warm_tts),
+    }
+    fresh: dict[str, Any] = {}
+    times = dict(engines.load_seconds)
+    for name in sorted(set(names)):
+        build, warm = loaders[name]
+        start = time.perf_counter()
+        fresh[name] = build()
+        warm(fresh[name])
+        times[name] = time.perf_counter() - start
+    return replace(engines, **fresh, load_seconds=times)

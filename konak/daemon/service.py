@@ -33,6 +33,7 @@ from konak.daemon.events import Event, EventBus, Stage
 from konak.daemon.feedback import Playback, Speaker
 from konak.daemon.hublink import HubLink
 from konak.daemon.intent import Recognized
+from konak.daemon.models_update import ModelUpdater, digests, models_in_use
 from konak.daemon.notify import Notifier
 from konak.daemon.outbox import Outbox
 from konak.daemon.pipeline import (
@@ -59,8 +60,9 @@ from konak.daemon.vad import (
 )
 from konak.daemon.wake import Detection, WakeDetector
 from konak.daemon.warmup import warm_intents, warm_stt
+from konak.edge_models.store import ModelStore
 from konak.errors import KonakError
-from konak.protocol import Cmd, Config, Intent, Message, Reply, Status
+from konak.protocol import Cmd, Config, Intent, Message, ModelsUpdate, Reply, Status
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +234,13 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.hub: HubLink | None = None
         self.config_revision: int | None = None  # of the hub's config, once one is applied
+        # update_models: the engines an update loaded wait here for a moment between turns
+        self.models_update: ModelsUpdate | None = None  # the last update's result
+        self.updater = ModelUpdater(lambda: self.settings)
+        self._updating = threading.Lock()
+        self._pending_engines: Engines | None = None
+        self._engines_swapped = threading.Event()
+        self._model_digests = self._running_digests()
         self.telemetry: TelemetryReporter | None = None
         self._hub_port: HubPort | None = hub_port
         if not offline:
@@ -292,12 +301,18 @@ class Daemon:
             name=s.device.name,
             area=s.device.area,
             language=s.device.language,
-            versions={"konak": __version__, "onnxruntime": onnxruntime.__version__},
+            # the models the engines run, by digest: an update_models shows here
+            versions={
+                "konak": __version__,
+                "onnxruntime": onnxruntime.__version__,
+                **{f"model {m}": d for m, d in self._model_digests.items()},
+            },
             models=sorted(
                 {w.model for w in s.wake.words} | {s.vad.model, s.stt.model, s.tts.model}
             ),
             capabilities=["wake", "stt", "intent", "tts", "timers", "announce"],
             config_revision=self.config_revision,
+            models_update=self.models_update,
         )
 
     def figures(self) -> DeviceFigures:
@@ -330,6 +345,8 @@ class Daemon:
             self.source_done.set()
             while not self._stop.is_set():
                 self._watchdog(force=True)
+                if self._pending_engines is not None:
+                    self._swap_engines()
                 self._stop.wait(self.settings.watchdog_interval_seconds / 2)
         finally:
             self._shutdown()
@@ -495,6 +512,8 @@ class Daemon:
                 self._watchdog()
                 if self._stop.is_set():
                     return
+                if listening is None and self._pending_engines is not None:
+                    self._swap_engines()
                 if chunk is None:
                     continue
                 if listening is not None:
@@ -653,8 +672,86 @@ class Daemon:
             self._announce(cmd.text, cmd.command_id)
         elif cmd.action == "stop":
             self._interrupt()
-        else:
-            logger.info("command %s is handled by `konak models`, not the daemon", cmd.action)
+        elif cmd.action == "update_models":
+            self.update_models_in_background(cmd.command_id, cmd.model_set)
+
+    # ------------------------------------------------------------------ update_models
+    def _running_digests(self) -> dict[str, str]:
+        """The digest of each model the engines were loaded from (as the store has it)."""
+        try:
+            return digests(ModelStore(self.settings.models_dir), models_in_use(self.settings))
+        except (KonakError, OSError):
+            return {}
+
+    def update_models_in_background(
+        self, command_id: str, model_set: str | None
+    ) -> threading.Thread | None:
+        """Pull, verify and load on a thread of its own; the audio loop swaps the engines
+        between turns. One update at a time: another command meanwhile is refused."""
+        if not self._updating.acquire(blocking=False):
+            logger.warning("update_models %s refused: an update is in progress", command_id)
+            self._report_update(
+                ModelsUpdate(
+                    command_id=command_id,
+                    outcome="failed",
+                    error="update_in_progress",
+                    detail="another update_models is in progress; send it again later",
+                    models=dict(self._model_digests),
+                    finished_at=time.time(),
+                )
+            )
+            return None
+        thread = threading.Thread(
+            target=self._update_models,
+            args=(command_id, model_set),
+            name="konak-update-models",
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    def _update_models(self, command_id: str, model_set: str | None) -> None:
+        try:
+            # A config reload waits: it would rebuild the STT from the old model meanwhile.
+            with self._reload_lock:
+                update = self.updater.update(command_id, model_set, self.engines)
+                if update.engines is not None:
+                    self._engines_swapped.clear()
+                    self._pending_engines = update.engines
+                    while not self._engines_swapped.wait(0.2):
+                        if self._stop.is_set():
+                            return
+                    self._model_digests = self._running_digests()
+            self._report_update(update.report)
+        finally:
+            self._updating.release()
+
+    def _report_update(self, report: ModelsUpdate) -> None:
+        self.models_update = report
+        self.bus.emit(
+            Event(
+                "models-updated",
+                report.command_id,
+                {"outcome": report.outcome, "error": report.error, "models": report.models},
+            )
+        )
+        if self.hub is not None:  # the hub shows the result with the device
+            self.hub.publish(self.status())
+
+    def _swap_engines(self) -> None:
+        """Put the engines an update loaded in place, if no turn and no speech is running:
+        the next wake, endpoint, transcript and reply use them."""
+        fresh = self._pending_engines
+        if fresh is None or self._active() or self.speaker.busy.is_set():
+            return
+        self.engines = replace(fresh, intents=self.engines.intents)
+        self.detector.engine = fresh.wake
+        self.detector.reset()
+        self.endpointer.vad = fresh.vad
+        self.speaker.tts = fresh.tts
+        self._pending_engines = None
+        self._engines_swapped.set()
+        logger.info("models swapped in between turns")
 
     def _apply_config_safely(self, config: Config) -> None:
         try:

@@ -242,6 +242,11 @@ class Settings:
     device: DeviceSettings
     # [models] dir; without it, the caller's default (validation context default_models_dir).
     models_dir: FilePath = Field(validation_alias=AliasPath("models", "dir"))
+    # [models] accept_licenses: licences (beyond the commercial ones) an update_models from
+    # the hub may install, as `konak models pull --accept-license` takes them.
+    accept_licenses: tuple[str, ...] = Field(
+        default=(), validation_alias=AliasPath("models", "accept_licenses")
+    )
     audio: AudioSettings = AudioSettings()
     wake: WakeSettings = WakeSettings()
     vad: VadSettings = VadSettings()
@@ -255,7 +260,7 @@ class Settings:
     @classmethod
     def _models_dir(cls, data: Any, info: ValidationInfo) -> Any:
         if isinstance(data, dict):
-            unknown_keys(data, {"models": ("dir",)})
+            unknown_keys(data, {"models": ("dir", "accept_licenses")})
             models = data.get("models", {})
             if isinstance(models, dict) and "dir" not in models:
                 default = (info.context or {}).get("default_models_dir")

@@ -72,6 +72,26 @@ class Message(BaseModel):
         return decode_as(cls, payload, topic=topic)
 
 
+class ModelsUpdate(BaseModel):
+    """How a device's last ``update_models`` command ended (reported in its status)."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore", allow_inf_nan=False)
+
+    command_id: TurnId
+    outcome: Literal["ok", "unchanged", "failed"] = Field(
+        description=(
+            "ok: new models verified and in use; unchanged: they were current already; "
+            "failed: nothing changed, the models in use are the ones before the command."
+        )
+    )
+    error: ShortText | None = Field(default=None, description="Error code when failed.")
+    detail: ShortText | None = Field(default=None, description="What failed, in words.")
+    models: dict[ShortText, ShortText] = Field(
+        default_factory=dict, description="Model id -> digest (12 hex digits) now in use."
+    )
+    finished_at: Timestamp
+
+
 class Status(Message):
     """Presence and identity of a device (retained; also the last will)."""
 
@@ -91,6 +111,9 @@ class Status(Message):
     error: ShortText | None = Field(default=None, description="Error code when state=error.")
     config_revision: Annotated[int, Field(ge=0)] | None = Field(
         default=None, description="The revision of the hub's config message the device applied."
+    )
+    models_update: ModelsUpdate | None = Field(
+        default=None, description="The result of the last update_models command, if any."
     )
 
 
