@@ -44,11 +44,11 @@ class NoTargets(HubError):
     code = "device_not_found"
 
 
-def announcements(
-    store: Store, tenant: str, text: str, device: str | None, area: str | None
+def device_commands(
+    store: Store, tenant: str, device: str | None, area: str | None, **fields: Any
 ) -> list[Cmd]:
-    """The announce commands that speak ``text`` on one device, or on every device of an
-    area (give exactly one); raises NoTargets when there is none."""
+    """One command (``fields``: its action and arguments) for one device, or for every device
+    of an area (give exactly one); raises NoTargets when there is none."""
     if device is not None:
         targets = [d for d in [store.device(tenant, device)] if d is not None]
     else:
@@ -60,11 +60,18 @@ def announcements(
             tenant=tenant,
             device=target.device_id,
             command_id=f"c-{secrets.token_hex(8)}",
-            action="announce",
-            text=text,
+            **fields,
         )
         for target in targets
     ]
+
+
+def announcements(
+    store: Store, tenant: str, text: str, device: str | None, area: str | None
+) -> list[Cmd]:
+    """The announce commands that speak ``text`` on one device, or on every device of an
+    area (give exactly one); raises NoTargets when there is none."""
+    return device_commands(store, tenant, device, area, action="announce", text=text)
 
 
 def slack_escape(text: str) -> str:
@@ -95,6 +102,7 @@ class FleetMonitor:
         self._last_alert: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._tenant_alerts: dict[str, deque[float]] = {}  # when each recent alert was sent
         self.suppressed = 0  # alerts de-duplicated or over a tenant's rate
+        self._updates: dict[tuple[str, str], str] = {}  # the last update_models reported
 
     def on_status(self, status: Status, now: float | None = None) -> None:
         """Record a status (also the broker's last will) and alert on a new error."""
@@ -109,6 +117,33 @@ class FleetMonitor:
             self.store.mark_alerted(after.tenant_id, after.device_id)
         elif before is not None and before.state != after.state:
             logger.info("device %s/%s is now %s", after.tenant_id, after.device_id, after.state)
+        self._models_update(status)
+
+    def _models_update(self, status: Status) -> None:
+        """Log a device's update_models result once (its status repeats it)."""
+        update = status.models_update
+        key = (status.tenant, status.device)
+        if update is None or self._updates.get(key) == update.command_id:
+            return
+        self._updates[key] = update.command_id
+        if update.outcome == "failed":
+            logger.warning(
+                "device %s/%s: update_models %s failed [%s]: %s; it runs the models it had",
+                status.tenant,
+                status.device,
+                update.command_id,
+                update.error,
+                update.detail,
+            )
+        else:
+            logger.info(
+                "device %s/%s: update_models %s %s: %s",
+                status.tenant,
+                status.device,
+                update.command_id,
+                update.outcome,
+                ", ".join(f"{m} {d}" for m, d in sorted(update.models.items())),
+            )
 
     def on_seen(self, msg: Message, now: float | None = None) -> None:
         """Note that a device was heard from (any message but status, which sets it)."""

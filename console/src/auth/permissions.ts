@@ -9,6 +9,7 @@ export type Action =
   | "devices.read"
   | "devices.claim"
   | "devices.revoke"
+  | "devices.update"
   | "audit.read"
   | "mcp.read"
   | "mcp.write"
@@ -20,7 +21,14 @@ export type Action =
 
 const READONLY: Action[] = ["tenant.read", "devices.read", "voice.read", "alerts.read"];
 const MEMBER: Action[] = [...READONLY, "turns.read", "devices.announce"];
-const OPERATOR: Action[] = [...MEMBER, "devices.claim", "devices.revoke", "mcp.read", "voice.write"];
+const OPERATOR: Action[] = [
+  ...MEMBER,
+  "devices.claim",
+  "devices.revoke",
+  "devices.update",
+  "mcp.read",
+  "voice.write",
+];
 const ADMIN: Action[] = [...OPERATOR, "users.read", "users.write", "audit.read", "mcp.write"];
 
 export const ROLE_ACTIONS: Record<Role, readonly Action[]> = {

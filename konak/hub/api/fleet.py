@@ -16,15 +16,17 @@ from konak.hub.api.schemas import (
     FleetQuery,
     TelemetryQuery,
     TurnsQuery,
+    UpdateModelsBody,
     parse_query,
 )
 from konak.hub.errors import PublishError
 from konak.hub.events import visible
-from konak.hub.fleet import NoTargets, announcements
+from konak.hub.fleet import NoTargets, announcements, device_commands
 from konak.hub.keys import ALERTS, AUTH, INGEST, LIVE, STORE
 from konak.hub.live import TRANSCRIPTS, LiveFleet
 from konak.hub.security.errors import NotFound, Unavailable
 from konak.hub.security.rbac import Action, Identity, tenant_permissions
+from konak.protocol import Cmd
 
 
 def tenant_of(request: web.Request) -> str:
@@ -118,6 +120,35 @@ async def announce(request: web.Request) -> web.Response:
         cmds = announcements(request.app[STORE], tenant, body.text, body.device, body.area)
     except NoTargets as exc:
         raise NotFound(exc.message, code=exc.code) from exc
+    return web.json_response({"sent": await _send(request, cmds, "announcement")})
+
+
+@declare(Action.DEVICES_UPDATE)
+async def update_models(request: web.Request) -> web.Response:
+    """Ask one device, or every device of an area, to pull, verify and swap in its models
+    (or a set of the manifest); each reports the result in its status."""
+    tenant = tenant_of(request)
+    body = await read_json(request, UpdateModelsBody)
+    note(request, target=f"device:{body.device}" if body.device else f"area:{body.area}")
+    try:
+        cmds = device_commands(
+            request.app[STORE],
+            tenant,
+            body.device,
+            body.area,
+            action="update_models",
+            model_set=body.model_set,
+        )
+    except NoTargets as exc:
+        raise NotFound(exc.message, code=exc.code) from exc
+    sent = await _send(request, cmds, "update_models command")
+    return web.json_response(
+        {"sent": sent, "commands": {c.device: c.command_id for c in cmds}}, status=202
+    )
+
+
+async def _send(request: web.Request, cmds: list[Cmd], what: str) -> list[str]:
+    """Publish each command; the devices it reached (503 when the broker refuses one)."""
     ingest = request.app[INGEST]
     sent: list[str] = []
     for cmd in cmds:
@@ -125,11 +156,10 @@ async def announce(request: web.Request) -> web.Response:
             await ingest.publish(cmd)
         except PublishError as exc:
             raise Unavailable(
-                f"the broker did not take the announcement (sent to {len(sent)} of "
-                f"{len(cmds)} devices)"
+                f"the broker did not take the {what} (sent to {len(sent)} of {len(cmds)} devices)"
             ) from exc
         sent.append(cmd.device)
-    return web.json_response({"sent": sent})
+    return sent
 
 
 def _alert_log(request: web.Request) -> tuple[str, str, AlertLog]:

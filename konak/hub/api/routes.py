@@ -37,6 +37,7 @@ from konak.hub.api.schemas import (
     TenantBody,
     TokenQuery,
     TurnsQuery,
+    UpdateModelsBody,
 )
 from konak.hub.keys import AUTH, METRICS, SETTINGS, LiveSettings
 from konak.hub.metrics import HubMetrics
@@ -86,6 +87,9 @@ ROUTES: Final = (
     ),
     ApiRoute("GET", f"{T}/turns", fleet.turns, "turns", query=TurnsQuery),
     ApiRoute("POST", f"{T}/announce", fleet.announce, "announce", AnnounceBody),
+    ApiRoute(
+        "POST", f"{T}/update-models", fleet.update_models, "update_models", UpdateModelsBody, 202
+    ),
     ApiRoute("GET", f"{T}/events", events.events, "events", streams="text/event-stream"),
     ApiRoute("GET", f"{T}/alerts", fleet.list_alerts, "alerts", query=AlertsQuery),
     ApiRoute("POST", f"{T}/alerts/read-all", fleet.read_all_alerts, "read_alerts", None, 204),

@@ -233,6 +233,23 @@ class AlertsQuery(Query):
     limit: PageSize = 50
 
 
+class UpdateModelsBody(Body):
+    """Pull, verify and swap in models on one device, or on every device of an area."""
+
+    device: DeviceId | None = None
+    area: AreaName | None = None
+    model_set: Identifier | None = Field(
+        default=None,
+        description="A set or model id of the device's manifest; none: the models it runs.",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> UpdateModelsBody:
+        if (self.device is None) == (self.area is None):
+            raise ValueError("give exactly one of 'device' or 'area'")
+        return self
+
+
 class AnnounceBody(Body):
     """Speak a text on one device, or on every device of an area (exactly one of them)."""
 

@@ -48,6 +48,7 @@ class Action(StrEnum):
     VOICE_READ = "voice.read"  # the tenant's sentences, slot lists and wake thresholds
     VOICE_WRITE = "voice.write"  # save a voice config revision and publish it
     ALERTS_READ = "alerts.read"  # the notification centre (read state is per user)
+    DEVICES_UPDATE = "devices.update"  # update_models: devices pull and swap in their models
     # MQTT ingest: what a device may publish for its own tenant, one action per kind.
     STATUS_SEND = "status.send"
     TELEMETRY_SEND = "telemetry.send"
@@ -71,6 +72,7 @@ _MEMBER: Final = _READONLY | {Action.TURNS_READ, Action.DEVICES_ANNOUNCE}
 _OPERATOR: Final = _MEMBER | {
     Action.DEVICES_CLAIM,
     Action.DEVICES_REVOKE,
+    Action.DEVICES_UPDATE,
     Action.MCP_READ,
     Action.VOICE_WRITE,
 }

@@ -180,3 +180,40 @@ async def test_an_offline_alert_is_kept_streamed_and_marked_read(
     assert (alert["kind"], alert["device"], alert["read"]) == ("device_offline", "porch-pi", False)
     assert listed == {"alerts": [alert], "unread": 1}
     assert after == {"alerts": [{**alert, "read": True}], "unread": 0}
+
+
+async def test_update_models_reaches_the_devices_of_an_area_and_a_member_may_not_send_it(
+    broker: Mosquitto, tmp_path: Path, console_of: Any, devices: Any
+) -> None:
+    running, member = await console_of(settings(broker, tmp_path))
+    users = running.runner.app[AUTH].users
+    users.assign("acme", users.create_user("ops@acme.test", PASSWORD).user_id, Role.OPERATOR)
+    login = await member.http.post(
+        f"{member.url}/api/auth/login", json={"email": "ops@acme.test", "password": PASSWORD}
+    )
+    operator = Console(
+        member.http, member.url, {"Authorization": f"Bearer {(await login.json())['access_token']}"}
+    )
+    pi: Device = devices("hall-pi")
+    pi.probe.subscribe(build_topic("acme", "hall-pi", Kind.CMD))
+    await pi.online(area="hall")
+    body = {"area": "hall", "model_set": "default"}
+
+    async with member.http.post(
+        f"{member.url}{T}/update-models", json=body, headers=member.headers
+    ) as refused:
+        assert refused.status == 403
+    async with operator.http.post(
+        f"{operator.url}{T}/update-models", json=body, headers=operator.headers
+    ) as resp:
+        assert resp.status == 202, await resp.text()
+        answer = await resp.json()
+    got = await asyncio.to_thread(pi.probe.next, WAIT_SECONDS)
+    cmd = decode_as(Cmd, got.payload, topic=got.topic)
+    async with operator.http.post(
+        f"{operator.url}{T}/update-models", json={"device": "nowhere-pi"}, headers=operator.headers
+    ) as missing:
+        assert missing.status == 404
+
+    assert answer == {"sent": ["hall-pi"], "commands": {"hall-pi": cmd.command_id}}
+    assert (cmd.action, cmd.model_set) == ("update_models", "default")
