@@ -7,6 +7,7 @@ takes minutes); run with ``KONAK_FLEET=1``. Figures are printed at the end (run 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -65,7 +66,13 @@ def build_wheel(out: Path, epoch: int) -> Path:
 def wheelhouse(wheel: Path) -> Path:
     """Every dependency as wheels in a tarball (the namespaces have no route to PyPI), cached."""
     house = CACHE / "wheelhouse"
-    stamp = house / ".complete"
+    with zipfile.ZipFile(wheel) as whl:
+        metadata = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
+        requires = [
+            line for line in whl.read(metadata).decode().splitlines() if line.startswith("Requires")
+        ]
+    # made again when the release's requirements change
+    stamp = house / f".complete-{hashlib.sha256(repr(requires).encode()).hexdigest()[:12]}"
     if not stamp.exists():
         run(
             [
@@ -80,7 +87,7 @@ def wheelhouse(wheel: Path) -> Path:
         own.unlink()
     archive = CACHE / "wheelhouse.tar"
     if not archive.exists() or archive.stat().st_mtime < stamp.stat().st_mtime:
-        run(["tar", "-C", str(house), "-cf", str(archive), "--exclude", ".complete", "."])
+        run(["tar", "-C", str(house), "-cf", str(archive), "--exclude", ".complete*", "."])
     return archive
 
 
