@@ -158,7 +158,7 @@ class _Graph:
                 [self.op("MatMul", [x, self.const(f"{name}.weight", w)], f"{name}.matmul"), b],
                 name,
             )
-        wq, scale, zero = quantize_uint8(w)
+        wq, scale, zero = quantize_uint8(w, axis=0)  # per output column
         xq, xs, xz = self.ops(
             "DynamicQuantizeLinear",
             [x],
@@ -171,28 +171,32 @@ class _Graph:
                 xq,
                 self.const(f"{name}.weight_q", wq),
                 xz,
-                self.const(f"{name}.weight_zero", np.array(zero, dtype=np.uint8)),
+                self.const(f"{name}.weight_zero", zero),
             ],
             f"{name}.matmul_int",
         )
         as_float = self.op("Cast", [acc], f"{name}.cast", to=self.onnx.TensorProto.FLOAT)
         both = self.op(
             "Mul",
-            [xs, self.const(f"{name}.weight_scale", np.array(scale, np.float32))],
+            [xs, self.const(f"{name}.weight_scale", scale)],
             f"{name}.scale",
         )
         return self.op("Add", [self.op("Mul", [as_float, both], f"{name}.rescale"), b], name)
 
 
-def quantize_uint8(w: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """Per-tensor asymmetric uint8 (onnxruntime's QUInt8 rule: the range always holds 0)."""
+def quantize_uint8(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asymmetric uint8 with one scale and zero point per slice along ``axis`` (onnxruntime's
+    QUInt8 rule: each range is widened to hold 0). Returns (q, scale, zero point)."""
     import numpy as np
 
-    low, high = min(float(w.min()), 0.0), max(float(w.max()), 0.0)
-    scale = (high - low) / QUINT8_MAX if high > low else 1.0
-    zero = int(np.clip(round(-low / scale), 0, QUINT8_MAX))
-    q = np.clip(np.rint(w / np.float32(scale)) + zero, 0, QUINT8_MAX).astype(np.uint8)
-    return q, float(np.float32(scale)), zero
+    low = np.minimum(w.min(axis=axis), 0.0).astype(np.float32)
+    high = np.maximum(w.max(axis=axis), 0.0).astype(np.float32)
+    scale = np.where(high > low, (high - low) / np.float32(QUINT8_MAX), 1.0).astype(np.float32)
+    zero = np.clip(np.rint(-low / scale), 0, QUINT8_MAX).astype(np.uint8)
+    shape = [1] * w.ndim
+    shape[1 - axis] = -1
+    q = np.rint(w / scale.reshape(shape)) + zero.reshape(shape).astype(np.float32)
+    return np.clip(q, 0, QUINT8_MAX).astype(np.uint8), scale, zero
 
 
 def _layer_norm(g: _Graph, x: str, weights: _Weights, name: str, cfg: BertConfig) -> str:
@@ -277,6 +281,35 @@ def _encoder_layer(
     )
 
 
+def _word_embeddings(g: _Graph, table: np.ndarray) -> str:
+    """Gather each token's row; int8: rows stored as uint8 with a scale and zero per row."""
+    import numpy as np
+
+    if not g.int8:
+        return g.op(
+            "Gather",
+            [g.const("embeddings.word_embeddings", table), "input_ids"],
+            "embeddings.words",
+        )
+    q, scale, zero = quantize_uint8(table, axis=1)  # per row (token)
+    rows = g.op(
+        "Gather", [g.const("embeddings.word_embeddings_q", q), "input_ids"], "embeddings.rows_q"
+    )
+    rows = g.op("Cast", [rows], "embeddings.rows", to=g.onnx.TensorProto.FLOAT)
+    zeros = g.const("embeddings.word_zero", zero.astype(np.float32)[:, None])
+    scales = g.const("embeddings.word_scale", scale[:, None])
+    centred = g.op(
+        "Sub",
+        [rows, g.op("Gather", [zeros, "input_ids"], "embeddings.zeros")],
+        "embeddings.centred",
+    )
+    return g.op(
+        "Mul",
+        [centred, g.op("Gather", [scales, "input_ids"], "embeddings.scales")],
+        "embeddings.words",
+    )
+
+
 def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: bool) -> Any:
     """The ONNX ModelProto of the encoder + mean pooling + L2 normalisation."""
     numpy, onnx, _ = _need_packages()
@@ -284,10 +317,7 @@ def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: boo
     weights = _Weights(tensors)
     g = _Graph(onnx, int8=int8)
     h = cfg.hidden
-    word = g.const(
-        "embeddings.word_embeddings",
-        weights.get("embeddings.word_embeddings.weight", (cfg.vocab, h)),
-    )
+    words = _word_embeddings(g, weights.get("embeddings.word_embeddings.weight", (cfg.vocab, h)))
     # Single sentences have token type 0 everywhere: fold that row into the positions.
     positions = weights.get("embeddings.position_embeddings.weight", (cfg.max_positions, h))
     type0 = weights.get("embeddings.token_type_embeddings.weight", (2, h))[0]
@@ -295,9 +325,7 @@ def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: boo
     seq_len = g.op("Shape", ["input_ids"], "seq_len", start=1, end=2)
     zero = g.const("zero_1d", np.array([0], np.int64))
     pos = g.op("Slice", [pos_table, zero, seq_len, zero], "embeddings.positions")
-    summed = g.op(
-        "Add", [g.op("Gather", [word, "input_ids"], "embeddings.words"), pos], "embeddings.sum"
-    )
+    summed = g.op("Add", [words, pos], "embeddings.sum")
     x = _layer_norm(g, summed, weights, "embeddings.LayerNorm", cfg)
 
     mask = g.op("Cast", ["attention_mask"], "mask", to=onnx.TensorProto.FLOAT)

