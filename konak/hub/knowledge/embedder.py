@@ -84,6 +84,10 @@ class Embedder:
         )
         return embedder
 
+    def word_pieces(self, texts: Sequence[str]) -> list[int]:
+        """How many word pieces the model sees of each text (with [CLS]/[SEP], truncated)."""
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32, each row L2-normalised; mean pooling over word pieces."""
         import numpy as np
