@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from konak.edge_models.bench import bench_in_process
 from konak.edge_models.manifest import load_packaged
 from konak.edge_models.pull import Puller
 from konak.edge_models.store import ModelStore
@@ -31,11 +32,16 @@ def ranking(embedder: Embedder, pairs: list[list[str]]) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
     store = ModelStore(tmp_path_factory.mktemp("models"))
     report = Puller(store, load_packaged()).pull(["hub"])
     assert report.ok, [f.error.message for f in report.failures]
     assert store.verify() == []
+    return store
+
+
+@pytest.fixture(scope="module")
+def model_dir(store: ModelStore) -> Path:
     return store.path(MODEL)
 
 
@@ -110,3 +116,10 @@ def test_a_text_gets_the_same_vector_whatever_it_is_embedded_with(
     alone = np.concatenate([embedder.embed([s]) for s in sentences])
 
     np.testing.assert_allclose(together, alone, atol=0 if int8 else 1e-5)
+
+
+def test_konak_models_bench_times_one_short_sentence(store: ModelStore) -> None:
+    result = bench_in_process(store, load_packaged().model(MODEL), repeats=1)
+
+    assert result.steady_unit == "us/short sentence"
+    assert result.steady > 0
