@@ -92,17 +92,18 @@ def _failed(why: str) -> SourceError:
     return SourceError(f"cannot convert to ONNX: {why}", code=CONVERSION_FAILED)
 
 
-def _need_packages() -> tuple[Any, Any, Any]:
+def _need_packages() -> Any:
+    """The onnx module; a clear error when the conversion's packages are missing."""
     try:
-        import numpy
+        import numpy  # noqa: F401 - checked here, imported where used
         import onnx
-        from safetensors.numpy import load as load_safetensors
+        import safetensors  # noqa: F401
     except ImportError as exc:
         raise ModelError(
             f"converting this model needs numpy, onnx and safetensors (konak[hub]): {exc}",
             code=ENGINE_UNAVAILABLE,
         ) from exc
-    return numpy, onnx, load_safetensors
+    return onnx
 
 
 class _Weights:
@@ -137,6 +138,11 @@ class _Graph:
     def const(self, name: str, value: np.ndarray) -> str:
         self.initializers.append(self.onnx.numpy_helper.from_array(value, name))
         return name
+
+    def scalar(self, name: str, value: float) -> str:
+        import numpy as np
+
+        return self.const(name, np.array(value, np.float32))
 
     def op(self, op_type: str, inputs: list[str], name: str, **attrs: Any) -> str:
         self.nodes.append(self.onnx.helper.make_node(op_type, inputs, [name], name=name, **attrs))
@@ -176,11 +182,7 @@ class _Graph:
             f"{name}.matmul_int",
         )
         as_float = self.op("Cast", [acc], f"{name}.cast", to=self.onnx.TensorProto.FLOAT)
-        both = self.op(
-            "Mul",
-            [xs, self.const(f"{name}.weight_scale", scale)],
-            f"{name}.scale",
-        )
+        both = self.op("Mul", [xs, self.const(f"{name}.weight_scale", scale)], f"{name}.scale")
         return self.op("Add", [self.op("Mul", [as_float, both], f"{name}.rescale"), b], name)
 
 
@@ -231,7 +233,7 @@ def _encoder_layer(
     q = split(dense(x, f"{p}.attention.self.query", h, h), f"{p}.q", [0, 2, 1, 3])
     k = split(dense(x, f"{p}.attention.self.key", h, h), f"{p}.k", [0, 2, 3, 1])
     v = split(dense(x, f"{p}.attention.self.value", h, h), f"{p}.v", [0, 2, 1, 3])
-    scale = g.const(f"{p}.score_scale", np.array(1.0 / math.sqrt(d), np.float32))
+    scale = g.scalar(f"{p}.score_scale", 1.0 / math.sqrt(d))
     scores = g.op("Mul", [g.op("MatMul", [q, k], f"{p}.qk"), scale], f"{p}.scores")
     probs = g.op(
         "Softmax", [g.op("Add", [scores, mask_bias], f"{p}.masked")], f"{p}.probs", axis=-1
@@ -253,29 +255,14 @@ def _encoder_layer(
     )
     inner = dense(x, f"{p}.intermediate.dense", f, h)
     # GELU, exact: 0.5 * x * (1 + erf(x / sqrt(2)))
+    scaled = g.op("Mul", [inner, g.scalar(f"{p}.gelu.inv_sqrt2", 1 / math.sqrt(2))], f"{p}.gelu.x")
     erf = g.op(
-        "Erf",
-        [
-            g.op(
-                "Mul",
-                [inner, g.const(f"{p}.gelu.inv_sqrt2", np.array(1 / math.sqrt(2), np.float32))],
-                f"{p}.gelu.scaled",
-            )
-        ],
-        f"{p}.gelu.erf",
+        "Add",
+        [g.op("Erf", [scaled], f"{p}.gelu.erf"), g.scalar(f"{p}.gelu.one", 1.0)],
+        f"{p}.gelu.1erf",
     )
-    one_plus = g.op(
-        "Add", [erf, g.const(f"{p}.gelu.one", np.array(1.0, np.float32))], f"{p}.gelu.one_plus"
-    )
-    gelu = g.op(
-        "Mul",
-        [
-            g.op("Mul", [inner, one_plus], f"{p}.gelu.product"),
-            g.const(f"{p}.gelu.half", np.array(0.5, np.float32)),
-        ],
-        f"{p}.gelu",
-    )
-    out = dense(gelu, f"{p}.output.dense", h, f)
+    half = g.op("Mul", [inner, g.scalar(f"{p}.gelu.half", 0.5)], f"{p}.gelu.half_x")
+    out = dense(g.op("Mul", [half, erf], f"{p}.gelu"), f"{p}.output.dense", h, f)
     return _layer_norm(
         g, g.op("Add", [out, x], f"{p}.output.residual"), weights, f"{p}.output.LayerNorm", cfg
     )
@@ -312,8 +299,9 @@ def _word_embeddings(g: _Graph, table: np.ndarray) -> str:
 
 def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: bool) -> Any:
     """The ONNX ModelProto of the encoder + mean pooling + L2 normalisation."""
-    numpy, onnx, _ = _need_packages()
-    np = numpy
+    import numpy as np
+
+    onnx = _need_packages()
     weights = _Weights(tensors)
     g = _Graph(onnx, int8=int8)
     h = cfg.hidden
@@ -329,12 +317,8 @@ def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: boo
     x = _layer_norm(g, summed, weights, "embeddings.LayerNorm", cfg)
 
     mask = g.op("Cast", ["attention_mask"], "mask", to=onnx.TensorProto.FLOAT)
-    inverted = g.op("Sub", [g.const("one", np.array(1.0, np.float32)), mask], "mask.inverted")
-    bias = g.op(
-        "Mul",
-        [inverted, g.const("mask_bias_value", np.array(MASK_BIAS, np.float32))],
-        "mask.bias2d",
-    )
+    inverted = g.op("Sub", [g.scalar("one", 1.0), mask], "mask.inverted")
+    bias = g.op("Mul", [inverted, g.scalar("mask_bias_value", MASK_BIAS)], "mask.bias2d")
     mask_bias = g.op(
         "Unsqueeze", [bias, g.const("axes_1_2", np.array([1, 2], np.int64))], "mask.bias"
     )
@@ -351,13 +335,13 @@ def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: boo
         "Max",
         [
             g.op("ReduceSum", [mask3, axis1], "pool.count_raw", keepdims=0),
-            g.const("pool.eps", np.array(POOL_EPS, np.float32)),
+            g.scalar("pool.eps", POOL_EPS),
         ],
         "pool.count",
     )
     mean = g.op("Div", [total, count], "pool.mean")
     norm = g.op("ReduceL2", [mean], "norm.l2", axes=[1], keepdims=1)
-    norm = g.op("Max", [norm, g.const("norm.eps", np.array(NORM_EPS, np.float32))], "norm.clamped")
+    norm = g.op("Max", [norm, g.scalar("norm.eps", NORM_EPS)], "norm.clamped")
     g.op("Div", [mean, norm], "sentence_embedding")
 
     ints = onnx.TensorProto.INT64
@@ -389,7 +373,10 @@ def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: boo
 def convert(inputs: Mapping[str, bytes], outputs: tuple[str, ...]) -> dict[str, bytes]:
     """Build the files named in ``outputs`` (of model.onnx, model.int8.onnx, tokenizer.json)
     from the checkpoint's files; a broken or incomplete checkpoint is one conversion_failed line."""
-    _, _, load_safetensors = _need_packages()
+    _need_packages()
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as load_safetensors
+
     missing = [name for name in INPUTS if name not in inputs]
     if missing:
         raise _failed(f"the source has no {', '.join(missing)}")
@@ -402,7 +389,7 @@ def convert(inputs: Mapping[str, bytes], outputs: tuple[str, ...]) -> dict[str, 
     cfg = BertConfig.parse(inputs["config.json"])
     try:
         tensors = load_safetensors(inputs["model.safetensors"])
-    except Exception as exc:  # safetensors raises its own untyped SafetensorError
+    except SafetensorError as exc:
         raise _failed(f"model.safetensors is not readable ({exc})") from exc
     builders: dict[str, Callable[[], bytes]] = {
         FLOAT_FILE: lambda: build_graph(tensors, cfg, int8=False).SerializeToString(),
