@@ -201,21 +201,28 @@ def fail_on_logged_exceptions(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """A real PostgreSQL 16 with pgvector (pgserver) in a fresh data folder for the session;
-    yields the server's DSN; stopped at the end. Tests take ``postgres_dsn`` (a database
-    of their own) rather than sharing its default database."""
+    yields the server's DSN; stopped and removed at the end. Tests take ``postgres_dsn`` (a
+    database of their own) rather than sharing its default database."""
+    import shutil
+    import tempfile
     import warnings
 
-    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    # Under /tmp, not pytest's 0700 tree: as root, pgserver runs PostgreSQL as its own user.
+    data = Path(tempfile.mkdtemp(prefix="konak-postgres-"))
     try:
-        yield server.get_uri()
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            server = pgserver.get_server(data, cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
     finally:
-        server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture

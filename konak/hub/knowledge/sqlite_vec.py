@@ -77,23 +77,9 @@ CREATE INDEX meta_pid ON meta (pid);
 """
 
 
-def _create(db: sqlite3.Connection) -> None:
-    """Version 1; a file that already holds tables is another program's: refused."""
-    if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise BackendUnavailable(
-            f"{_path_of(db)} is not a Konak knowledge file (it holds other tables): "
-            "move it aside or point [knowledge] directory elsewhere"
-        )
-    for statement in storage.statements(_TABLES):
-        db.execute(statement)
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-
-
-def _path_of(db: sqlite3.Connection) -> str:
-    return str(db.execute("PRAGMA database_list").fetchone()[2])
-
-
-SCHEMA: Final = storage.Schema("the knowledge file", (_create,), BackendUnavailable)
+SCHEMA: Final = storage.Schema(
+    "a Konak knowledge file", (_TABLES,), BackendUnavailable, application_id=APPLICATION_ID
+)
 
 
 def _load(db: sqlite3.Connection) -> None:
@@ -142,15 +128,7 @@ class _Tenant:
         self.write_lock = threading.Lock()  # held for a whole transaction (any thread ends it)
 
     def _open(self) -> sqlite3.Connection:
-        db = storage.connect(self.path, SCHEMA, module=sqlean, load=_load)
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        if app_id != APPLICATION_ID:
-            db.close()
-            raise BackendUnavailable(
-                f"{self.path} is not a Konak knowledge file (application id {app_id}): "
-                "move it aside or point [knowledge] directory elsewhere"
-            )
-        return db
+        return storage.connect(self.path, SCHEMA, module=sqlean, load=_load)
 
     def close(self) -> None:
         self.writer.close()
