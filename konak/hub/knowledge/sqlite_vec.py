@@ -342,54 +342,57 @@ class SqliteWriter:
         self._changed = False
 
     def upsert(self, passages: Sequence[Passage], doc_ids: Sequence[str], limits: Limits) -> int:
-        db, cid = self._db, self.collection_id
-        old: list[tuple[int, int]] = []
-        for doc_id in doc_ids:
-            old.extend(
-                db.execute(
-                    "SELECT pid, bytes FROM passages WHERE collection = ? AND doc_id = ?",
-                    (cid, doc_id),
-                ).fetchall()
-            )
+        db = self._db
+        old = self._existing(doc_ids)
+        # The write lock is ours: passage ids are numbered here, so inserts go in batches.
+        first = int(db.execute("SELECT coalesce(max(pid), 0) + 1 FROM passages").fetchone()[0])
         rows = []
+        meta_rows: list[tuple[str, str, Any, int]] = []
         added = 0
         for seq, p in enumerate(passages):
             meta = metadata_json(p.metadata)
             size = passage_bytes(p, meta)
             added += size
-            rows.append((cid, p.id, p.doc_id, seq, p.text, meta, p.vector.tobytes(), size))
-        usage = _usage(db)
-        check_quota(limits, usage, len(passages) - len(old), added - sum(b for _, b in old))
-        if old:
-            pids = [(pid,) for pid, _ in old]
-            db.executemany("DELETE FROM meta WHERE pid = ?", pids)
-            db.executemany("DELETE FROM passages WHERE pid = ?", pids)
-        meta_rows: list[tuple[str, str, Any, int]] = []
-        for row, p in zip(rows, passages, strict=True):
-            cur = db.execute(
-                "INSERT INTO passages (collection, id, doc_id, seq, text, metadata, vector, "
-                "bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
+            pid = first + seq
+            rows.append(
+                (
+                    pid,
+                    self.collection_id,
+                    p.id,
+                    p.doc_id,
+                    seq,
+                    p.text,
+                    meta,
+                    p.vector.tobytes(),
+                    size,
+                )
             )
-            assert cur.lastrowid is not None
-            meta_rows.extend(_meta_rows(cur.lastrowid, dict(p.metadata)))
+            meta_rows.extend(_meta_rows(pid, dict(p.metadata)))
+        removed = sum(b for _, b in old)
+        check_quota(limits, _usage(db), len(passages) - len(old), added - removed)
+        self._remove(old)
+        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?, ?, ?)", meta_rows)
-        self._count(len(passages) - len(old), added - sum(b for _, b in old))
+        self._count(len(passages) - len(old), added - removed)
         return len(passages)
 
+    def _existing(self, doc_ids: Sequence[str]) -> list[tuple[int, int]]:
+        """(pid, bytes) of the passages of these documents."""
+        return self._db.execute(
+            "SELECT pid, bytes FROM passages WHERE collection = ? "
+            "AND doc_id IN (SELECT value FROM json_each(?))",
+            (self.collection_id, json.dumps(list(doc_ids))),
+        ).fetchall()
+
+    def _remove(self, old: Sequence[tuple[int, int]]) -> None:
+        if old:
+            pids = [(pid,) for pid, _ in old]
+            self._db.executemany("DELETE FROM meta WHERE pid = ?", pids)
+            self._db.executemany("DELETE FROM passages WHERE pid = ?", pids)
+
     def delete(self, doc_ids: Sequence[str]) -> int:
-        db, cid = self._db, self.collection_id
-        old: list[tuple[int, int]] = []
-        for doc_id in doc_ids:
-            old.extend(
-                db.execute(
-                    "SELECT pid, bytes FROM passages WHERE collection = ? AND doc_id = ?",
-                    (cid, doc_id),
-                ).fetchall()
-            )
-        pids = [(pid,) for pid, _ in old]
-        db.executemany("DELETE FROM meta WHERE pid = ?", pids)
-        db.executemany("DELETE FROM passages WHERE pid = ?", pids)
+        old = self._existing(doc_ids)
+        self._remove(old)
         self._count(-len(old), -sum(b for _, b in old))
         return len(old)
 
