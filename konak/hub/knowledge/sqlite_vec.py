@@ -22,7 +22,7 @@ import sqlean  # type: ignore[import-untyped]
 import sqlite_vec  # type: ignore[import-untyped]
 
 from konak.hub.knowledge.common import check_quota, metadata_json, not_found, select_collections
-from konak.hub.knowledge.filters import Filter, kind
+from konak.hub.knowledge.filters import RANGES, Filter, kind
 from konak.hub.knowledge.types import (
     BackendUnavailable,
     CollectionExists,
@@ -92,28 +92,43 @@ def _meta_rows(pid: int, metadata: dict[str, Any]) -> Iterator[tuple[str, str, A
             yield key, kind(value), 0 if value is None else value, pid
 
 
-def compile_filter(where: Filter) -> tuple[str, list[Any]]:
-    """The filter as SQL over ``passages`` (its ``pid``) and its parameters."""
+_SIGNS: Final = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def compile_filter(where: Filter) -> tuple[str, list[Any], bool]:
+    """The filter as SQL over ``passages.pid``, its parameters, and whether it names the
+    candidates (the intersection of the equality, ``$in`` and range sets, read from the
+    metadata index) rather than only excluding some (``$ne``)."""
+    sets: list[tuple[str, list[Any]]] = []  # each: the pids one condition admits
+    ranges: dict[tuple[str, str], tuple[list[str], list[Any]]] = {}
+    excluded: list[tuple[str, list[Any]]] = []
+    for cond in where.conditions:
+        if cond.op in RANGES:
+            # Ranges on one field are one index range: "n >= 10 AND n < 30".
+            value = cond.values[0]
+            bounds, limits = ranges.setdefault((cond.field, kind(value)), ([], []))
+            bounds.append(f"value {_SIGNS[cond.op]} ?")
+            limits.append(value)
+            continue
+        tests = " OR ".join(["(kind = ? AND value = ?)"] * len(cond.values))
+        args = [cond.field]
+        for value in cond.values:
+            args.extend((kind(value), 0 if value is None else value))
+        query = f"SELECT pid FROM meta WHERE key = ? AND ({tests})"  # noqa: S608
+        (excluded if cond.op == "$ne" else sets).append((query, args))
+    for (field, k), (bounds, limits) in ranges.items():
+        test = " AND ".join(bounds)
+        query = f"SELECT pid FROM meta WHERE key = ? AND kind = ? AND {test}"  # noqa: S608
+        sets.append((query, [field, k, *limits]))
     parts: list[str] = []
     params: list[Any] = []
-    for cond in where.conditions:
-        if cond.op in ("$eq", "$ne", "$in"):
-            tests = " OR ".join(["(kind = ? AND value = ?)"] * len(cond.values))
-            negate = "NOT " if cond.op == "$ne" else ""
-            parts.append(
-                f"pid {negate}IN (SELECT pid FROM meta WHERE key = ? AND ({tests}))"  # noqa: S608
-            )
-            params.append(cond.field)
-            for value in cond.values:
-                params.extend((kind(value), 0 if value is None else value))
-        else:
-            sign = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
-            value = cond.values[0]
-            parts.append(
-                f"pid IN (SELECT pid FROM meta WHERE key = ? AND kind = ? AND value {sign} ?)"  # noqa: S608
-            )
-            params.extend((cond.field, kind(value), value))
-    return " AND ".join(parts), params
+    if sets:
+        parts.append(f"pid IN ({' INTERSECT '.join(q for q, _ in sets)})")
+        params.extend(a for _, args in sets for a in args)
+    for query, args in excluded:
+        parts.append(f"pid NOT IN ({query})")
+        params.extend(args)
+    return " AND ".join(parts), params, bool(sets)
 
 
 class _Tenant:
@@ -264,7 +279,9 @@ class SqliteVecBackend:
             sql = f"collection IN ({marks})"
             params: list[Any] = [vector.astype(np.float32).tobytes(), *names]
             if where is not None:
-                clause, extra = compile_filter(where)
+                clause, extra, candidates = compile_filter(where)
+                if candidates:  # read the candidates by pid, not the whole collection
+                    sql = f"+{sql}"
                 sql += f" AND {clause}"
                 params.extend(extra)
             rows = db.execute(
