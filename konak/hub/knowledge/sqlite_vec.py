@@ -111,7 +111,7 @@ def compile_filter(where: Filter) -> tuple[str, list[Any], bool]:
             limits.append(value)
             continue
         tests = " OR ".join(["(kind = ? AND value = ?)"] * len(cond.values))
-        args = [cond.field]
+        args: list[Any] = [cond.field]
         for value in cond.values:
             args.extend((kind(value), 0 if value is None else value))
         query = f"SELECT pid FROM meta WHERE key = ? AND ({tests})"  # noqa: S608
