@@ -4,7 +4,7 @@ A tenant's collections and passages are tables of its own schema, named through
 ``psycopg.sql.Identifier`` (never spliced), so no query for one tenant names another's
 tables. Search is exact (``<=>``, cosine distance, over the rows the filter leaves): an HNSW
 index made inserts about 400 times slower and missed true neighbours; docs/knowledge.md has
-the figures. The filter is compiled to SQL/JSON path expressions whose values are bound.
+the figures. Equality filters use a GIN index on the metadata; values are always bound.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ _TABLES: Final = (
         bytes integer NOT NULL,
         UNIQUE (collection, id))""",
     "CREATE INDEX IF NOT EXISTS passages_doc ON {s}.passages (collection, doc_id, seq)",
+    "CREATE INDEX IF NOT EXISTS passages_meta ON {s}.passages USING gin (metadata jsonb_path_ops)",
 )
 _INFO: Final = (
     "SELECT id, name, description, dim, model, passages, bytes, created_at, updated_at "
@@ -123,20 +124,23 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 def compile_filter(where: Filter) -> tuple[sql.Composed, list[Any]]:
-    """The filter as SQL/JSON path tests on ``metadata``; paths and values are parameters."""
+    """The filter as SQL on ``metadata`` with bound values: equality and ``$in`` as JSON
+    containment (the GIN index; a scalar field or a list holding the value), ranges as
+    SQL/JSON path tests (whose path is a parameter too)."""
     parts: list[sql.Composable] = []
     params: list[Any] = []
     for cond in where.conditions:
-        names = [f"v{i}" for i in range(len(cond.values))]
         if cond.op in ("$eq", "$ne", "$in"):
-            test = " || ".join(f"@ == ${n}" for n in names)
-        else:
-            sign = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
-            test = f"@ {sign} $v0"
-        path = f"$.{json.dumps(cond.field)} ? ({test})"
-        exists = sql.SQL("jsonb_path_exists(metadata, %s::jsonpath, %s)")
-        parts.append(sql.SQL("NOT ") + exists if cond.op == "$ne" else exists)
-        params.extend((path, Jsonb(dict(zip(names, cond.values, strict=True)))))
+            tests = []
+            for value in cond.values:
+                tests.append(sql.SQL("metadata @> %s OR metadata @> %s"))
+                params.extend((Jsonb({cond.field: value}), Jsonb({cond.field: [value]})))
+            test = sql.SQL("({})").format(sql.SQL(" OR ").join(tests))
+            parts.append(sql.SQL("NOT ") + test if cond.op == "$ne" else test)
+            continue
+        sign = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
+        parts.append(sql.SQL("jsonb_path_exists(metadata, %s::jsonpath, %s)"))
+        params.extend((f"$.{json.dumps(cond.field)} ? (@ {sign} $v)", Jsonb({"v": cond.values[0]})))
     return sql.SQL(" AND ").join(parts), params
 
 
