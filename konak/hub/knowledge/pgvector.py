@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, LiteralString
 
 import numpy as np
 import psycopg
@@ -251,20 +251,24 @@ class PgvectorBackend:
 
     # ------------------------------------------------------------------ reading
     def get_document(self, tenant: str, collection: str, doc_id: str) -> list[Passage]:
+        rows = self._passages(tenant, collection, "doc_id = %s ORDER BY seq", (doc_id,))
+        return [Passage(*row[:5]) for row in rows]
+
+    def _passages(
+        self, tenant: str, collection: str, where: LiteralString, params: tuple[Any, ...]
+    ) -> list[Any]:
+        """(id, doc_id, text, metadata, vector, pid) rows of a collection (``where``: a
+        fixed clause)."""
         with self._conn() as conn:
             s = self._schema(conn, tenant, create=False)
             if s is None:
                 raise not_found(collection)
             cid, _ = _collection(conn, s, collection)
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT id, doc_id, text, metadata, vector FROM {}.passages "
-                    "WHERE collection = %s AND doc_id = %s ORDER BY seq"
-                ).format(s),
-                (cid, doc_id),
-                binary=True,
-            ).fetchall()
-        return [Passage(*row) for row in rows]
+            query = sql.SQL(
+                "SELECT id, doc_id, text, metadata, vector, pid FROM {}.passages "
+                "WHERE collection = %s AND "
+            ).format(s) + sql.SQL(where)
+            return conn.execute(query, (cid, *params), binary=True).fetchall()
 
     def search(
         self,
@@ -305,19 +309,7 @@ class PgvectorBackend:
     def export(
         self, tenant: str, collection: str, after: int, batch: int
     ) -> tuple[list[Passage], int]:
-        with self._conn() as conn:
-            s = self._schema(conn, tenant, create=False)
-            if s is None:
-                raise not_found(collection)
-            cid, _ = _collection(conn, s, collection)
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT id, doc_id, text, metadata, vector, pid FROM {}.passages "
-                    "WHERE collection = %s AND pid > %s ORDER BY pid LIMIT %s"
-                ).format(s),
-                (cid, after, batch),
-                binary=True,
-            ).fetchall()
+        rows = self._passages(tenant, collection, "pid > %s ORDER BY pid LIMIT %s", (after, batch))
         return [Passage(*row[:5]) for row in rows], (int(rows[-1][5]) if rows else after)
 
     def usage(self, tenant: str) -> Usage:

@@ -14,8 +14,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, LiteralString
 
 import numpy as np
 import sqlean  # type: ignore[import-untyped]
@@ -195,7 +196,7 @@ class SqliteVecBackend:
         t = self._tenant(tenant, create=True)
         assert t is not None
         now = time.time()
-        with t.write_lock, storage.transaction(t.writer):
+        with t.write_lock, _failure(t.path), storage.transaction(t.writer):
             try:
                 t.writer.execute(
                     "INSERT INTO collections (name, description, dim, model, created_at, "
@@ -228,7 +229,7 @@ class SqliteVecBackend:
         t = self._tenant(tenant, create=False)
         if t is None:
             raise not_found(name)
-        with t.write_lock, storage.transaction(t.writer):
+        with t.write_lock, _failure(t.path), storage.transaction(t.writer):
             cid, _ = _collection(t.writer, name)
             t.writer.execute(
                 "DELETE FROM meta WHERE pid IN (SELECT pid FROM passages WHERE collection = ?)",
@@ -245,17 +246,24 @@ class SqliteVecBackend:
 
     # ------------------------------------------------------------------ reading
     def get_document(self, tenant: str, collection: str, doc_id: str) -> list[Passage]:
+        rows = self._passages(tenant, collection, "doc_id = ? ORDER BY seq", (doc_id,))
+        return [_passage(row[:5]) for row in rows]
+
+    def _passages(
+        self, tenant: str, collection: str, where: LiteralString, params: tuple[Any, ...]
+    ) -> list[Any]:
+        """(id, doc_id, text, metadata, vector, pid) rows of a collection (``where``: a
+        fixed clause)."""
         reading = self._read(tenant)
         if reading is None:
             raise not_found(collection)
         with reading as db:
             cid, _ = _collection(db, collection)
-            rows = db.execute(
-                "SELECT id, doc_id, text, metadata, vector FROM passages "
-                "WHERE collection = ? AND doc_id = ? ORDER BY seq",
-                (cid, doc_id),
+            return db.execute(
+                "SELECT id, doc_id, text, metadata, vector, pid FROM passages "  # noqa: S608
+                f"WHERE collection = ? AND {where}",
+                (cid, *params),
             ).fetchall()
-        return [_passage(row) for row in rows]
 
     def search(
         self,
@@ -299,16 +307,7 @@ class SqliteVecBackend:
     def export(
         self, tenant: str, collection: str, after: int, batch: int
     ) -> tuple[list[Passage], int]:
-        reading = self._read(tenant)
-        if reading is None:
-            raise not_found(collection)
-        with reading as db:
-            cid, _ = _collection(db, collection)
-            rows = db.execute(
-                "SELECT id, doc_id, text, metadata, vector, pid FROM passages "
-                "WHERE collection = ? AND pid > ? ORDER BY pid LIMIT ?",
-                (cid, after, batch),
-            ).fetchall()
+        rows = self._passages(tenant, collection, "pid > ? ORDER BY pid LIMIT ?", (after, batch))
         return [_passage(row[:5]) for row in rows], (rows[-1][5] if rows else after)
 
     def usage(self, tenant: str) -> Usage:
@@ -359,6 +358,10 @@ class SqliteWriter:
         self._changed = False
 
     def upsert(self, passages: Sequence[Passage], doc_ids: Sequence[str], limits: Limits) -> int:
+        with _failure(self._tenant.path):
+            return self._upsert(passages, doc_ids, limits)
+
+    def _upsert(self, passages: Sequence[Passage], doc_ids: Sequence[str], limits: Limits) -> int:
         db = self._db
         old = self._existing(doc_ids)
         # The write lock is ours: passage ids are numbered here, so inserts go in batches.
@@ -408,10 +411,11 @@ class SqliteWriter:
             self._db.executemany("DELETE FROM passages WHERE pid = ?", pids)
 
     def delete(self, doc_ids: Sequence[str]) -> int:
-        old = self._existing(doc_ids)
-        self._remove(old)
-        self._count(-len(old), -sum(b for _, b in old))
-        return len(old)
+        with _failure(self._tenant.path):
+            old = self._existing(doc_ids)
+            self._remove(old)
+            self._count(-len(old), -sum(b for _, b in old))
+            return len(old)
 
     def _count(self, passages: int, size: int) -> None:
         self._changed = True
@@ -429,10 +433,20 @@ class SqliteWriter:
 
     def _end(self, statement: str) -> None:
         try:
-            if self._db.in_transaction:
-                self._db.execute(statement)
+            with _failure(self._tenant.path):
+                if self._db.in_transaction:
+                    self._db.execute(statement)
         finally:
             self._tenant.write_lock.release()
+
+
+@contextmanager
+def _failure(path: Path) -> Iterator[None]:
+    """SQLite's errors (a full disk, a file gone bad) as BackendUnavailable naming the file."""
+    try:
+        yield
+    except sqlean.Error as exc:
+        raise BackendUnavailable(f"{path}: {exc}") from exc
 
 
 def _usage(db: sqlite3.Connection) -> Usage:
