@@ -174,7 +174,7 @@ class PgvectorBackend:
                 "the knowledge database is unreachable (no connection within "
                 f"{CONNECT_TIMEOUT_SECONDS:g} s)"
             ) from exc
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:  # the server went away, or a table someone dropped
             raise BackendUnavailable(f"the knowledge database failed: {exc}") from exc
 
     def _schema(
@@ -434,7 +434,7 @@ class PgWriter:
 def _errors() -> Iterator[None]:
     try:
         yield
-    except psycopg.OperationalError as exc:
+    except psycopg.Error as exc:
         raise BackendUnavailable(f"the knowledge database failed: {exc}") from exc
 
 
