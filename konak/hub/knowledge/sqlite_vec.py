@@ -20,10 +20,19 @@ from typing import Any, Final, LiteralString
 
 import numpy as np
 import sqlean  # type: ignore[import-untyped]
-import sqlite_vec  # type: ignore[import-untyped]
 
 from konak.hub.knowledge.common import check_quota, metadata_json, not_found, select_collections
-from konak.hub.knowledge.filters import RANGES, Filter, kind
+from konak.hub.knowledge.filters import Filter
+from konak.hub.knowledge.sqlite_vec_sql import (
+    SCHEMA,
+    collection_of,
+    compile_filter,
+    count_documents,
+    load,
+    meta_rows,
+    passage_of,
+    usage_of,
+)
 from konak.hub.knowledge.types import (
     BackendUnavailable,
     CollectionExists,
@@ -38,99 +47,6 @@ from konak.hub.knowledge.types import (
 from konak.protocol.topics import is_identifier
 from konak.storage import sqlite as storage
 
-APPLICATION_ID: Final = 0x4B4E4B56  # "KNKV": refuses another program's SQLite file
-
-_TABLES: Final = """
-CREATE TABLE collections (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    description TEXT NOT NULL,
-    dim INTEGER NOT NULL,
-    model TEXT NOT NULL,
-    passages INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE passages (
-    pid INTEGER PRIMARY KEY,
-    collection INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    bytes INTEGER NOT NULL,
-    UNIQUE (collection, id)
-);
-CREATE INDEX passages_doc ON passages (collection, doc_id, seq);
--- A filter's index: kind is b(ool), n(umber), s(tring) or z (null, value 0); a list-valued
--- field has a row per element.
-CREATE TABLE meta (
-    key TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    value NOT NULL,
-    pid INTEGER NOT NULL,
-    PRIMARY KEY (key, kind, value, pid)
-) WITHOUT ROWID;
-CREATE INDEX meta_pid ON meta (pid);
-"""
-
-
-SCHEMA: Final = storage.Schema(
-    "a Konak knowledge file", (_TABLES,), BackendUnavailable, application_id=APPLICATION_ID
-)
-
-
-def _load(db: sqlite3.Connection) -> None:
-    sqlite_vec.load(db)
-
-
-def _meta_rows(pid: int, metadata: dict[str, Any]) -> Iterator[tuple[str, str, Any, int]]:
-    for key, raw in metadata.items():
-        for value in raw if isinstance(raw, list) else [raw]:
-            yield key, kind(value), 0 if value is None else value, pid
-
-
-_SIGNS: Final = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-
-
-def compile_filter(where: Filter) -> tuple[str, list[Any], bool]:
-    """The filter as SQL over ``passages.pid``, its parameters, and whether it names the
-    candidates (the intersection of the equality, ``$in`` and range sets, read from the
-    metadata index) rather than only excluding some (``$ne``)."""
-    sets: list[tuple[str, list[Any]]] = []  # each: the pids one condition admits
-    ranges: dict[tuple[str, str], tuple[list[str], list[Any]]] = {}
-    excluded: list[tuple[str, list[Any]]] = []
-    for cond in where.conditions:
-        if cond.op in RANGES:
-            # Ranges on one field are one index range: "n >= 10 AND n < 30".
-            value = cond.values[0]
-            bounds, limits = ranges.setdefault((cond.field, kind(value)), ([], []))
-            bounds.append(f"value {_SIGNS[cond.op]} ?")
-            limits.append(value)
-            continue
-        tests = " OR ".join(["(kind = ? AND value = ?)"] * len(cond.values))
-        args: list[Any] = [cond.field]
-        for value in cond.values:
-            args.extend((kind(value), 0 if value is None else value))
-        query = f"SELECT pid FROM meta WHERE key = ? AND ({tests})"  # noqa: S608
-        (excluded if cond.op == "$ne" else sets).append((query, args))
-    for (field, k), (bounds, limits) in ranges.items():
-        test = " AND ".join(bounds)
-        query = f"SELECT pid FROM meta WHERE key = ? AND kind = ? AND {test}"  # noqa: S608
-        sets.append((query, [field, k, *limits]))
-    parts: list[str] = []
-    params: list[Any] = []
-    if sets:
-        parts.append(f"pid IN ({' INTERSECT '.join(q for q, _ in sets)})")
-        params.extend(a for _, args in sets for a in args)
-    for query, args in excluded:
-        parts.append(f"pid NOT IN ({query})")
-        params.extend(args)
-    return " AND ".join(parts), params, bool(sets)
-
 
 class _Tenant:
     """One tenant's file: a reading connection and a writing one (WAL: readers never see a
@@ -144,7 +60,7 @@ class _Tenant:
         self.write_lock = threading.Lock()  # held for a whole transaction (any thread ends it)
 
     def _open(self) -> sqlite3.Connection:
-        return storage.connect(self.path, SCHEMA, module=sqlean, load=_load)
+        return storage.connect(self.path, SCHEMA, module=sqlean, load=load)
 
     def close(self) -> None:
         self.writer.close()
@@ -213,7 +129,7 @@ class SqliteVecBackend:
             return []
         with reading as db:
             rows = db.execute(f"{_INFO} ORDER BY name").fetchall()
-            return [_info(row[1:], _documents(db, row[0])) for row in rows]
+            return [_info(row[1:], count_documents(db, row[0])) for row in rows]
 
     def get_collection(self, tenant: str, name: str) -> CollectionInfo:
         reading = self._read(tenant)
@@ -223,14 +139,14 @@ class SqliteVecBackend:
             row = db.execute(f"{_INFO} WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise not_found(name)
-            return _info(row[1:], _documents(db, row[0]))
+            return _info(row[1:], count_documents(db, row[0]))
 
     def delete_collection(self, tenant: str, name: str) -> None:
         t = self._tenant(tenant, create=False)
         if t is None:
             raise not_found(name)
         with t.write_lock, _failure(t.path), storage.transaction(t.writer):
-            cid, _ = _collection(t.writer, name)
+            cid, _ = collection_of(t.writer, name)
             t.writer.execute(
                 "DELETE FROM meta WHERE pid IN (SELECT pid FROM passages WHERE collection = ?)",
                 (cid,),
@@ -247,7 +163,7 @@ class SqliteVecBackend:
     # ------------------------------------------------------------------ reading
     def get_document(self, tenant: str, collection: str, doc_id: str) -> list[Passage]:
         rows = self._passages(tenant, collection, "doc_id = ? ORDER BY seq", (doc_id,))
-        return [_passage(row[:5]) for row in rows]
+        return [passage_of(row[:5]) for row in rows]
 
     def _passages(
         self, tenant: str, collection: str, where: LiteralString, params: tuple[Any, ...]
@@ -258,7 +174,7 @@ class SqliteVecBackend:
         if reading is None:
             raise not_found(collection)
         with reading as db:
-            cid, _ = _collection(db, collection)
+            cid, _ = collection_of(db, collection)
             return db.execute(
                 "SELECT id, doc_id, text, metadata, vector, pid FROM passages "  # noqa: S608
                 f"WHERE collection = ? AND {where}",
@@ -308,14 +224,14 @@ class SqliteVecBackend:
         self, tenant: str, collection: str, after: int, batch: int
     ) -> tuple[list[Passage], int]:
         rows = self._passages(tenant, collection, "pid > ? ORDER BY pid LIMIT ?", (after, batch))
-        return [_passage(row[:5]) for row in rows], (rows[-1][5] if rows else after)
+        return [passage_of(row[:5]) for row in rows], (rows[-1][5] if rows else after)
 
     def usage(self, tenant: str) -> Usage:
         reading = self._read(tenant)
         if reading is None:
             return Usage(0, 0)
         with reading as db:
-            return _usage(db)
+            return usage_of(db)
 
     def close(self) -> None:
         with self._lock:
@@ -351,7 +267,7 @@ class SqliteWriter:
         tenant.write_lock.acquire()
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            self.collection_id, self.dim = _collection(self._db, collection)
+            self.collection_id, self.dim = collection_of(self._db, collection)
         except BaseException:
             self._end("ROLLBACK")
             raise
@@ -367,7 +283,7 @@ class SqliteWriter:
         # The write lock is ours: passage ids are numbered here, so inserts go in batches.
         first = int(db.execute("SELECT coalesce(max(pid), 0) + 1 FROM passages").fetchone()[0])
         rows = []
-        meta_rows: list[tuple[str, str, Any, int]] = []
+        index_rows: list[tuple[str, str, Any, int]] = []
         added = 0
         for seq, p in enumerate(passages):
             meta = metadata_json(p.metadata)
@@ -387,12 +303,12 @@ class SqliteWriter:
                     size,
                 )
             )
-            meta_rows.extend(_meta_rows(pid, dict(p.metadata)))
+            index_rows.extend(meta_rows(pid, dict(p.metadata)))
         removed = sum(b for _, b in old)
-        check_quota(limits, _usage(db), len(passages) - len(old), added - removed)
+        check_quota(limits, usage_of(db), len(passages) - len(old), added - removed)
         self._remove(old)
         db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?, ?, ?)", meta_rows)
+        db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?, ?, ?)", index_rows)
         self._count(len(passages) - len(old), added - removed)
         return len(passages)
 
@@ -447,31 +363,3 @@ def _failure(path: Path) -> Iterator[None]:
         yield
     except sqlean.Error as exc:
         raise BackendUnavailable(f"{path}: {exc}") from exc
-
-
-def _usage(db: sqlite3.Connection) -> Usage:
-    vectors, size = db.execute(
-        "SELECT coalesce(sum(passages), 0), coalesce(sum(bytes), 0) FROM collections"
-    ).fetchone()
-    return Usage(int(vectors), int(size))
-
-
-def _documents(db: sqlite3.Connection, cid: int) -> int:
-    return int(
-        db.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT doc_id FROM passages WHERE collection = ?)",
-            (cid,),
-        ).fetchone()[0]
-    )
-
-
-def _collection(db: sqlite3.Connection, name: str) -> tuple[int, int]:
-    row = db.execute("SELECT id, dim FROM collections WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise not_found(name)
-    return int(row[0]), int(row[1])
-
-
-def _passage(row: Sequence[Any]) -> Passage:
-    pid, doc_id, text, meta, blob = row
-    return Passage(pid, doc_id, text, json.loads(meta), np.frombuffer(blob, dtype=np.float32))
