@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Final, Literal
 
 from konak.errors import KonakError
@@ -35,6 +36,9 @@ class Schema:
     label: str  # "the hub database", for messages
     steps: tuple[Step, ...]
     error: type[KonakError]  # what a failure to open raises (keeps each store's code)
+    # Non-zero: written into new files (PRAGMA application_id); a file with another id, or
+    # with tables but no id, is another program's and is refused before anything is written.
+    application_id: int = 0
 
     @property
     def version(self) -> int:
@@ -43,25 +47,39 @@ class Schema:
 
 
 def connect(
-    path: Path, schema: Schema, *, synchronous: Synchronous = "NORMAL"
+    path: Path,
+    schema: Schema,
+    *,
+    synchronous: Synchronous = "NORMAL",
+    module: ModuleType = sqlite3,
+    load: Callable[[sqlite3.Connection], None] | None = None,
 ) -> sqlite3.Connection:
-    """Open ``path`` (creating it and its folder) and migrate it to ``schema.version``."""
+    """Open ``path`` (creating it and its folder) and migrate it to ``schema.version``.
+
+    ``module`` is the sqlite3-compatible binding (``sqlean`` where extensions are needed:
+    this Python's sqlite3 cannot load them); ``load`` loads extensions into the connection.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # timeout= is SQLite's busy_timeout; autocommit: transactions are explicit.
-        db = sqlite3.connect(
+        db: sqlite3.Connection = module.connect(
             path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
         )
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, module.Error) as exc:
         raise schema.error(f"cannot open {schema.label} {path}: {exc}") from exc
     try:
+        if load is not None:
+            db.enable_load_extension(True)
+            load(db)
+            db.enable_load_extension(False)
         # Read first: a file that is not SQLite, or is truncated, fails here, unwritten.
         _check_version(db, path, schema)
+        _check_owner(db, path, schema)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.execute("PRAGMA foreign_keys=ON")
         migrate(db, path, schema)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, module.Error) as exc:
         db.close()
         raise schema.error(_explain(schema, path, exc)) from exc
     except KonakError:
@@ -95,6 +113,20 @@ def _check_version(db: sqlite3.Connection, path: Path, schema: Schema) -> int:
     return version
 
 
+def _check_owner(db: sqlite3.Connection, path: Path, schema: Schema) -> None:
+    if not schema.application_id:
+        return
+    found = int(db.execute("PRAGMA application_id").fetchone()[0])
+    if found == schema.application_id:
+        return
+    if found == 0 and not db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        return  # a new, empty file
+    raise schema.error(
+        f"{path} is not {schema.label} (another program's SQLite file): move it aside, or "
+        "configure another path"
+    )
+
+
 def migrate(db: sqlite3.Connection, path: Path, schema: Schema) -> None:
     """Apply the missing steps, each in a transaction that re-reads the version (another
     connection may be migrating the same file)."""
@@ -106,6 +138,8 @@ def migrate(db: sqlite3.Connection, path: Path, schema: Schema) -> None:
             if version == schema.version:
                 return
             step = schema.steps[version]
+            if version == 0 and schema.application_id:
+                db.execute(f"PRAGMA application_id = {int(schema.application_id)}")
             if isinstance(step, str):
                 for statement in statements(step):
                     db.execute(statement)
