@@ -1,0 +1,456 @@
+"""Calibration of the voice thresholds on phrasings: a household's notes, questions with and
+without an answer in them, commands for the tenant's tools and chit-chat. Each phrasing is
+in the ``tune`` split (thresholds were chosen on it) or ``held_out`` (never looked at while
+choosing; the figures in docs/knowledge-voice.md are measured on it).
+
+``python -m tests.integration.knowledge.voice_calibration`` prints the threshold sweep on the
+tune split and the figures of both splits at the thresholds given (default: the settings').
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from konak.hub.knowledge.answer import VoiceKnowledge
+from konak.hub.knowledge.routing import ToolInfo
+from konak.hub.knowledge.settings import KnowledgeSettings
+from konak.hub.knowledge.types import CollectionInfo, CollectionNotFound, Hit
+
+NOTES: Mapping[str, str] = {
+    "wifi": "The guest wifi network is Konak-Guest and its password is blue-otter-42. The "
+    "main network is for our own devices only.",
+    "bins": "The bins are collected on Tuesday mornings. Put the green recycling bin out every "
+    "second week and the black one every week.",
+    "boiler": "The boiler is in the utility room behind the washing machine. If the pressure "
+    "drops below one bar, open the grey valve underneath until the needle reaches 1.5.",
+    "vet": "Our vet is Dr. Aydin at Moda Veterinary Clinic, phone 0216 555 0142. Luna the cat "
+    "gets her vaccinations every March.",
+    "key": "The spare house key is with our neighbour Selin at number 14. There is no key "
+    "under the mat.",
+    "dentist": "Mert has a dentist appointment on Thursday the 12th at 4 pm at the clinic on "
+    "Bagdat Avenue.",
+    "plants": "Water the fig tree on the balcony twice a week in summer and once a week in "
+    "winter. The orchids only need an ice cube on Sundays.",
+    "alarm": "The alarm panel is by the front door. To disarm it, enter 4711 and press the "
+    "check key within thirty seconds.",
+    "soup": "Grandma's lentil soup: fry an onion and a carrot in butter, add red lentils, a "
+    "spoon of tomato paste and water, simmer for 25 minutes, blend, and finish with mint and "
+    "paprika butter.",
+    "internet": "Our internet provider is TurkNet. Customer support is on 0850 288 8080 and "
+    "the contract number is TN-558213.",
+    "parking": "Visitors can park in space 7 in the underground garage. The garage gate code "
+    "is 2580.",
+    "fuses": "The fuse box is in the hallway cupboard above the shoes. The switch labelled K3 "
+    "is the kitchen.",
+    "school": "School starts at 8:30 and ends at 15:40. On Wednesdays the children finish "
+    "early, at 12:30.",
+    "cleaner": "Our cleaner Ayse comes every Friday at 10 am. She has her own key.",
+    "car": "The car's next service is due in May at 60,000 kilometres. Tyre pressure is 2.3 "
+    "bar at the front and 2.1 at the back.",
+    "doctor": "The family doctor is Dr. Kaya. The practice opens at 9 and appointments are "
+    "booked by phone on 0216 444 1234.",
+}
+
+TOOLS: tuple[ToolInfo, ...] = (
+    ToolInfo(
+        "fleet",
+        "list_devices",
+        "List the tenant's devices (optionally of one area) with their state.",
+        read_only=True,
+    ),
+    ToolInfo(
+        "fleet",
+        "get_device_status",
+        "A device's status, identity and newest telemetry.",
+        required=("device",),
+        read_only=True,
+    ),
+    ToolInfo(
+        "fleet",
+        "announce",
+        "Speak ``text`` on one device, or on every device of an area.",
+        required=("text",),
+    ),
+    ToolInfo("home", "HassTurnOn", "Turn on a light or switch by name, or every one in an area."),
+    ToolInfo("home", "HassTurnOff", "Turn off a light or switch by name, or every one in an area."),
+    ToolInfo(
+        "home", "HassLightSet", "Set a light's brightness (percent) and/or color by name or area."
+    ),
+    ToolInfo("home", "HassGetState", "Say whether a light or switch is on or off.", read_only=True),
+    ToolInfo(
+        "media",
+        "play_music",
+        "Play music: a song, an artist, an album or a radio station.",
+        required=("query",),
+    ),
+    ToolInfo(
+        "timers",
+        "start_timer",
+        "Start a countdown timer for a number of minutes.",
+        required=("minutes",),
+    ),
+)
+
+Kind = Literal["passage", "tool", "none"]
+Split = Literal["tune", "held_out"]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A phrasing and what it should get: a note's passage, a tool, or nothing."""
+
+    text: str
+    kind: Kind
+    target: str  # the note's id, the tool's name, or "" (none)
+    group: str  # answerable, unanswerable, command, chitchat
+    split: Split
+
+
+def _cases(group: str, kind: Kind, rows: Sequence[tuple[str, str]]) -> list[Case]:
+    # Alternate the splits so each note and tool has phrasings on both sides.
+    return [
+        Case(text, kind, target, group, "tune" if n % 2 == 0 else "held_out")
+        for n, (target, text) in enumerate(rows)
+    ]
+
+
+ANSWERABLE = _cases(
+    "answerable",
+    "passage",
+    [
+        ("wifi", "what is the guest wifi password"),
+        ("wifi", "how do visitors get on the internet"),
+        ("wifi", "what's the name of the guest network"),
+        ("bins", "when are the bins collected"),
+        ("bins", "which day is rubbish day"),
+        ("bins", "is it a recycling week"),
+        ("boiler", "where is the boiler"),
+        ("boiler", "the heating pressure is low what do I do"),
+        ("boiler", "how do I top up the boiler pressure"),
+        ("vet", "what's the vet's phone number"),
+        ("vet", "when does the cat need her vaccinations"),
+        ("vet", "who is our vet"),
+        ("key", "where is the spare key"),
+        ("key", "who has a key to our house"),
+        ("key", "is there a key under the doormat"),
+        ("dentist", "when is Mert's dentist appointment"),
+        ("dentist", "what time is the dentist on Thursday"),
+        ("dentist", "where is the dental clinic"),
+        ("plants", "how often should I water the fig tree"),
+        ("plants", "what do the orchids need"),
+        ("plants", "when do the plants on the balcony get water"),
+        ("alarm", "how do I turn off the alarm"),
+        ("alarm", "what is the alarm code"),
+        ("alarm", "where is the alarm panel"),
+        ("soup", "how do you make grandma's lentil soup"),
+        ("soup", "what goes into the lentil soup"),
+        ("soup", "how long does the soup simmer"),
+        ("internet", "what's the number for internet support"),
+        ("internet", "who is our internet provider"),
+        ("internet", "what is our broadband contract number"),
+        ("parking", "where can guests park"),
+        ("parking", "what's the code for the garage gate"),
+        ("parking", "which parking space is for visitors"),
+        ("fuses", "where is the fuse box"),
+        ("fuses", "which fuse is the kitchen"),
+        ("fuses", "the power went out in the kitchen where are the breakers"),
+        ("school", "what time does school start"),
+        ("school", "when do the kids finish on Wednesday"),
+        ("school", "what time is school pickup"),
+        ("cleaner", "when does the cleaner come"),
+        ("cleaner", "does Ayse have a key"),
+        ("cleaner", "what day is the cleaning lady here"),
+        ("car", "when is the car due for a service"),
+        ("car", "what should the tyre pressure be"),
+        ("car", "how much air goes in the front tyres"),
+        ("doctor", "who is our family doctor"),
+        ("doctor", "how do I book a doctor's appointment"),
+        ("doctor", "what time does the doctor's practice open"),
+    ],
+)
+
+UNANSWERABLE = _cases(
+    "unanswerable",
+    "none",
+    [
+        ("", "what is the neighbour's wifi password"),
+        ("", "when is my sister's birthday"),
+        ("", "what's the dentist's phone number"),
+        ("", "when is the car insurance due"),
+        ("", "what is the capital of France"),
+        ("", "who won the football last night"),
+        ("", "how old is this house"),
+        ("", "where is the nearest hospital"),
+        ("", "what's the pin for my bank card"),
+        ("", "when does the swimming pool open"),
+        ("", "what did we have for dinner yesterday"),
+        ("", "how tall is Mount Everest"),
+        ("", "what is the plumber's number"),
+        ("", "when is the next holiday"),
+        ("", "what is the password for the laptop"),
+        ("", "when is the piano lesson"),
+    ],
+)
+
+COMMANDS = _cases(
+    "command",
+    "tool",
+    [
+        ("list_devices", "which devices are there"),
+        ("list_devices", "show me all the speakers in the kitchen"),
+        ("get_device_status", "what is the status of the hall speaker"),
+        ("get_device_status", "how is the kitchen device doing"),
+        ("announce", "announce on every speaker that dinner is ready"),
+        ("announce", "speak this message on the hall device"),
+        ("HassTurnOn", "could you put the lights on in the kitchen"),
+        ("HassTurnOn", "switch on the garden lights"),
+        ("HassTurnOff", "kill the lights in the bedroom"),
+        ("HassTurnOff", "switch off the hall switch"),
+        ("HassLightSet", "dim the living room lamp to thirty percent"),
+        ("HassLightSet", "make the bedroom light blue"),
+        ("HassGetState", "is the hall switch on or off"),
+        ("HassGetState", "did I leave the kitchen light on"),
+        ("play_music", "play some jazz"),
+        ("play_music", "put on the radio"),
+        ("start_timer", "set a timer for ten minutes"),
+        ("start_timer", "start a countdown for the eggs"),
+    ],
+)
+
+CHITCHAT = _cases(
+    "chitchat",
+    "none",
+    [
+        ("", "how are you today"),
+        ("", "tell me a joke"),
+        ("", "thank you"),
+        ("", "good morning"),
+        ("", "what's your name"),
+        ("", "I love you"),
+        ("", "never mind"),
+        ("", "I'm bored"),
+        ("", "goodnight"),
+        ("", "do you like cats"),
+        ("", "hello there"),
+        ("", "that's all for now"),
+    ],
+)
+
+CASES: tuple[Case, ...] = (*ANSWERABLE, *UNANSWERABLE, *COMMANDS, *CHITCHAT)
+
+# Questions asked again: the same question in other words (the cache may answer), and a
+# different question in nearly the same words (it must not).
+SAME_QUESTION = (
+    ("what is the guest wifi password", "what's the guest wifi password"),
+    ("what is the guest wifi password", "tell me the guest wifi password"),
+    ("when are the bins collected", "when do the bins get collected"),
+    ("what time does school start", "what time does school begin"),
+    ("where is the spare key", "where's the spare key"),
+)
+OTHER_QUESTION = (
+    ("what is the guest wifi password", "what is the neighbour's wifi password"),
+    ("what is the guest wifi password", "what is the guest wifi name"),
+    ("when is Mert's dentist appointment", "when is Mert's doctor appointment"),
+    ("what time does school start", "what time does school finish"),
+    ("how do I turn off the alarm", "how do I turn on the alarm"),
+    ("when are the bins collected", "when are the bins emptied"),
+)
+# What the sweep chose on the tune split (docs/knowledge-voice.md).
+CALIBRATED_ANSWER = 0.47
+CALIBRATED_ROUTING = 0.34
+
+
+class MemoryKnowledge:
+    """One tenant's notes searched exactly (brute-force cosine) with the real embedder; the
+    sqlite-vec and pgvector searches are exact too, so the scores are the same."""
+
+    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray]) -> None:
+        self.embed_now = embed
+        self.ids = list(NOTES)
+        self.vectors = embed([NOTES[i] for i in self.ids])
+
+    async def list_collections(self, tenant: str) -> list[CollectionInfo]:
+        return [CollectionInfo("notes", "", 384, "all-minilm-l6-v2", 16, 16, 0, 0.0, 0.0)]
+
+    async def search(
+        self,
+        tenant: str,
+        collections: Sequence[str] | None,
+        *,
+        text: str | None = None,
+        vector: Sequence[float] | None = None,
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        if collections is not None and "notes" not in collections:
+            raise CollectionNotFound("no such collection")
+        query = np.asarray(vector if vector is not None else self.embed_now([text or ""])[0])
+        scores = self.vectors @ query
+        order = np.argsort(-scores)[:k]
+        return [
+            Hit("notes", self.ids[i], self.ids[i], NOTES[self.ids[i]], {}, float(scores[i]))
+            for i in order
+        ]
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_now(texts)
+
+    def on_change(self, callback: Callable[[str, str], None]) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A case with its nearest passage and nearest tool (and their scores)."""
+
+    case: Case
+    passage: str
+    passage_score: float
+    tool: str
+    tool_score: float
+
+
+async def score_cases(voice: VoiceKnowledge, cases: Sequence[Case]) -> list[Scored]:
+    """Each case's nearest passage and tool, as ``VoiceKnowledge`` finds them."""
+    out = []
+    for case in cases:
+        vector = (await voice.service.embed([case.text]))[0]
+        hit = await voice.nearest_passage("acme", vector)
+        choice = await voice.router.nearest("acme", vector, TOOLS)
+        assert hit is not None
+        assert choice is not None
+        out.append(Scored(case, hit.doc_id, hit.score, choice.tool.name, choice.score))
+    return out
+
+
+def decide(s: Scored, answer: float, routing: float) -> tuple[Kind, str]:
+    """What the thresholds and the margin rule make of a scored case (as ``decide``)."""
+    passage_margin = s.passage_score - answer
+    tool_margin = s.tool_score - routing
+    if passage_margin < 0 and tool_margin < 0:
+        return "none", ""
+    if tool_margin > passage_margin:
+        return "tool", s.tool
+    return "passage", s.passage
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """Precision and recall of answering from passages and of routing to tools, and how
+    many cases got exactly the right outcome."""
+
+    answer_precision: float
+    answer_recall: float
+    routing_precision: float
+    routing_recall: float
+    accuracy: float
+    cases: int
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else 1.0
+
+
+def figures(scored: Sequence[Scored], answer: float, routing: float) -> Figures:
+    """The figures of ``scored`` at the two thresholds."""
+    got = [decide(s, answer, routing) for s in scored]
+    want = [(s.case.kind, s.case.target) for s in scored]
+    answered = [(g, w) for g, w in zip(got, want, strict=True) if g[0] == "passage"]
+    routed = [(g, w) for g, w in zip(got, want, strict=True) if g[0] == "tool"]
+    return Figures(
+        answer_precision=_ratio(sum(g == w for g, w in answered), len(answered)),
+        answer_recall=_ratio(
+            sum(g == w for g, w in answered), sum(w[0] == "passage" for w in want)
+        ),
+        routing_precision=_ratio(sum(g == w for g, w in routed), len(routed)),
+        routing_recall=_ratio(sum(g == w for g, w in routed), sum(w[0] == "tool" for w in want)),
+        accuracy=_ratio(sum(g == w for g, w in zip(got, want, strict=True)), len(want)),
+        cases=len(want),
+    )
+
+
+def cost(scored: Sequence[Scored], answer: float, routing: float) -> int:
+    """What the thresholds' mistakes cost: a wrong answer or a wrong tool 2 (it says or does
+    the wrong thing), a missed one 1 ("Sorry, I didn't understand that.")."""
+    total = 0
+    for s in scored:
+        got = decide(s, answer, routing)
+        if got != (s.case.kind, s.case.target):
+            total += 1 if got[0] == "none" else 2
+    return total
+
+
+def sweep(scored: Sequence[Scored]) -> tuple[float, float]:
+    """The thresholds (0.01 steps) of the least ``cost`` on ``scored``; a tie goes to the
+    higher thresholds."""
+    grid = [round(float(x), 2) for x in np.arange(0.20, 0.81, 0.01)]
+    best = min(
+        ((cost(scored, a, r), a, r) for a in grid for r in grid),
+        key=lambda t: (t[0], -(t[1] + t[2])),
+    )
+    return best[1], best[2]
+
+
+def pair_scores(
+    embed: Callable[[Sequence[str]], np.ndarray], pairs: Sequence[tuple[str, str]]
+) -> list[float]:
+    """The cosine similarity of each pair."""
+    return [float(a @ b) for a, b in (embed(list(pair)) for pair in pairs)]
+
+
+def load_voice() -> VoiceKnowledge:
+    """VoiceKnowledge over the notes with the real embedding model."""
+    from konak.edge_models.store import ModelStore
+    from konak.hub.knowledge.embedder import Embedder
+
+    models = Path(os.environ.get("KONAK_MODELS_DIR", "/var/lib/konak/models"))
+    embedder = Embedder.load(
+        ModelStore(models).path("all-minilm-l6-v2"), model_id="all-minilm-l6-v2"
+    )
+    settings = KnowledgeSettings()
+    return VoiceKnowledge(MemoryKnowledge(embedder.embed), lambda: settings, lambda t: TOOLS)
+
+
+def memory(voice: VoiceKnowledge) -> MemoryKnowledge:
+    """The in-memory notes behind ``load_voice``'s VoiceKnowledge."""
+    assert isinstance(voice.service, MemoryKnowledge)
+    return voice.service
+
+
+async def _main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--answer", type=float)
+    parser.add_argument("--routing", type=float)
+    args = parser.parse_args(argv)
+    voice = load_voice()
+    tune = await score_cases(voice, [c for c in CASES if c.split == "tune"])
+    held = await score_cases(voice, [c for c in CASES if c.split == "held_out"])
+    print("sweep on the tune split:", sweep(tune))
+    embed = memory(voice).embed_now
+    print("same question, least similar:", min(pair_scores(embed, SAME_QUESTION)))
+    print("other question, most similar:", max(pair_scores(embed, OTHER_QUESTION)))
+    s = voice.settings()
+    answer = args.answer if args.answer is not None else s.answer_threshold
+    routing = args.routing if args.routing is not None else s.routing_threshold
+    for name, scored in (("tune", tune), ("held_out", held)):
+        print(name, answer, routing, figures(scored, answer, routing))
+        for x in scored:
+            if decide(x, answer, routing) != (x.case.kind, x.case.target):
+                print(
+                    f"  miss {x.case.group:12} {x.case.text!r}: passage {x.passage} "
+                    f"{x.passage_score:.3f}, tool {x.tool} {x.tool_score:.3f}"
+                )
+
+
+if __name__ == "__main__":
+    import asyncio
+
+    asyncio.run(_main(sys.argv[1:]))
