@@ -255,7 +255,7 @@ async def _stop_turns(ingest: Ingest, turns: TurnProcessor, grace_seconds: float
 
 async def fleet_mcp_ctx(app: web.Application) -> AsyncIterator[None]:
     """konak-fleet, the hub's own MCP server, when ``[fleet_mcp]`` enables it, and beside it
-    konak-knowledge (at ``/knowledge``) when ``[knowledge]`` is enabled."""
+    konak-knowledge (at ``/knowledge/mcp``) when ``[knowledge]`` is enabled."""
     live = app[SETTINGS]
     if not live.current.fleet_mcp.enabled:
         yield

@@ -30,8 +30,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # A best sentence shorter than this takes its better neighbour along ("The wifi is
-# Konak-Guest. The password is blue-otter-42.").
+# Konak-Guest. The password is blue-otter-42."), if that is nearly as near the question.
 SHORT_SENTENCE_CHARS: Final = 80
+NEIGHBOUR_SCORE_RATIO: Final = 0.75
+# A period after these does not end a sentence ("Dr. Aydin").
+ABBREVIATIONS: Final = frozenset(
+    {"dr.", "mr.", "mrs.", "ms.", "prof.", "st.", "no.", "nr.", "vs.", "etc.", "e.g.", "i.e."}
+)
 # Slot names a HassGetKnowledge-style intent may carry its question in, in order.
 QUESTION_SLOTS: Final = ("question", "query", "topic")
 
@@ -102,7 +107,17 @@ def sentences(text: str) -> list[str]:
     out: list[str] = []
     for block in _LINES.split(text):
         clean = speakable(block, limit=len(block) + 1)
-        out.extend(s.strip() for s in _SENTENCE.split(clean) if s.strip())
+        pending = ""
+        for piece in _SENTENCE.split(clean):
+            pending = f"{pending} {piece}".strip()
+            last = pending.rsplit(" ", 1)[-1].lower()
+            if last in ABBREVIATIONS or re.fullmatch(r"[a-z]\.", last):
+                continue  # "Dr." or an initial: the sentence goes on
+            if pending:
+                out.append(pending)
+            pending = ""
+        if pending:
+            out.append(pending)
     return out
 
 
@@ -214,6 +229,7 @@ class VoiceKnowledge:
             neighbours = [i for i in (best - 1, best + 1) if i in candidates]
             if neighbours:
                 other = max(neighbours, key=lambda i: float(scores[i]))
-                if len(parts[best]) + len(parts[other]) < MAX_SPOKEN_CHARS:
+                near = float(scores[other]) >= NEIGHBOUR_SCORE_RATIO * float(scores[best])
+                if near and len(parts[best]) + len(parts[other]) < MAX_SPOKEN_CHARS:
                     chosen = sorted((best, other))
         return speakable(" ".join(parts[i] for i in chosen))

@@ -1,6 +1,6 @@
 """konak-knowledge: search and list the tenant's knowledge collections.
 
-Served by the hub beside konak-fleet, on the same listener at ``/knowledge`` and with the
+Served by the hub beside konak-fleet, on the same listener at ``/knowledge/mcp`` and with the
 same per-tenant bearer token: the token's SHA-256 names the tenant, and every tool reads
 only that tenant's collections (the service is tenant-scoped; no tool takes a tenant).
 """
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from konak.hub.knowledge.types import CollectionInfo, Hit
 
 SERVER_NAME: Final = "konak-knowledge"
-PATH: Final = "/knowledge"
+PATH: Final = "/knowledge/mcp"
 MAX_K: Final = 50
 
 

@@ -33,6 +33,11 @@ def test_a_passage_is_split_into_speakable_sentences() -> None:
         "The guest wifi password is blue-otter-42.",
     ]
     assert sentences("- one\n- two [link](http://x.y)") == ["one", "two link"]
+    assert sentences("Our vet is Dr. Aydin, phone 555. J. R. R. Tolkien wrote it. Bye.") == [
+        "Our vet is Dr. Aydin, phone 555.",
+        "J. R. R. Tolkien wrote it.",
+        "Bye.",
+    ]
 
 
 def test_the_question_comes_from_the_slot_else_the_transcript() -> None:
