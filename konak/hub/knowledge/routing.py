@@ -87,9 +87,15 @@ def fill_arguments(required: Iterable[str], context: Mapping[str, Any]) -> dict[
 
 
 def host_tools(host: McpHost, tenant: str) -> list[ToolInfo]:
-    """The tools the tenant's connected MCP servers offer, in configuration order."""
+    """The tools the tenant's connected MCP servers offer, in configuration order; not
+    konak-knowledge's: a turn searches the same notes itself and speaks the best sentence,
+    where its tool would answer a list of hits."""
+    from konak.hub.mcp_servers.knowledge import SERVER_NAME
+
     found = []
     for conn in host.connections(tenant):
+        if conn.server_name == SERVER_NAME:
+            continue
         for name, tool in list(conn.tools.items()):
             schema = tool.input_schema or {}
             required = schema.get("required", [])
