@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -61,7 +60,9 @@ class TextEmbedder(Protocol):
 def open_backend(settings: KnowledgeSettings) -> VectorBackend:
     """The backend the settings choose (blocking: call it in a thread)."""
     if settings.backend == "postgres":
-        raise BackendUnavailable("the postgres backend is not built yet")  # next commit
+        from konak.hub.knowledge.pgvector import PgvectorBackend
+
+        return PgvectorBackend(settings.postgres_dsn)
     from konak.hub.knowledge.sqlite_vec import SqliteVecBackend
 
     if settings.directory is None:
@@ -288,28 +289,29 @@ class KnowledgeService:
         self, docs: Sequence[DocumentIn], dim: int
     ) -> tuple[list[Passage], list[str]]:
         """Validate, chunk and embed documents (the last of a repeated id wins)."""
-        latest: dict[str, tuple[int, DocumentIn]] = {}
+        latest: dict[str, tuple[int, DocumentIn, dict[str, Any]]] = {}
         for i, doc in enumerate(docs):
-            _check_document(doc, i, dim)
+            metadata = _check_document(doc, i, dim)
             latest.pop(doc.id, None)
-            latest[doc.id] = (i, doc)
-        pending: list[tuple[str, str, int, Mapping[str, Any], np.ndarray | None]] = []
+            latest[doc.id] = (i, doc, metadata)
+        given = [(i, doc.vector) for i, doc, _ in latest.values() if doc.vector is not None]
+        unit = iter(_unit_vectors([v for _, v in given], [i for i, _ in given], dim))
+        pending: list[tuple[str, str, int, dict[str, Any], np.ndarray | None]] = []
         texts: list[str] = []
         s = self.settings
-        for i, doc in latest.values():
-            meta = check_metadata(doc.metadata)
+        for _, doc, metadata in latest.values():
             if doc.vector is not None:
-                vec = _vector(doc.vector, f"documents[{i}].vector")
-                pending.append((doc.id, doc.text, 0, meta, vec))
+                pending.append((doc.id, doc.text, 0, metadata, next(unit)))
                 continue
             parts = chunk(doc.text, s.chunk_chars, s.chunk_overlap_chars)
             for n, part in enumerate(parts, start=1):
-                pending.append((doc.id, part, n if len(parts) > 1 else 0, meta, None))
+                pending.append((doc.id, part, n if len(parts) > 1 else 0, metadata, None))
                 texts.append(part)
-        vectors = iter(await self.embed(texts)) if texts else iter(())
+        embedded = iter(await self.embed(texts)) if texts else iter(())
         passages = []
-        for doc_id, text, n, metadata, given in pending:
-            vector = given if given is not None else np.asarray(next(vectors), np.float32)
+        for doc_id, text, n, metadata, vector in pending:
+            if vector is None:
+                vector = np.asarray(next(embedded), np.float32)
             pid = f"{doc_id}#{n}" if n else doc_id
             passages.append(Passage(pid, doc_id, text, metadata, vector))
         return passages, list(latest)
@@ -329,7 +331,8 @@ def _text(text: object, what: str) -> None:
         raise InvalidDocument(str(exc)) from None
 
 
-def _check_document(doc: DocumentIn, i: int, dim: int) -> None:
+def _check_document(doc: DocumentIn, i: int, dim: int) -> dict[str, Any]:
+    """The document's metadata, validated (InvalidDocument names the field)."""
     where = f"documents[{i}]"
     if not isinstance(doc.id, str) or not 1 <= len(doc.id) <= MAX_ID_CHARS:
         raise InvalidDocument(f"{where}.id: must be 1 to {MAX_ID_CHARS} characters")
@@ -342,13 +345,14 @@ def _check_document(doc: DocumentIn, i: int, dim: int) -> None:
     if not isinstance(doc.metadata, Mapping) or len(doc.metadata) > MAX_METADATA_KEYS:
         raise InvalidDocument(f"{where}.metadata: an object of at most {MAX_METADATA_KEYS} keys")
     try:
-        check_metadata(doc.metadata, f"{where}.metadata")
+        metadata = check_metadata(doc.metadata, f"{where}.metadata")
     except ValueError as exc:
         raise InvalidDocument(str(exc)) from None
     if doc.vector is not None and len(doc.vector) != dim:
         raise InvalidDocument(
             f"{where}.vector: {len(doc.vector)} dimensions, the collection has {dim}"
         )
+    return dict(metadata)
 
 
 def _vector(raw: Sequence[float], what: str) -> np.ndarray:
@@ -359,12 +363,38 @@ def _vector(raw: Sequence[float], what: str) -> np.ndarray:
         raise InvalidDocument(f"{what}: must be a list of numbers") from exc
     if vec.ndim != 1 or vec.size == 0:
         raise InvalidDocument(f"{what}: must be a non-empty list of numbers")
-    if not np.all(np.isfinite(vec)):
-        raise InvalidDocument(f"{what}: numbers must be finite")
-    norm = float(np.linalg.norm(vec))
-    if norm == 0.0 or not math.isfinite(norm):
-        raise InvalidDocument(f"{what}: must not be all zeros")
-    return (vec / norm).astype(np.float32)
+    return np.asarray(_unit_vectors([vec], [0], vec.size, what=lambda _: what)[0], np.float32)
+
+
+def _unit_vectors(
+    vectors: Sequence[Any],
+    indexes: Sequence[int],
+    dim: int,
+    what: Callable[[int], str] = lambda i: f"documents[{i}].vector",
+) -> np.ndarray:
+    """Given vectors (each of ``dim``) as float32 unit rows, checked together; a bad one is
+    InvalidDocument naming it by its index."""
+    if not vectors:
+        return np.zeros((0, dim), dtype=np.float32)
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), dim)
+    except (TypeError, ValueError):
+        for vector, i in zip(vectors, indexes, strict=True):
+            try:
+                np.asarray(vector, dtype=np.float32).reshape(dim)
+            except (TypeError, ValueError) as exc:
+                raise InvalidDocument(f"{what(i)}: must be a list of numbers") from exc
+        raise
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(matrix, axis=1)
+    finite = np.asarray(np.isfinite(matrix).all(axis=1), dtype=bool)
+    bad = np.flatnonzero(~finite | (norms == 0) | ~np.isfinite(norms))
+    if bad.size:
+        row = int(bad[0])
+        problem = "numbers must be finite" if not finite[row] else "must not be all zeros"
+        raise InvalidDocument(f"{what(indexes[row])}: {problem}")
+    unit: np.ndarray = (matrix / norms[:, None]).astype(np.float32)
+    return unit
 
 
 def load_embedder(settings: KnowledgeSettings) -> TextEmbedder | None:

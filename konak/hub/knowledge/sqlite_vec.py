@@ -13,26 +13,25 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, LiteralString
 
 import numpy as np
 import sqlean  # type: ignore[import-untyped]
 import sqlite_vec  # type: ignore[import-untyped]
 
-from konak.hub.knowledge.filters import Filter, kind
+from konak.hub.knowledge.common import check_quota, metadata_json, not_found, select_collections
+from konak.hub.knowledge.filters import RANGES, Filter, kind
 from konak.hub.knowledge.types import (
     BackendUnavailable,
     CollectionExists,
     CollectionInfo,
-    CollectionNotFound,
     Hit,
-    InvalidDocument,
     KnowledgeError,
     Limits,
     Passage,
-    QuotaExceeded,
     Usage,
     passage_bytes,
 )
@@ -79,23 +78,9 @@ CREATE INDEX meta_pid ON meta (pid);
 """
 
 
-def _create(db: sqlite3.Connection) -> None:
-    """Version 1; a file that already holds tables is another program's: refused."""
-    if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise BackendUnavailable(
-            f"{_path_of(db)} is not a Konak knowledge file (it holds other tables): "
-            "move it aside or point [knowledge] directory elsewhere"
-        )
-    for statement in storage.statements(_TABLES):
-        db.execute(statement)
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-
-
-def _path_of(db: sqlite3.Connection) -> str:
-    return str(db.execute("PRAGMA database_list").fetchone()[2])
-
-
-SCHEMA: Final = storage.Schema("the knowledge file", (_create,), BackendUnavailable)
+SCHEMA: Final = storage.Schema(
+    "a Konak knowledge file", (_TABLES,), BackendUnavailable, application_id=APPLICATION_ID
+)
 
 
 def _load(db: sqlite3.Connection) -> None:
@@ -108,28 +93,43 @@ def _meta_rows(pid: int, metadata: dict[str, Any]) -> Iterator[tuple[str, str, A
             yield key, kind(value), 0 if value is None else value, pid
 
 
-def compile_filter(where: Filter) -> tuple[str, list[Any]]:
-    """The filter as SQL over ``passages`` (its ``pid``) and its parameters."""
+_SIGNS: Final = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def compile_filter(where: Filter) -> tuple[str, list[Any], bool]:
+    """The filter as SQL over ``passages.pid``, its parameters, and whether it names the
+    candidates (the intersection of the equality, ``$in`` and range sets, read from the
+    metadata index) rather than only excluding some (``$ne``)."""
+    sets: list[tuple[str, list[Any]]] = []  # each: the pids one condition admits
+    ranges: dict[tuple[str, str], tuple[list[str], list[Any]]] = {}
+    excluded: list[tuple[str, list[Any]]] = []
+    for cond in where.conditions:
+        if cond.op in RANGES:
+            # Ranges on one field are one index range: "n >= 10 AND n < 30".
+            value = cond.values[0]
+            bounds, limits = ranges.setdefault((cond.field, kind(value)), ([], []))
+            bounds.append(f"value {_SIGNS[cond.op]} ?")
+            limits.append(value)
+            continue
+        tests = " OR ".join(["(kind = ? AND value = ?)"] * len(cond.values))
+        args: list[Any] = [cond.field]
+        for value in cond.values:
+            args.extend((kind(value), 0 if value is None else value))
+        query = f"SELECT pid FROM meta WHERE key = ? AND ({tests})"  # noqa: S608
+        (excluded if cond.op == "$ne" else sets).append((query, args))
+    for (field, k), (bounds, limits) in ranges.items():
+        test = " AND ".join(bounds)
+        query = f"SELECT pid FROM meta WHERE key = ? AND kind = ? AND {test}"  # noqa: S608
+        sets.append((query, [field, k, *limits]))
     parts: list[str] = []
     params: list[Any] = []
-    for cond in where.conditions:
-        if cond.op in ("$eq", "$ne", "$in"):
-            tests = " OR ".join(["(kind = ? AND value = ?)"] * len(cond.values))
-            negate = "NOT " if cond.op == "$ne" else ""
-            parts.append(
-                f"pid {negate}IN (SELECT pid FROM meta WHERE key = ? AND ({tests}))"  # noqa: S608
-            )
-            params.append(cond.field)
-            for value in cond.values:
-                params.extend((kind(value), 0 if value is None else value))
-        else:
-            sign = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
-            value = cond.values[0]
-            parts.append(
-                f"pid IN (SELECT pid FROM meta WHERE key = ? AND kind = ? AND value {sign} ?)"  # noqa: S608
-            )
-            params.extend((cond.field, kind(value), value))
-    return " AND ".join(parts), params
+    if sets:
+        parts.append(f"pid IN ({' INTERSECT '.join(q for q, _ in sets)})")
+        params.extend(a for _, args in sets for a in args)
+    for query, args in excluded:
+        parts.append(f"pid NOT IN ({query})")
+        params.extend(args)
+    return " AND ".join(parts), params, bool(sets)
 
 
 class _Tenant:
@@ -144,15 +144,7 @@ class _Tenant:
         self.write_lock = threading.Lock()  # held for a whole transaction (any thread ends it)
 
     def _open(self) -> sqlite3.Connection:
-        db = storage.connect(self.path, SCHEMA, module=sqlean, load=_load)
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        if app_id != APPLICATION_ID:
-            db.close()
-            raise BackendUnavailable(
-                f"{self.path} is not a Konak knowledge file (application id {app_id}): "
-                "move it aside or point [knowledge] directory elsewhere"
-            )
-        return db
+        return storage.connect(self.path, SCHEMA, module=sqlean, load=_load)
 
     def close(self) -> None:
         self.writer.close()
@@ -204,7 +196,7 @@ class SqliteVecBackend:
         t = self._tenant(tenant, create=True)
         assert t is not None
         now = time.time()
-        with t.write_lock, storage.transaction(t.writer):
+        with t.write_lock, _failure(t.path), storage.transaction(t.writer):
             try:
                 t.writer.execute(
                     "INSERT INTO collections (name, description, dim, model, created_at, "
@@ -226,18 +218,18 @@ class SqliteVecBackend:
     def get_collection(self, tenant: str, name: str) -> CollectionInfo:
         reading = self._read(tenant)
         if reading is None:
-            raise _not_found(name)
+            raise not_found(name)
         with reading as db:
             row = db.execute(f"{_INFO} WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise _not_found(name)
+                raise not_found(name)
             return _info(row[1:], _documents(db, row[0]))
 
     def delete_collection(self, tenant: str, name: str) -> None:
         t = self._tenant(tenant, create=False)
         if t is None:
-            raise _not_found(name)
-        with t.write_lock, storage.transaction(t.writer):
+            raise not_found(name)
+        with t.write_lock, _failure(t.path), storage.transaction(t.writer):
             cid, _ = _collection(t.writer, name)
             t.writer.execute(
                 "DELETE FROM meta WHERE pid IN (SELECT pid FROM passages WHERE collection = ?)",
@@ -249,22 +241,29 @@ class SqliteVecBackend:
     def begin(self, tenant: str, collection: str) -> SqliteWriter:
         t = self._tenant(tenant, create=False)
         if t is None:
-            raise _not_found(collection)
+            raise not_found(collection)
         return SqliteWriter(t, collection)
 
     # ------------------------------------------------------------------ reading
     def get_document(self, tenant: str, collection: str, doc_id: str) -> list[Passage]:
+        rows = self._passages(tenant, collection, "doc_id = ? ORDER BY seq", (doc_id,))
+        return [_passage(row[:5]) for row in rows]
+
+    def _passages(
+        self, tenant: str, collection: str, where: LiteralString, params: tuple[Any, ...]
+    ) -> list[Any]:
+        """(id, doc_id, text, metadata, vector, pid) rows of a collection (``where``: a
+        fixed clause)."""
         reading = self._read(tenant)
         if reading is None:
-            raise _not_found(collection)
+            raise not_found(collection)
         with reading as db:
             cid, _ = _collection(db, collection)
-            rows = db.execute(
-                "SELECT id, doc_id, text, metadata, vector FROM passages "
-                "WHERE collection = ? AND doc_id = ? ORDER BY seq",
-                (cid, doc_id),
+            return db.execute(
+                "SELECT id, doc_id, text, metadata, vector, pid FROM passages "  # noqa: S608
+                f"WHERE collection = ? AND {where}",
+                (cid, *params),
             ).fetchall()
-        return [_passage(row) for row in rows]
 
     def search(
         self,
@@ -277,17 +276,20 @@ class SqliteVecBackend:
         reading = self._read(tenant)
         if reading is None:
             if collections:
-                raise _not_found(collections[0])
+                raise not_found(collections[0])
             return []
         with reading as db:
-            names = _collections(db, collections, len(vector))
+            rows = db.execute("SELECT id, name, dim FROM collections").fetchall()
+            names = select_collections(rows, collections, len(vector))
             if not names:
                 return []
             marks = ",".join("?" * len(names))
             sql = f"collection IN ({marks})"
             params: list[Any] = [vector.astype(np.float32).tobytes(), *names]
             if where is not None:
-                clause, extra = compile_filter(where)
+                clause, extra, candidates = compile_filter(where)
+                if candidates:  # read the candidates by pid, not the whole collection
+                    sql = f"+{sql}"
                 sql += f" AND {clause}"
                 params.extend(extra)
             rows = db.execute(
@@ -305,16 +307,7 @@ class SqliteVecBackend:
     def export(
         self, tenant: str, collection: str, after: int, batch: int
     ) -> tuple[list[Passage], int]:
-        reading = self._read(tenant)
-        if reading is None:
-            raise _not_found(collection)
-        with reading as db:
-            cid, _ = _collection(db, collection)
-            rows = db.execute(
-                "SELECT id, doc_id, text, metadata, vector, pid FROM passages "
-                "WHERE collection = ? AND pid > ? ORDER BY pid LIMIT ?",
-                (cid, after, batch),
-            ).fetchall()
+        rows = self._passages(tenant, collection, "pid > ? ORDER BY pid LIMIT ?", (after, batch))
         return [_passage(row[:5]) for row in rows], (rows[-1][5] if rows else after)
 
     def usage(self, tenant: str) -> Usage:
@@ -365,56 +358,64 @@ class SqliteWriter:
         self._changed = False
 
     def upsert(self, passages: Sequence[Passage], doc_ids: Sequence[str], limits: Limits) -> int:
-        db, cid = self._db, self.collection_id
-        old: list[tuple[int, int]] = []
-        for doc_id in doc_ids:
-            old.extend(
-                db.execute(
-                    "SELECT pid, bytes FROM passages WHERE collection = ? AND doc_id = ?",
-                    (cid, doc_id),
-                ).fetchall()
-            )
+        with _failure(self._tenant.path):
+            return self._upsert(passages, doc_ids, limits)
+
+    def _upsert(self, passages: Sequence[Passage], doc_ids: Sequence[str], limits: Limits) -> int:
+        db = self._db
+        old = self._existing(doc_ids)
+        # The write lock is ours: passage ids are numbered here, so inserts go in batches.
+        first = int(db.execute("SELECT coalesce(max(pid), 0) + 1 FROM passages").fetchone()[0])
         rows = []
+        meta_rows: list[tuple[str, str, Any, int]] = []
         added = 0
         for seq, p in enumerate(passages):
-            meta = json.dumps(p.metadata, ensure_ascii=False, separators=(",", ":"))
+            meta = metadata_json(p.metadata)
             size = passage_bytes(p, meta)
             added += size
-            rows.append((cid, p.id, p.doc_id, seq, p.text, meta, p.vector.tobytes(), size))
-        usage = _usage(db)
-        _check(limits, usage, len(passages) - len(old), added - sum(b for _, b in old))
-        if old:
-            pids = [(pid,) for pid, _ in old]
-            db.executemany("DELETE FROM meta WHERE pid = ?", pids)
-            db.executemany("DELETE FROM passages WHERE pid = ?", pids)
-        meta_rows: list[tuple[str, str, Any, int]] = []
-        for row, p in zip(rows, passages, strict=True):
-            cur = db.execute(
-                "INSERT INTO passages (collection, id, doc_id, seq, text, metadata, vector, "
-                "bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
+            pid = first + seq
+            rows.append(
+                (
+                    pid,
+                    self.collection_id,
+                    p.id,
+                    p.doc_id,
+                    seq,
+                    p.text,
+                    meta,
+                    p.vector.tobytes(),
+                    size,
+                )
             )
-            assert cur.lastrowid is not None
-            meta_rows.extend(_meta_rows(cur.lastrowid, dict(p.metadata)))
+            meta_rows.extend(_meta_rows(pid, dict(p.metadata)))
+        removed = sum(b for _, b in old)
+        check_quota(limits, _usage(db), len(passages) - len(old), added - removed)
+        self._remove(old)
+        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?, ?, ?)", meta_rows)
-        self._count(len(passages) - len(old), added - sum(b for _, b in old))
+        self._count(len(passages) - len(old), added - removed)
         return len(passages)
 
+    def _existing(self, doc_ids: Sequence[str]) -> list[tuple[int, int]]:
+        """(pid, bytes) of the passages of these documents."""
+        return self._db.execute(
+            "SELECT pid, bytes FROM passages WHERE collection = ? "
+            "AND doc_id IN (SELECT value FROM json_each(?))",
+            (self.collection_id, json.dumps(list(doc_ids))),
+        ).fetchall()
+
+    def _remove(self, old: Sequence[tuple[int, int]]) -> None:
+        if old:
+            pids = [(pid,) for pid, _ in old]
+            self._db.executemany("DELETE FROM meta WHERE pid = ?", pids)
+            self._db.executemany("DELETE FROM passages WHERE pid = ?", pids)
+
     def delete(self, doc_ids: Sequence[str]) -> int:
-        db, cid = self._db, self.collection_id
-        old: list[tuple[int, int]] = []
-        for doc_id in doc_ids:
-            old.extend(
-                db.execute(
-                    "SELECT pid, bytes FROM passages WHERE collection = ? AND doc_id = ?",
-                    (cid, doc_id),
-                ).fetchall()
-            )
-        pids = [(pid,) for pid, _ in old]
-        db.executemany("DELETE FROM meta WHERE pid = ?", pids)
-        db.executemany("DELETE FROM passages WHERE pid = ?", pids)
-        self._count(-len(old), -sum(b for _, b in old))
-        return len(old)
+        with _failure(self._tenant.path):
+            old = self._existing(doc_ids)
+            self._remove(old)
+            self._count(-len(old), -sum(b for _, b in old))
+            return len(old)
 
     def _count(self, passages: int, size: int) -> None:
         self._changed = True
@@ -432,30 +433,20 @@ class SqliteWriter:
 
     def _end(self, statement: str) -> None:
         try:
-            if self._db.in_transaction:
-                self._db.execute(statement)
+            with _failure(self._tenant.path):
+                if self._db.in_transaction:
+                    self._db.execute(statement)
         finally:
             self._tenant.write_lock.release()
 
 
-def _check(limits: Limits, usage: Usage, vectors: int, size: int) -> None:
-    """QuotaExceeded when adding ``vectors`` and ``size`` bytes would pass the limits."""
-    if (
-        limits.max_vectors is not None
-        and vectors > 0
-        and usage.vectors + vectors > limits.max_vectors
-    ):
-        raise QuotaExceeded(
-            f"quota max_vectors ({limits.max_vectors}) reached: {usage.vectors} stored, "
-            f"{vectors} more refused",
-            quota="max_vectors",
-        )
-    if limits.max_bytes is not None and size > 0 and usage.bytes + size > limits.max_bytes:
-        raise QuotaExceeded(
-            f"quota max_vector_bytes ({limits.max_bytes}) reached: {usage.bytes} bytes stored, "
-            f"{size} more refused",
-            quota="max_vector_bytes",
-        )
+@contextmanager
+def _failure(path: Path) -> Iterator[None]:
+    """SQLite's errors (a full disk, a file gone bad) as BackendUnavailable naming the file."""
+    try:
+        yield
+    except sqlean.Error as exc:
+        raise BackendUnavailable(f"{path}: {exc}") from exc
 
 
 def _usage(db: sqlite3.Connection) -> Usage:
@@ -477,36 +468,10 @@ def _documents(db: sqlite3.Connection, cid: int) -> int:
 def _collection(db: sqlite3.Connection, name: str) -> tuple[int, int]:
     row = db.execute("SELECT id, dim FROM collections WHERE name = ?", (name,)).fetchone()
     if row is None:
-        raise _not_found(name)
+        raise not_found(name)
     return int(row[0]), int(row[1])
-
-
-def _collections(db: sqlite3.Connection, names: Iterable[str] | None, dim: int) -> dict[int, str]:
-    """id -> name of the collections searched (all when ``names`` is None)."""
-    rows = db.execute("SELECT id, name, dim FROM collections").fetchall()
-    by_name = {name: (cid, d) for cid, name, d in rows}
-    wanted = list(by_name) if names is None else list(dict.fromkeys(names))
-    out: dict[int, str] = {}
-    for name in wanted:
-        if name not in by_name:
-            raise _not_found(name)
-        cid, d = by_name[name]
-        if d != dim:
-            if names is None:
-                continue  # searching everything: collections of another model are skipped
-            raise _dim_mismatch(name, d, dim)
-        out[cid] = name
-    return out
-
-
-def _dim_mismatch(name: str, dim: int, given: int) -> KnowledgeError:
-    return InvalidDocument(f"vector: {given} dimensions, collection {name!r} has {dim}")
 
 
 def _passage(row: Sequence[Any]) -> Passage:
     pid, doc_id, text, meta, blob = row
     return Passage(pid, doc_id, text, json.loads(meta), np.frombuffer(blob, dtype=np.float32))
-
-
-def _not_found(name: str) -> CollectionNotFound:
-    return CollectionNotFound(f"no collection {name!r}")
