@@ -73,6 +73,15 @@ def knowledge_hub(
     return dataclasses.replace(base, tenants={**base.tenants, "globex": globex})
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The knowledge settings of each real backend: sqlite-vec, and PostgreSQL + pgvector
+    (a database of the test's own on the session's server)."""
+    if request.param == "sqlite":
+        return {}
+    return {"backend": "postgres", "postgres_dsn": request.getfixturevalue("postgres_dsn")}
+
+
 def knowledge_of(running: RunningHub) -> KnowledgeService:
     """The running hub's knowledge service."""
     return running.hub.app[KNOWLEDGE]
@@ -110,9 +119,9 @@ def spoken(reply: Reply) -> tuple[str, str]:
 
 
 async def test_a_question_over_the_broker_is_answered_from_the_tenants_own_notes_only(
-    broker: Mosquitto, tmp_path: Path, hubs: Hubs, devices: Devices
+    broker: Mosquitto, tmp_path: Path, hubs: Hubs, backend: dict[str, Any], devices: Devices
 ) -> None:
-    running = await hubs(knowledge_hub(broker, tmp_path))
+    running = await hubs(knowledge_hub(broker, tmp_path, **backend))
     service = knowledge_of(running)
     await add_note(service, "acme", "wifi", ACME_WIFI)
     await add_note(service, "acme", "bins", BINS)
@@ -143,11 +152,12 @@ async def test_a_reply_is_cached_for_its_tenant_until_a_write_to_its_collections
     broker: Mosquitto,
     tmp_path: Path,
     hubs: Hubs,
+    backend: dict[str, Any],
     devices: Devices,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="konak.hub.knowledge.answer")
-    running = await hubs(knowledge_hub(broker, tmp_path))
+    running = await hubs(knowledge_hub(broker, tmp_path, **backend))
     service = knowledge_of(running)
     await add_note(service, "acme", "wifi", ACME_WIFI)
     await add_note(service, "globex", "wifi", GLOBEX_WIFI)
@@ -229,9 +239,9 @@ async def _search(port: int, token: str, query: str, **args: Any) -> list[dict[s
 
 
 async def test_konak_knowledge_over_mcp_serves_each_token_only_its_tenants_notes(
-    broker: Mosquitto, tmp_path: Path, hubs: Hubs
+    broker: Mosquitto, tmp_path: Path, hubs: Hubs, backend: dict[str, Any]
 ) -> None:
-    running = await hubs(knowledge_hub(broker, tmp_path))
+    running = await hubs(knowledge_hub(broker, tmp_path, **backend))
     service = knowledge_of(running)
     await add_note(service, "acme", "wifi", ACME_WIFI)
     await add_note(service, "acme", "bins", BINS, collection="house")
