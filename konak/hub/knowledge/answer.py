@@ -24,8 +24,9 @@ from konak.hub.knowledge.routing import EXAMPLES_COLLECTION, ToolChoice, ToolInf
 from konak.hub.speakable import MAX_SPOKEN_CHARS, speakable
 
 if TYPE_CHECKING:
+    from konak.hub.knowledge.service import KnowledgeService
     from konak.hub.knowledge.settings import KnowledgeSettings
-    from konak.hub.knowledge.types import CollectionInfo, Hit
+    from konak.hub.knowledge.types import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -55,35 +56,6 @@ class Turn(Protocol):
     @property
     def turn_id(self) -> str:
         """The turn's id."""
-        ...
-
-
-class Knowledge(Protocol):
-    """What this module needs of ``KnowledgeService`` (a fake at the unit-test seam)."""
-
-    async def list_collections(self, tenant: str) -> list[CollectionInfo]:
-        """The tenant's collections."""
-        ...
-
-    async def search(
-        self,
-        tenant: str,
-        collections: Sequence[str] | None,
-        *,
-        text: str | None = None,
-        vector: Sequence[float] | None = None,
-        k: int = 10,
-        filter: Mapping[str, Any] | None = None,
-    ) -> list[Hit]:
-        """Nearest passages, best first."""
-        ...
-
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised vectors of ``texts``."""
-        ...
-
-    def on_change(self, callback: Callable[[str, str], None]) -> None:
-        """Call ``callback(tenant, collection)`` after every write."""
         ...
 
 
@@ -135,7 +107,7 @@ class VoiceKnowledge:
 
     def __init__(
         self,
-        service: Knowledge,
+        service: KnowledgeService,
         settings: Callable[[], KnowledgeSettings],
         tools: Callable[[str], Sequence[ToolInfo]] = lambda tenant: (),
         cache: SemanticCache | None = None,

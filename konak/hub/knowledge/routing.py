@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from konak.hub.knowledge.service import KnowledgeService
     from konak.hub.knowledge.types import Hit
     from konak.hub.mcp_host import McpHost
 
@@ -48,23 +49,6 @@ class ToolChoice:
 
     tool: ToolInfo
     score: float
-
-
-class Examples(Protocol):
-    """Where the tenant's example phrasings are searched (the knowledge service)."""
-
-    async def search(
-        self,
-        tenant: str,
-        collections: Sequence[str] | None,
-        *,
-        text: str | None = None,
-        vector: Sequence[float] | None = None,
-        k: int = 10,
-        filter: Mapping[str, Any] | None = None,
-    ) -> list[Hit]:
-        """Nearest passages, best first."""
-        ...
 
 
 Embed = Callable[[Sequence[str]], Awaitable[np.ndarray]]
@@ -115,7 +99,7 @@ def host_tools(host: McpHost, tenant: str) -> list[ToolInfo]:
 class ToolRouter:
     """Ranks a tenant's tools against a transcript's vector."""
 
-    def __init__(self, embed: Embed, examples: Examples | None = None) -> None:
+    def __init__(self, embed: Embed, examples: KnowledgeService | None = None) -> None:
         self._embed = embed
         self._examples = examples
         self._vectors: dict[str, np.ndarray] = {}

@@ -7,8 +7,8 @@ only that tenant's collections (the service is tenant-scoped; no tool takes a te
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+import contextlib
+from typing import TYPE_CHECKING, Any, Final
 
 # Imported at module level: the SDK evaluates tool signatures (``ctx: Context``) at runtime.
 from mcp.server.mcpserver import Context, MCPServer
@@ -16,35 +16,16 @@ from mcp.server.mcpserver import Context, MCPServer
 from konak.hub.mcp_servers.fleet import TokenIndex, token_tenant
 
 if TYPE_CHECKING:
-    from konak.hub.knowledge.types import CollectionInfo, Hit
+    from collections.abc import Iterator
+
+    from konak.hub.knowledge.service import KnowledgeService
 
 SERVER_NAME: Final = "konak-knowledge"
 PATH: Final = "/knowledge/mcp"
 MAX_K: Final = 50
 
 
-class Searchable(Protocol):
-    """What konak-knowledge needs of ``KnowledgeService``."""
-
-    async def list_collections(self, tenant: str) -> list[CollectionInfo]:
-        """The tenant's collections."""
-        ...
-
-    async def search(
-        self,
-        tenant: str,
-        collections: Sequence[str] | None,
-        *,
-        text: str | None = None,
-        vector: Sequence[float] | None = None,
-        k: int = 10,
-        filter: Mapping[str, Any] | None = None,
-    ) -> list[Hit]:
-        """Nearest passages, best first."""
-        ...
-
-
-def build_knowledge_server(service: Searchable, tokens: TokenIndex) -> MCPServer:
+def build_knowledge_server(service: KnowledgeService, tokens: TokenIndex) -> MCPServer:
     """The konak-knowledge MCP server over the hub's knowledge service."""
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.types import ToolAnnotations
@@ -55,6 +36,14 @@ def build_knowledge_server(service: Searchable, tokens: TokenIndex) -> MCPServer
         SERVER_NAME, instructions="Konak knowledge: the tenant's notes, searchable by meaning"
     )
     read_only = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True)
+
+    @contextlib.contextmanager
+    def tool_errors() -> Iterator[None]:
+        """A knowledge error becomes the tool's error, with its code."""
+        try:
+            yield
+        except KnowledgeError as exc:
+            raise ToolError(f"{exc.code}: {exc.message}") from exc
 
     def tenant_of(ctx: Context) -> str:
         tenant = token_tenant((ctx.headers or {}).get("authorization"), tokens())
@@ -75,12 +64,10 @@ def build_knowledge_server(service: Searchable, tokens: TokenIndex) -> MCPServer
         tenant = tenant_of(ctx)
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be between 1 and {MAX_K}")
-        try:
+        with tool_errors():
             hits = await service.search(
                 tenant, [collection] if collection else None, text=query, k=k, filter=filter
             )
-        except KnowledgeError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
         return [
             {
                 "collection": h.collection,
@@ -97,10 +84,8 @@ def build_knowledge_server(service: Searchable, tokens: TokenIndex) -> MCPServer
     async def list_collections(ctx: Context) -> list[dict[str, Any]]:
         """The tenant's knowledge collections with their description and size."""
         tenant = tenant_of(ctx)
-        try:
+        with tool_errors():
             found = await service.list_collections(tenant)
-        except KnowledgeError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
         return [
             {
                 "name": c.name,

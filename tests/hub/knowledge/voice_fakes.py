@@ -1,5 +1,6 @@
-"""A small in-memory stand-in for ``KnowledgeService`` at the voice modules' seam: words
-hashed into 384 dimensions, cosine search, ``on_change`` callbacks."""
+"""A small in-memory stand-in for ``KnowledgeService`` at the voice modules' seam: exact
+cosine search, ``on_change`` callbacks, and words hashed into 384 dimensions (or the real
+embedder's vectors, for the calibration)."""
 
 from __future__ import annotations
 
@@ -25,18 +26,28 @@ def fake_vector(text: str) -> np.ndarray:
     return vec / norm if norm else vec
 
 
-class FakeKnowledge:
-    """Tenants' collections of ``(doc id, text, metadata)`` in memory."""
+def fake_embed(texts: Sequence[str]) -> np.ndarray:
+    """``fake_vector`` of each text, as rows."""
+    return np.stack([fake_vector(t) for t in texts])
 
-    def __init__(self) -> None:
-        self.data: dict[str, dict[str, list[tuple[str, str, dict[str, Any]]]]] = {}
+
+Doc = tuple[str, str, dict[str, Any], np.ndarray]  # id, text, metadata, vector
+
+
+class FakeKnowledge:
+    """Tenants' collections of documents (one passage each) in memory."""
+
+    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray] = fake_embed) -> None:
+        self.embed_now = embed
+        self.data: dict[str, dict[str, list[Doc]]] = {}
         self.callbacks: list[Callable[[str, str], None]] = []
         self.searches: list[tuple[str, tuple[str, ...] | None]] = []
 
     def add(self, tenant: str, collection: str, doc_id: str, text: str, **meta: Any) -> None:
         """Upsert one document and tell the ``on_change`` callbacks."""
         docs = self.data.setdefault(tenant, {}).setdefault(collection, [])
-        docs[:] = [d for d in docs if d[0] != doc_id] + [(doc_id, text, meta)]
+        vector = self.embed_now([text])[0]
+        docs[:] = [d for d in docs if d[0] != doc_id] + [(doc_id, text, meta, vector)]
         for callback in self.callbacks:
             callback(tenant, collection)
 
@@ -62,18 +73,16 @@ class FakeKnowledge:
         for name in names:
             if name not in mine:
                 raise CollectionNotFound(f"no collection {name!r}")
-        query = (
-            np.asarray(vector, dtype=np.float32) if vector is not None else fake_vector(text or "")
-        )
+        query = np.asarray(vector if vector is not None else self.embed_now([text or ""])[0])
         hits = [
-            Hit(name, doc_id, doc_id, body, meta, float(fake_vector(body) @ query))
+            Hit(name, doc_id, doc_id, body, meta, float(vec @ query))
             for name in names
-            for doc_id, body, meta in mine[name]
+            for doc_id, body, meta, vec in mine[name]
         ]
         return sorted(hits, key=lambda h: -h.score)[:k]
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([fake_vector(t) for t in texts])
+        return self.embed_now(texts)
 
     def on_change(self, callback: Callable[[str, str], None]) -> None:
         self.callbacks.append(callback)

@@ -96,6 +96,18 @@ async def add_note(
     await service.upsert(tenant, collection, [DocumentIn(doc_id, text)])
 
 
+async def hub_with_notes(
+    hubs: Hubs, settings: HubSettings, *notes: tuple[str, str, str]
+) -> tuple[RunningHub, KnowledgeService]:
+    """A running hub and its knowledge, holding ``(tenant, doc id, text)`` notes in each
+    tenant's collection ``notes``."""
+    running = await hubs(settings)
+    service = knowledge_of(running)
+    for tenant, doc_id, text in notes:
+        await add_note(service, tenant, doc_id, text)
+    return running, service
+
+
 async def ask(
     device: Device, turn_id: str, text: str, name: str | None = None, **slots: Any
 ) -> Reply:
@@ -121,10 +133,12 @@ def spoken(reply: Reply) -> tuple[str, str]:
 async def test_a_question_over_the_broker_is_answered_from_the_tenants_own_notes_only(
     broker: Mosquitto, tmp_path: Path, hubs: Hubs, backend: dict[str, Any], devices: Devices
 ) -> None:
-    running = await hubs(knowledge_hub(broker, tmp_path, **backend))
-    service = knowledge_of(running)
-    await add_note(service, "acme", "wifi", ACME_WIFI)
-    await add_note(service, "acme", "bins", BINS)
+    _, service = await hub_with_notes(
+        hubs,
+        knowledge_hub(broker, tmp_path, **backend),
+        ("acme", "wifi", ACME_WIFI),
+        ("acme", "bins", BINS),
+    )
     kitchen, lobby = devices("kitchen-pi"), devices("lobby-pi", tenant="globex")
 
     acme = await ask(kitchen, "t-kn-acme-01", "what is the guest wi-fi password")
@@ -157,10 +171,12 @@ async def test_a_reply_is_cached_for_its_tenant_until_a_write_to_its_collections
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="konak.hub.knowledge.answer")
-    running = await hubs(knowledge_hub(broker, tmp_path, **backend))
-    service = knowledge_of(running)
-    await add_note(service, "acme", "wifi", ACME_WIFI)
-    await add_note(service, "globex", "wifi", GLOBEX_WIFI)
+    _, service = await hub_with_notes(
+        hubs,
+        knowledge_hub(broker, tmp_path, **backend),
+        ("acme", "wifi", ACME_WIFI),
+        ("globex", "wifi", GLOBEX_WIFI),
+    )
     kitchen, lobby = devices("kitchen-pi"), devices("lobby-pi", tenant="globex")
 
     first = await ask(kitchen, "t-kn-cache-01", "what is the guest wi-fi password")
@@ -241,11 +257,13 @@ async def _search(port: int, token: str, query: str, **args: Any) -> list[dict[s
 async def test_konak_knowledge_over_mcp_serves_each_token_only_its_tenants_notes(
     broker: Mosquitto, tmp_path: Path, hubs: Hubs, backend: dict[str, Any]
 ) -> None:
-    running = await hubs(knowledge_hub(broker, tmp_path, **backend))
-    service = knowledge_of(running)
-    await add_note(service, "acme", "wifi", ACME_WIFI)
+    running, service = await hub_with_notes(
+        hubs,
+        knowledge_hub(broker, tmp_path, **backend),
+        ("acme", "wifi", ACME_WIFI),
+        ("globex", "wifi", GLOBEX_WIFI),
+    )
     await add_note(service, "acme", "bins", BINS, collection="house")
-    await add_note(service, "globex", "wifi", GLOBEX_WIFI)
     port = running.hub.fleet_mcp_port
 
     async with _mcp_client(port, FLEET_TOKEN) as client:
@@ -281,8 +299,9 @@ async def test_konak_knowledge_over_mcp_serves_each_token_only_its_tenants_notes
 async def test_the_mcp_inspector_searches_konak_knowledge_and_is_refused_without_a_token(
     broker: Mosquitto, tmp_path: Path, hubs: Hubs
 ) -> None:
-    running = await hubs(knowledge_hub(broker, tmp_path))
-    await add_note(knowledge_of(running), "acme", "wifi", ACME_WIFI)
+    running, _ = await hub_with_notes(
+        hubs, knowledge_hub(broker, tmp_path), ("acme", "wifi", ACME_WIFI)
+    )
     port, preload = running.hub.fleet_mcp_port, tmp_path / "token.mjs"
 
     rc_list, listed = await inspector(

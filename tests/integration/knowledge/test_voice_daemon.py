@@ -29,7 +29,7 @@ from tests.integration.daemon.conftest import (  # noqa: F401 (fixtures)
 )
 from tests.integration.hub.conftest import hubs  # noqa: F401 (a fixture)
 
-from .test_voice import ACME_WIFI, BINS, Hubs, add_note, knowledge_hub, knowledge_of
+from .test_voice import ACME_WIFI, BINS, Hubs, hub_with_notes, knowledge_hub
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +49,12 @@ def shared_engines(models_dir: Path) -> Engines:
 async def test_a_spoken_question_no_intent_matches_is_answered_from_a_note_and_spoken(
     broker: Mosquitto, tmp_path: Path, hubs: Hubs, run_daemon: RunningDaemon, wav: Wav
 ) -> None:
-    running = await hubs(knowledge_hub(broker, tmp_path / "hub"))
-    await add_note(knowledge_of(running), "acme", "wifi", ACME_WIFI)
-    await add_note(knowledge_of(running), "acme", "bins", BINS)
+    await hub_with_notes(
+        hubs,
+        knowledge_hub(broker, tmp_path / "hub"),
+        ("acme", "wifi", ACME_WIFI),
+        ("acme", "bins", BINS),
+    )
 
     _daemon, log = run_daemon(
         source=wav(*command("what is the guest wifi password.")), stt={"mode": "open"}

@@ -15,14 +15,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from konak.hub.knowledge.answer import VoiceKnowledge
 from konak.hub.knowledge.routing import ToolInfo
 from konak.hub.knowledge.settings import KnowledgeSettings
-from konak.hub.knowledge.types import CollectionInfo, CollectionNotFound, Hit
+from tests.hub.knowledge.voice_fakes import FakeKnowledge
 
 NOTES: Mapping[str, str] = {
     "wifi": "The guest wifi network is Konak-Guest and its password is blue-otter-42. The "
@@ -268,45 +268,6 @@ CALIBRATED_ANSWER = 0.47
 CALIBRATED_ROUTING = 0.34
 
 
-class MemoryKnowledge:
-    """One tenant's notes searched exactly (brute-force cosine) with the real embedder; the
-    sqlite-vec and pgvector searches are exact too, so the scores are the same."""
-
-    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray]) -> None:
-        self.embed_now = embed
-        self.ids = list(NOTES)
-        self.vectors = embed([NOTES[i] for i in self.ids])
-
-    async def list_collections(self, tenant: str) -> list[CollectionInfo]:
-        return [CollectionInfo("notes", "", 384, "all-minilm-l6-v2", 16, 16, 0, 0.0, 0.0)]
-
-    async def search(
-        self,
-        tenant: str,
-        collections: Sequence[str] | None,
-        *,
-        text: str | None = None,
-        vector: Sequence[float] | None = None,
-        k: int = 10,
-        filter: Mapping[str, Any] | None = None,
-    ) -> list[Hit]:
-        if collections is not None and "notes" not in collections:
-            raise CollectionNotFound("no such collection")
-        query = np.asarray(vector if vector is not None else self.embed_now([text or ""])[0])
-        scores = self.vectors @ query
-        order = np.argsort(-scores)[:k]
-        return [
-            Hit("notes", self.ids[i], self.ids[i], NOTES[self.ids[i]], {}, float(scores[i]))
-            for i in order
-        ]
-
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embed_now(texts)
-
-    def on_change(self, callback: Callable[[str, str], None]) -> None:
-        pass
-
-
 @dataclass(frozen=True, slots=True)
 class Scored:
     """A case with its nearest passage and nearest tool (and their scores)."""
@@ -415,13 +376,17 @@ def load_voice() -> VoiceKnowledge:
     embedder = Embedder.load(
         ModelStore(models).path("all-minilm-l6-v2"), model_id="all-minilm-l6-v2"
     )
+    # Exact cosine search in memory: sqlite-vec's and pgvector's searches are exact too.
+    notes = FakeKnowledge(embedder.embed)
+    for doc_id, text in NOTES.items():
+        notes.add("acme", "notes", doc_id, text)
     settings = KnowledgeSettings()
-    return VoiceKnowledge(MemoryKnowledge(embedder.embed), lambda: settings, lambda t: TOOLS)
+    return VoiceKnowledge(notes, lambda: settings, lambda t: TOOLS)
 
 
-def memory(voice: VoiceKnowledge) -> MemoryKnowledge:
+def memory(voice: VoiceKnowledge) -> FakeKnowledge:
     """The in-memory notes behind ``load_voice``'s VoiceKnowledge."""
-    assert isinstance(voice.service, MemoryKnowledge)
+    assert isinstance(voice.service, FakeKnowledge)
     return voice.service
 
 
