@@ -173,19 +173,18 @@ async def inspector(
         preload.write_text(FETCH_WITH_TOKEN)
         env["KONAK_FLEET_TOKEN"] = token
         env["NODE_OPTIONS"] = f"--import={preload.as_uri()}"
-    proc = await asyncio.create_subprocess_exec(
-        "node",
-        str(INSPECTOR),
-        f"http://127.0.0.1:{port}{path}",
-        "--transport",
-        "http",
-        *args,
+    # A blocking run in a thread: an asyncio subprocess transport collected after its
+    # process ended can still warn "unclosed transport" under load.
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["node", str(INSPECTOR), f"http://127.0.0.1:{port}{path}", "--transport", "http", *args],
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=60,
+        check=False,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode()
+    return done.returncode, done.stdout.decode()
 
 
 async def test_the_mcp_inspector_lists_and_calls_konak_fleet_tools_on_the_running_hub(
