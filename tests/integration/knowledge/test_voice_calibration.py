@@ -8,9 +8,6 @@ import pytest
 from .voice_calibration import (
     CALIBRATED_ANSWER,
     CALIBRATED_ROUTING,
-    CASES,
-    OTHER_QUESTION,
-    SAME_QUESTION,
     figures,
     load_voice,
     memory,
@@ -18,6 +15,7 @@ from .voice_calibration import (
     score_cases,
     sweep,
 )
+from .voice_phrasings import CASES, OTHER_QUESTION, SAME_QUESTION
 
 pytestmark = pytest.mark.integration
 
