@@ -67,6 +67,7 @@ class McpConnection:
         self.on_circuit_open = on_circuit_open
         self.breaker = CircuitBreaker(settings.failure_threshold, settings.circuit_reset_seconds)
         self.tools: dict[str, Tool] = {}
+        self.server_name: str | None = None  # what the server calls itself (initialize)
         self.ready = asyncio.Event()
         self._client: Client | None = None
         # Set when the current session ends: the calls in flight on it fail at once.
@@ -135,6 +136,7 @@ class McpConnection:
                 await self._check_outbound()
                 async with self._make_client() as client:
                     self.tools = await asyncio.wait_for(self._list_tools(client), s.timeout_seconds)
+                    self.server_name = client.server_info.name if client.server_info else None
                     # A good (re)connect: the failures that opened the circuit were the old
                     # peer's; waiting out circuit_reset_seconds would only fail this one.
                     self.breaker.reset()

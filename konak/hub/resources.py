@@ -38,6 +38,8 @@ from konak.hub.keys import (
     STORE,
     TURNS,
 )
+from konak.hub.knowledge.answer import VoiceKnowledge
+from konak.hub.knowledge.routing import host_tools
 from konak.hub.knowledge.service import KnowledgeService, load_embedder
 from konak.hub.live import LiveFleet
 from konak.hub.mcp_host import McpHost
@@ -184,8 +186,21 @@ async def turns_ctx(app: web.Application) -> AsyncIterator[None]:
             on_refused=functools.partial(_alert, app, "quota_reached"),
         ),
         on_finished=app[LIVE].turn_finished,
+        knowledge=_voice_knowledge(app),
     )
     yield
+
+
+def _voice_knowledge(app: web.Application) -> VoiceKnowledge | None:
+    """Turns answered from knowledge and routed by similarity: only with the knowledge
+    service and its embedding model."""
+    service = app.get(KNOWLEDGE)
+    if service is None or service.embedder is None:
+        return None
+    live = app[SETTINGS]
+    return VoiceKnowledge(
+        service, lambda: live.current.knowledge, functools.partial(host_tools, app[MCP])
+    )
 
 
 async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -239,7 +254,8 @@ async def _stop_turns(ingest: Ingest, turns: TurnProcessor, grace_seconds: float
 
 
 async def fleet_mcp_ctx(app: web.Application) -> AsyncIterator[None]:
-    """konak-fleet, the hub's own MCP server, when ``[fleet_mcp]`` enables it."""
+    """konak-fleet, the hub's own MCP server, when ``[fleet_mcp]`` enables it, and beside it
+    konak-knowledge (at ``/knowledge/mcp``) when ``[knowledge]`` is enabled."""
     live = app[SETTINGS]
     if not live.current.fleet_mcp.enabled:
         yield
@@ -252,6 +268,13 @@ async def fleet_mcp_ctx(app: web.Application) -> AsyncIterator[None]:
         await ingest.publish(cmd)
 
     server = build_fleet_server(app[STORE], publish, live.fleet_tokens)
-    async with serve_fleet(live.current.fleet_mcp, server, live.fleet_tokens) as port:
+    others = {}
+    if (knowledge := app.get(KNOWLEDGE)) is not None:
+        from konak.hub.mcp_servers import knowledge as konak_knowledge
+
+        others[konak_knowledge.PATH] = konak_knowledge.build_knowledge_server(
+            knowledge, live.fleet_tokens
+        )
+    async with serve_fleet(live.current.fleet_mcp, server, live.fleet_tokens, others) as port:
         app[FLEET_MCP_PORT] = port
         yield

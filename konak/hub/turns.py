@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from konak.hub.arbitration import Arbiter
 from konak.hub.errors import PublishError, ToolError
+from konak.hub.knowledge.routing import fill_arguments
 from konak.hub.mcp_host import ToolRef
 from konak.hub.metrics import HubMetrics
 from konak.hub.quotas import LIMIT_TEXT, Quotas
@@ -23,6 +24,8 @@ from konak.protocol import Intent, Reply
 if TYPE_CHECKING:
     from mcp.types import CallToolResult
 
+    from konak.hub.knowledge.answer import VoiceKnowledge
+
 logger = logging.getLogger(__name__)
 
 NO_ROUTE_TEXT: Final = "I can't do that yet."
@@ -30,6 +33,10 @@ NOT_UNDERSTOOD_TEXT: Final = "Sorry, I didn't understand that."
 FAILED_TEXT: Final = "Sorry, that didn't work. Please try again later."
 PARTLY_FAILED_TEXT: Final = "Sorry, part of that didn't work."
 MISSING_TEXT: Final = "Sorry, I need more details to do that."
+NOT_KNOWN_TEXT: Final = "Sorry, I don't know that."
+# A custom intent that asks the tenant's knowledge (its question in a slot, see
+# konak.hub.knowledge.answer.QUESTION_SLOTS), unless the tenant binds it to a tool.
+KNOWLEDGE_INTENT: Final = "HassGetKnowledge"
 INTERRUPTED_TEXT: Final = ""
 EXPIRED_TEXT: Final = "That came too late, so I didn't do it."
 # A turn the hub did not finish (it crashed, or a stop outlasted its grace): the tool may
@@ -108,6 +115,7 @@ class TurnProcessor:
         quotas: Quotas | None = None,
         clock: Callable[[], float] = time.time,
         on_finished: Finished | None = None,
+        knowledge: VoiceKnowledge | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -118,6 +126,7 @@ class TurnProcessor:
         self.tenants = tenants
         self.quotas = quotas
         self.on_finished = on_finished
+        self.knowledge = knowledge
 
     async def handle(self, intent: Intent, claimed: Callable[[], None] = lambda: None) -> None:
         """Process one intent message (possibly a redelivery) and publish its reply.
@@ -243,17 +252,13 @@ class TurnProcessor:
     async def route(self, intent: Intent) -> Outcome:
         """Find the tool call(s) for an intent and run them in parallel."""
         if intent.intent is None:
-            return Outcome("no_route", NOT_UNDERSTOOD_TEXT)
+            return await self._unmatched(intent)
         tenant = self.tenants().get(intent.tenant)
         binding = tenant.bindings.get(intent.intent) if tenant else None
+        if binding is None and intent.intent == KNOWLEDGE_INTENT and self.knowledge is not None:
+            return await self._question(intent)
         if binding is not None:
-            context: dict[str, Any] = {
-                "device": intent.device,
-                "area": intent.area or "",
-                "text": intent.text,
-                "language": intent.language,
-                **intent.slots,
-            }
+            context = self._context(intent)
             try:
                 calls = [(c, render_arguments(c.arguments, context)) for c in binding.calls]
             except _MissingSlot as exc:
@@ -273,6 +278,57 @@ class TurnProcessor:
                 logger.info("turn %s: no tool for intent %s", intent.turn_id, intent.intent)
                 return Outcome("no_route", NO_ROUTE_TEXT)
             resolved.append((ref.server, ref.name, arguments))
+        return await self._run(intent, resolved)
+
+    @staticmethod
+    def _context(intent: Intent) -> dict[str, Any]:
+        """What argument templates (and semantic routing) may fill arguments from."""
+        return {
+            "device": intent.device,
+            "area": intent.area or "",
+            "text": intent.text,
+            "language": intent.language,
+            **intent.slots,
+        }
+
+    async def _question(self, intent: Intent) -> Outcome:
+        """A HassGetKnowledge-style intent: answered from the nearest passage, or not known."""
+        from konak.hub.knowledge.answer import question_slot
+
+        assert self.knowledge is not None
+        question = question_slot(intent.slots, intent.text)
+        decision = await self.knowledge.for_turn(intent, question, route_tools=False)
+        if decision.kind != "answer":
+            return Outcome("no_route", NOT_KNOWN_TEXT)
+        return Outcome("ok", decision.text)
+
+    async def _unmatched(self, intent: Intent) -> Outcome:
+        """A transcript no intent matched: a passage, a tool by similarity, or not understood."""
+        if self.knowledge is None:
+            return Outcome("no_route", NOT_UNDERSTOOD_TEXT)
+        decision = await self.knowledge.for_turn(intent, intent.text)
+        if decision.kind == "none":
+            return Outcome("no_route", NOT_UNDERSTOOD_TEXT)
+        if decision.kind == "answer":
+            return Outcome("ok", decision.text)
+        assert decision.tool is not None
+        tool = decision.tool.tool
+        arguments = fill_arguments(tool.required, self._context(intent))
+        if arguments is None:
+            logger.info(
+                "turn %s: routed to %s/%s, whose arguments %s the turn cannot fill",
+                intent.turn_id,
+                tool.server,
+                tool.name,
+                list(tool.required),
+            )
+            return Outcome("no_route", MISSING_TEXT)
+        return await self._run(intent, [(tool.server, tool.name, arguments)])
+
+    async def _run(
+        self, intent: Intent, resolved: list[tuple[str, str, dict[str, Any]]]
+    ) -> Outcome:
+        """Run resolved tool calls in parallel, within the expiry and the tenant's quota."""
         if self._expired(intent, margin_seconds=START_MARGIN_SECONDS):
             # Valid when it arrived, but arbitration or a server's first connection took
             # long enough: a tool must not start after the intent's expiry.

@@ -21,7 +21,11 @@ def test_the_example_configuration_parses(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.mqtt.password == "secret"
     assert "secret" not in repr(settings)
     acme = settings.tenants["acme"]
-    assert [s.transport for s in acme.mcp_servers] == ["stdio", "http"]
+    assert [(s.name, s.transport) for s in acme.mcp_servers] == [
+        ("home", "stdio"),
+        ("web", "http"),
+        ("knowledge", "http"),
+    ]
     assert acme.bindings["HassGoodNight"].calls[1].arguments == {"name": "hall switch"}
 
 

@@ -26,6 +26,7 @@ from konak.protocol import Cmd
 
 if TYPE_CHECKING:
     import uvicorn
+    from starlette.applications import Starlette
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -144,19 +145,46 @@ class _QuietServer:
         return Server(config)
 
 
+def _streamable_app(settings: FleetMcpSettings, servers: Mapping[str, MCPServer]) -> Starlette:
+    """One Starlette app serving each server at its path (stateless Streamable HTTP), every
+    server's session manager running for the app's lifespan."""
+    from starlette.applications import Starlette
+
+    apps = [
+        server.streamable_http_app(
+            streamable_http_path=path, stateless_http=True, host=settings.host
+        )
+        for path, server in servers.items()
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for sub in apps:
+                await stack.enter_async_context(sub.router.lifespan_context(sub))
+            yield
+
+    return Starlette(routes=[r for sub in apps for r in sub.routes], lifespan=lifespan)
+
+
 @contextlib.asynccontextmanager
 async def serve_fleet(
-    settings: FleetMcpSettings, server: MCPServer, tokens: TokenIndex
+    settings: FleetMcpSettings,
+    server: MCPServer,
+    tokens: TokenIndex,
+    others: Mapping[str, MCPServer] | None = None,
 ) -> AsyncIterator[int]:
-    """Serve konak-fleet over Streamable HTTP while the context is open; yields the port."""
+    """Serve konak-fleet over Streamable HTTP while the context is open; yields the port.
+    ``others`` are the hub's other MCP servers by path, on the same listener and tokens."""
     import asyncio
 
-    app = BearerAuth(
-        server.streamable_http_app(
-            streamable_http_path=settings.path, stateless_http=True, host=settings.host
-        ),
-        tokens,
-    )
+    others = dict(others or {})
+    if settings.path in others:
+        raise HubError(
+            f"fleet_mcp.path {settings.path} is taken by another of the hub's MCP servers",
+            code="fleet_listen",
+        )
+    app = BearerAuth(_streamable_app(settings, {settings.path: server, **others}), tokens)
     # Bind here, so a taken port is an error we raise (uvicorn would call sys.exit).
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -179,7 +207,8 @@ async def serve_fleet(
                 task.result()
                 raise HubError("konak-fleet stopped while starting", code="fleet_listen")
             await asyncio.sleep(0.01)  # readiness poll of the listener we just started
-        logger.info("konak-fleet listening on http://%s:%d%s", settings.host, port, settings.path)
+        for path in (settings.path, *others):
+            logger.info("hub MCP server listening on http://%s:%d%s", settings.host, port, path)
         yield port
     finally:
         web.should_exit = True

@@ -164,27 +164,27 @@ async def test_a_server_that_hangs_opens_its_circuit_and_later_calls_fail_fast(
     assert running.hub.metrics.value("konak_hub_tool_call_seconds_count", timeouts) == 2
 
 
-async def _inspector(
-    port: int, preload: Path, *args: str, token: str | None = FLEET_TOKEN
+async def inspector(
+    port: int, preload: Path, *args: str, token: str | None = FLEET_TOKEN, path: str = "/mcp"
 ) -> tuple[int, str]:
+    """Run the MCP Inspector CLI against one of the hub's MCP servers (with a token)."""
     env = dict(os.environ)
     if token is not None:
         preload.write_text(FETCH_WITH_TOKEN)
         env["KONAK_FLEET_TOKEN"] = token
         env["NODE_OPTIONS"] = f"--import={preload.as_uri()}"
-    proc = await asyncio.create_subprocess_exec(
-        "node",
-        str(INSPECTOR),
-        f"http://127.0.0.1:{port}/mcp",
-        "--transport",
-        "http",
-        *args,
+    # A blocking run in a thread: an asyncio subprocess transport collected after its
+    # process ended can still warn "unclosed transport" under load.
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["node", str(INSPECTOR), f"http://127.0.0.1:{port}{path}", "--transport", "http", *args],
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=60,
+        check=False,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode()
+    return done.returncode, done.stdout.decode()
 
 
 async def test_the_mcp_inspector_lists_and_calls_konak_fleet_tools_on_the_running_hub(
@@ -197,11 +197,11 @@ async def test_the_mcp_inspector_lists_and_calls_konak_fleet_tools_on_the_runnin
     await running.hub.ingest.wait_dispatched(1, 10)
     port = running.hub.fleet_mcp_port
 
-    rc_list, listed = await _inspector(port, tmp_path / "token.mjs", "--method", "tools/list")
-    rc_devices, devices_out = await _inspector(
+    rc_list, listed = await inspector(port, tmp_path / "token.mjs", "--method", "tools/list")
+    rc_devices, devices_out = await inspector(
         port, tmp_path / "token.mjs", "--method", "tools/call", "--tool-name", "list_devices"
     )
-    rc_call, called = await _inspector(
+    rc_call, called = await inspector(
         port,
         tmp_path / "token.mjs",
         "--method",
@@ -213,7 +213,7 @@ async def test_the_mcp_inspector_lists_and_calls_konak_fleet_tools_on_the_runnin
         "area=kitchen",
     )
     announced = await asyncio.to_thread(pi.probe.next, 20)
-    rc_denied, _ = await _inspector(
+    rc_denied, _ = await inspector(
         port, tmp_path / "token.mjs", "--method", "tools/list", token=None
     )
 
