@@ -30,7 +30,7 @@ class KnowledgeSettings:
     int8: Bool = False
     chunk_chars: Int = 800
     chunk_overlap_chars: Int = 100
-    answer_threshold: Float = 0.5
+    answer_threshold: Float = 0.47  # calibrated: docs/knowledge-voice.md
     routing_threshold: Float = 0.45
     cache_ttl_seconds: Float = 300.0
     cache_threshold: Float = 0.92
