@@ -91,15 +91,15 @@ def wheelhouse(wheel: Path) -> Path:
     return archive
 
 
-def models_archive() -> Path:
-    """The default model set from the work tree's store as a tarball, cached."""
-    archive = CACHE / "models-default.tar"
+def models_archive(model_set: str = "default") -> Path:
+    """A model set from the work tree's store as a tarball, cached."""
+    archive = CACHE / f"models-{model_set}.tar"
     if archive.exists():
         return archive
     from konak.edge_models.manifest import load_packaged
 
     store = Path(os.environ.get("KONAK_MODELS_DIR", REPO / ".models"))
-    ids = [m.id for m in load_packaged().resolve(["default"])]
+    ids = [m.id for m in load_packaged().resolve([model_set])]
     wanted: set[int] = set()
     members: list[Path] = []
     for model_id in ids:
@@ -132,6 +132,7 @@ def write_inventory(fleet: Fleet, wheel: Path) -> Path:
                 "konak_release_wheel": str(wheel),
                 "konak_release_wheelhouse": str(wheelhouse(wheel)),
                 "konak_device_models_archive": str(models_archive()),
+                "konak_hub_models_archive": str(models_archive("hub")),
                 "konak_device_accept_licenses": LICENCES,
                 "konak_device_audio_source": "none",
                 "konak_device_audio_sink": "none",

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -325,12 +324,18 @@ class KnowledgeService:
 def load_embedder(settings: KnowledgeSettings) -> TextEmbedder | None:
     """The configured embedding model, or None (logged) when it is not installed or not
     usable: the hub runs without it (blocking: call it in a thread)."""
-    from konak.edge_models.settings import default_models_dir
+    from konak.edge_models.settings import ModelSettings
     from konak.edge_models.store import ModelStore
     from konak.errors import KonakError
     from konak.hub.knowledge.embedder import Embedder
 
-    models_dir = settings.models_dir or default_models_dir(os.geteuid(), Path.home())
+    # as `konak models` finds the store: the setting, then $KONAK_MODELS_DIR, then the default
+    models_dir = ModelSettings.resolve(
+        models_dir=str(settings.models_dir) if settings.models_dir else None,
+        accept_licenses=(),
+        environ=os.environ,
+        config={},
+    ).models_dir
     try:
         path = ModelStore(models_dir).path(settings.model)
         return Embedder.load(path, model_id=settings.model, int8=settings.int8)

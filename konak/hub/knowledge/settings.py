@@ -24,7 +24,7 @@ class KnowledgeSettings:
     directory: FilePath | None = None
     # postgres: from postgres_dsn_env or postgres_dsn_file (a secret: never logged).
     postgres_dsn: str = field(default="", repr=False)
-    # None: the daemon's default (/var/lib/konak/models for root).
+    # None: $KONAK_MODELS_DIR, then `konak models`' default (/var/lib/konak/models for root).
     models_dir: FilePath | None = None
     model: str = DEFAULT_MODEL
     int8: Bool = False
