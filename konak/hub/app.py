@@ -100,6 +100,7 @@ def create_app(settings: HubSettings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             resources.events_ctx,
+            resources.knowledge_ctx,
             resources.mcp_ctx,
             resources.fleet_ctx,
             resources.turns_ctx,

@@ -13,6 +13,7 @@ from konak.hub.alerts import AlertLog
 from konak.hub.events import EventBroker
 from konak.hub.fleet import FleetMonitor
 from konak.hub.ingest import Ingest
+from konak.hub.knowledge.service import KnowledgeService
 from konak.hub.live import LiveFleet
 from konak.hub.mcp_host import McpHost
 from konak.hub.metrics import HubMetrics
@@ -53,3 +54,4 @@ FLEET_MCP_PORT = web.AppKey("konak_fleet_mcp_port", int)  # only when konak-flee
 EVENTS = web.AppKey("konak_events", EventBroker)  # the console's live events
 ALERTS = web.AppKey("konak_alerts", AlertLog)
 LIVE = web.AppKey("konak_live", LiveFleet)  # the console's fleet views
+KNOWLEDGE = web.AppKey("konak_knowledge", KnowledgeService)  # only when [knowledge] enabled

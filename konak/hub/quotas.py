@@ -1,5 +1,6 @@
 """Tenant quotas as inference isolation: per tenant at most N concurrent tool calls, M intents
-a minute and D enrolled devices (``[quotas]`` of hub.toml).
+a minute and D enrolled devices, and at most V vectors and B bytes of knowledge (enforced by
+``konak.hub.knowledge.service``) (``[quotas]`` of hub.toml).
 
 Each tenant has its own bucket and its own count of running tool calls, so a tenant that
 floods the hub is answered "limit reached" while other tenants' turns go on; nothing one
@@ -23,7 +24,13 @@ from konak.hub.security.ratelimit import Clock, TokenBuckets
 from konak.hub.security.settings import RateLimit
 
 LIMIT_TEXT: Final = "Sorry, the limit for this home is reached. Please try again in a moment."
-FIELDS: Final = ("max_concurrent_tool_calls", "intents_per_minute", "max_devices")
+FIELDS: Final = (
+    "max_concurrent_tool_calls",
+    "intents_per_minute",
+    "max_devices",
+    "max_vectors",
+    "max_vector_bytes",
+)
 
 
 @dataclass(frozen=True, slots=True, config=SETTINGS)
@@ -33,6 +40,8 @@ class TenantQuota:
     max_concurrent_tool_calls: Int | None = None
     intents_per_minute: Int | None = None
     max_devices: Int | None = None
+    max_vectors: Int | None = None  # passages stored (all collections); checked before writing
+    max_vector_bytes: Int | None = None  # their vectors, text and metadata, in bytes
 
     def __post_init__(self) -> None:
         for name in FIELDS:

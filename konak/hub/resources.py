@@ -1,13 +1,14 @@
 """The hub's resources, one cleanup context each, in start-up order: the store, the console's
-live events and alert log, the MCP host, the fleet monitor, the turn processor, MQTT ingest
-and konak-fleet (the security core's is ``konak.hub.api.routes.auth_ctx``). Each builds its
-resource from the ones before it, passed to its constructor, puts it behind its ``AppKey``
-and closes it when the app stops."""
+live events and alert log, the tenants' knowledge, the MCP host, the fleet monitor, the turn
+processor, MQTT ingest and konak-fleet (the security core's is
+``konak.hub.api.routes.auth_ctx``). Each builds its resource from the ones before it, passed
+to its constructor, puts it behind its ``AppKey`` and closes it when the app stops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -29,6 +30,7 @@ from konak.hub.keys import (
     FLEET,
     FLEET_MCP_PORT,
     INGEST,
+    KNOWLEDGE,
     LIVE,
     MCP,
     METRICS,
@@ -36,6 +38,7 @@ from konak.hub.keys import (
     STORE,
     TURNS,
 )
+from konak.hub.knowledge.service import KnowledgeService, load_embedder
 from konak.hub.live import LiveFleet
 from konak.hub.mcp_host import McpHost
 from konak.hub.outbound import OutboundPolicy
@@ -110,6 +113,25 @@ def _alert(app: web.Application, kind: AlertKind, tenant: str, subject: str) -> 
     else:
         detail = f"quota {subject} reached: work was refused"
     fleet.tenant_alert(tenant, kind, subject, detail)
+
+
+async def knowledge_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Each tenant's knowledge (``[knowledge]``), with the embedding model when it is
+    installed: without it the hub runs, and searching by text answers "unavailable"."""
+    live = app[SETTINGS]
+    settings = live.current.knowledge
+    if not settings.enabled:
+        yield
+        return
+    if settings.directory is None:  # beside the hub database
+        directory = live.current.database_path.parent / "knowledge"
+        settings = dataclasses.replace(settings, directory=directory)
+    embedder = await asyncio.to_thread(load_embedder, settings)
+    app[KNOWLEDGE] = service = await KnowledgeService.open(
+        settings, quotas=lambda tenant: live.current.quotas.of(tenant), embedder=embedder
+    )
+    yield
+    await service.close()
 
 
 async def mcp_ctx(app: web.Application) -> AsyncIterator[None]:

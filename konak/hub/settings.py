@@ -26,6 +26,7 @@ from konak.config import (
     validate,
 )
 from konak.errors import ConfigError
+from konak.hub.knowledge.settings import KnowledgeSettings
 from konak.hub.outbound import OutboundPolicy, parse_allow_rule
 from konak.hub.quotas import QuotaSettings
 from konak.hub.security.settings import AuthSettings, ProvisioningSettings
@@ -332,6 +333,7 @@ class HubSettings:
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     mcp: McpSettings = field(default_factory=McpSettings)
+    knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
 
     @model_validator(mode="before")
     @classmethod

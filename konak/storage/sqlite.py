@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Final, Literal
 
 from konak.errors import KonakError
@@ -43,25 +44,38 @@ class Schema:
 
 
 def connect(
-    path: Path, schema: Schema, *, synchronous: Synchronous = "NORMAL"
+    path: Path,
+    schema: Schema,
+    *,
+    synchronous: Synchronous = "NORMAL",
+    module: ModuleType = sqlite3,
+    load: Callable[[sqlite3.Connection], None] | None = None,
 ) -> sqlite3.Connection:
-    """Open ``path`` (creating it and its folder) and migrate it to ``schema.version``."""
+    """Open ``path`` (creating it and its folder) and migrate it to ``schema.version``.
+
+    ``module`` is the sqlite3-compatible binding (``sqlean`` where extensions are needed:
+    this Python's sqlite3 cannot load them); ``load`` loads extensions into the connection.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # timeout= is SQLite's busy_timeout; autocommit: transactions are explicit.
-        db = sqlite3.connect(
+        db: sqlite3.Connection = module.connect(
             path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
         )
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, module.Error) as exc:
         raise schema.error(f"cannot open {schema.label} {path}: {exc}") from exc
     try:
+        if load is not None:
+            db.enable_load_extension(True)
+            load(db)
+            db.enable_load_extension(False)
         # Read first: a file that is not SQLite, or is truncated, fails here, unwritten.
         _check_version(db, path, schema)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.execute("PRAGMA foreign_keys=ON")
         migrate(db, path, schema)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, module.Error) as exc:
         db.close()
         raise schema.error(_explain(schema, path, exc)) from exc
     except KonakError:

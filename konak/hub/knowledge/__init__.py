@@ -1,0 +1,1 @@
+"""Each tenant's knowledge: collections of passages searchable by meaning (docs/knowledge.md)."""
