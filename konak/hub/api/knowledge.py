@@ -41,6 +41,7 @@ from konak.hub.api.knowledge_schemas import (
 from konak.hub.api.openapi import ApiRoute
 from konak.hub.api.schemas import parse_query
 from konak.hub.events import knowledge_job
+from konak.hub.keys import EVENTS, KNOWLEDGE, SETTINGS
 from konak.hub.knowledge.formats import Format, InvalidImport
 from konak.hub.knowledge.jobs import (
     ImportTooLarge,
@@ -66,7 +67,6 @@ from konak.hub.knowledge.types import (
     KnowledgeError,
     QuotaExceeded,
 )
-from konak.hub.keys import EVENTS, KNOWLEDGE, SETTINGS
 from konak.hub.security.errors import Conflict, NotEnabled, NotFound, RateLimited, Unavailable
 from konak.hub.security.rbac import Action
 
@@ -411,9 +411,7 @@ ROUTES: Final = (
     ApiRoute("DELETE", C, delete_collection, "delete_collection", None, 204),
     ApiRoute("POST", f"{C}/documents", upsert_documents, "upsert_documents", DocumentsBody),
     ApiRoute("GET", f"{C}/documents/{{doc_id}}", get_document, "knowledge_document"),
-    ApiRoute(
-        "DELETE", f"{C}/documents/{{doc_id}}", delete_document, "delete_document", None, 204
-    ),
+    ApiRoute("DELETE", f"{C}/documents/{{doc_id}}", delete_document, "delete_document", None, 204),
     ApiRoute("POST", f"{T}/search", search, "knowledge_search", SearchBody),
     ApiRoute("POST", f"{T}/embed", embed, "knowledge_embed", EmbedBody),
     ApiRoute("POST", f"{C}/import", import_documents, "knowledge_import", uploads=UPLOAD_TYPES),

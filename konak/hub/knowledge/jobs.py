@@ -21,7 +21,15 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -497,4 +505,3 @@ def _batches(spool: Path) -> Iterator[list[DocumentIn]]:
                 batch = []
     if batch:
         yield batch
-
