@@ -34,8 +34,10 @@ FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z
 Scalar = Annotated[str, Field(max_length=2000)] | int | float | bool | None
 Value = Scalar | Annotated[list[Scalar], Field(max_length=100)]
 Metadata = Annotated[dict[FieldName, Value], Field(max_length=MAX_METADATA_FIELDS)]
+# A vector is normalised, so its scale means nothing; bounded so float32 never overflows.
+MAX_COMPONENT: Final = 1e6
 Vector = Annotated[
-    list[Annotated[float, Field(allow_inf_nan=False)]],
+    list[Annotated[float, Field(allow_inf_nan=False, ge=-MAX_COMPONENT, le=MAX_COMPONENT)]],
     Field(min_length=1, max_length=MAX_VECTOR_DIM),
 ]
 

@@ -99,8 +99,8 @@ async def test_search_over_http_honours_the_metadata_filter_and_ranks_by_score(
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
     if "bins" in expected:
-        assert hits[0]["doc_id"] == "bins" and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
-        assert hits[0]["collection"] == "house"
+        assert (hits[0]["doc_id"], hits[0]["collection"]) == ("bins", "house")
+        assert hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
 
 
 async def test_search_takes_k_and_names_collections(hub: Hub) -> None:
@@ -113,7 +113,8 @@ async def test_search_takes_k_and_names_collections(hub: Hub) -> None:
         "POST", "/search", "readonly@acme.test", json={"vector": vector(0), "collections": ["x"]}
     )
 
-    assert [h["doc_id"] for h in top][:1] == ["wifi"] and len(top) == 2
+    assert [h["doc_id"] for h in top][:1] == ["wifi"]
+    assert len(top) == 2
     assert only_empty == []
     assert unknown.status == 404
 

@@ -179,7 +179,7 @@ async def test_a_cancelled_import_ends_on_the_event_stream_and_writes_nothing(hu
     assert listed["jobs"][0]["state"] == "running"
     assert refused.status == 403
     assert cancelled["state"] == "cancelled"
-    assert ended["job_id"] == job_id and ended["state"] == "cancelled"
+    assert (ended["job_id"], ended["state"]) == (job_id, "cancelled")
     assert (status, answer["error"]["code"]) == (409, "job_cancelled")
     info = await hub.ok("GET", "/collections/notes", "readonly@acme.test")
     assert info["documents"] == 0
@@ -202,7 +202,8 @@ async def test_a_tenant_runs_at_most_jobs_per_tenant_at_once(make_hub: HubFactor
     done_status, done = await asyncio.wait_for(first, WAIT_SECONDS)
 
     assert (status, refused["error"]["code"]) == (429, "too_many_jobs")
-    assert busy.status == 429 and "Retry-After" in busy.headers
+    assert busy.status == 429
+    assert "Retry-After" in busy.headers
     assert (done_status, done["documents"]) == (200, 10)
 
 
