@@ -200,6 +200,43 @@ def fail_on_logged_exceptions(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"{len(recorded)} logged {expectation}:\n{lines}", pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL 16 with pgvector (pgserver) in a fresh data folder for the session;
+    yields the server's DSN; stopped and removed at the end. Tests take ``postgres_dsn`` (a
+    database of their own) rather than sharing its default database."""
+    import shutil
+    import tempfile
+    import warnings
+
+    # Under /tmp, not pytest's 0700 tree: as root, pgserver runs PostgreSQL as its own user.
+    data = Path(tempfile.mkdtemp(prefix="konak-postgres-"))
+    try:
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            server = pgserver.get_server(data, cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: str, request: pytest.FixtureRequest) -> str:
+    """A new, empty database on the session's PostgreSQL server, for this test alone."""
+    import psycopg
+    from psycopg import sql
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + os.urandom(4).hex()
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return psycopg.conninfo.make_conninfo(postgres_server, dbname=name)
+
+
 @contextlib.contextmanager
 def mounted_tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
     """A filesystem of ``size`` (tmpfs's ``size=``) of its own at ``mount_point``, for a disk

@@ -36,6 +36,9 @@ class Schema:
     label: str  # "the hub database", for messages
     steps: tuple[Step, ...]
     error: type[KonakError]  # what a failure to open raises (keeps each store's code)
+    # Non-zero: written into new files (PRAGMA application_id); a file with another id, or
+    # with tables but no id, is another program's and is refused before anything is written.
+    application_id: int = 0
 
     @property
     def version(self) -> int:
@@ -71,6 +74,7 @@ def connect(
             db.enable_load_extension(False)
         # Read first: a file that is not SQLite, or is truncated, fails here, unwritten.
         _check_version(db, path, schema)
+        _check_owner(db, path, schema)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.execute("PRAGMA foreign_keys=ON")
@@ -109,6 +113,20 @@ def _check_version(db: sqlite3.Connection, path: Path, schema: Schema) -> int:
     return version
 
 
+def _check_owner(db: sqlite3.Connection, path: Path, schema: Schema) -> None:
+    if not schema.application_id:
+        return
+    found = int(db.execute("PRAGMA application_id").fetchone()[0])
+    if found == schema.application_id:
+        return
+    if found == 0 and not db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        return  # a new, empty file
+    raise schema.error(
+        f"{path} is not {schema.label} (another program's SQLite file): move it aside, or "
+        "configure another path"
+    )
+
+
 def migrate(db: sqlite3.Connection, path: Path, schema: Schema) -> None:
     """Apply the missing steps, each in a transaction that re-reads the version (another
     connection may be migrating the same file)."""
@@ -120,6 +138,8 @@ def migrate(db: sqlite3.Connection, path: Path, schema: Schema) -> None:
             if version == schema.version:
                 return
             step = schema.steps[version]
+            if version == 0 and schema.application_id:
+                db.execute(f"PRAGMA application_id = {int(schema.application_id)}")
             if isinstance(step, str):
                 for statement in statements(step):
                     db.execute(statement)

@@ -61,7 +61,9 @@ class TextEmbedder(Protocol):
 def open_backend(settings: KnowledgeSettings) -> VectorBackend:
     """The backend the settings choose (blocking: call it in a thread)."""
     if settings.backend == "postgres":
-        raise BackendUnavailable("the postgres backend is not built yet")  # next commit
+        from konak.hub.knowledge.pgvector import PgvectorBackend
+
+        return PgvectorBackend(settings.postgres_dsn)
     from konak.hub.knowledge.sqlite_vec import SqliteVecBackend
 
     if settings.directory is None:

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,18 +21,16 @@ import numpy as np
 import sqlean  # type: ignore[import-untyped]
 import sqlite_vec  # type: ignore[import-untyped]
 
+from konak.hub.knowledge.common import check_quota, metadata_json, not_found, select_collections
 from konak.hub.knowledge.filters import Filter, kind
 from konak.hub.knowledge.types import (
     BackendUnavailable,
     CollectionExists,
     CollectionInfo,
-    CollectionNotFound,
     Hit,
-    InvalidDocument,
     KnowledgeError,
     Limits,
     Passage,
-    QuotaExceeded,
     Usage,
     passage_bytes,
 )
@@ -79,23 +77,9 @@ CREATE INDEX meta_pid ON meta (pid);
 """
 
 
-def _create(db: sqlite3.Connection) -> None:
-    """Version 1; a file that already holds tables is another program's: refused."""
-    if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise BackendUnavailable(
-            f"{_path_of(db)} is not a Konak knowledge file (it holds other tables): "
-            "move it aside or point [knowledge] directory elsewhere"
-        )
-    for statement in storage.statements(_TABLES):
-        db.execute(statement)
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-
-
-def _path_of(db: sqlite3.Connection) -> str:
-    return str(db.execute("PRAGMA database_list").fetchone()[2])
-
-
-SCHEMA: Final = storage.Schema("the knowledge file", (_create,), BackendUnavailable)
+SCHEMA: Final = storage.Schema(
+    "a Konak knowledge file", (_TABLES,), BackendUnavailable, application_id=APPLICATION_ID
+)
 
 
 def _load(db: sqlite3.Connection) -> None:
@@ -144,15 +128,7 @@ class _Tenant:
         self.write_lock = threading.Lock()  # held for a whole transaction (any thread ends it)
 
     def _open(self) -> sqlite3.Connection:
-        db = storage.connect(self.path, SCHEMA, module=sqlean, load=_load)
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        if app_id != APPLICATION_ID:
-            db.close()
-            raise BackendUnavailable(
-                f"{self.path} is not a Konak knowledge file (application id {app_id}): "
-                "move it aside or point [knowledge] directory elsewhere"
-            )
-        return db
+        return storage.connect(self.path, SCHEMA, module=sqlean, load=_load)
 
     def close(self) -> None:
         self.writer.close()
@@ -226,17 +202,17 @@ class SqliteVecBackend:
     def get_collection(self, tenant: str, name: str) -> CollectionInfo:
         reading = self._read(tenant)
         if reading is None:
-            raise _not_found(name)
+            raise not_found(name)
         with reading as db:
             row = db.execute(f"{_INFO} WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise _not_found(name)
+                raise not_found(name)
             return _info(row[1:], _documents(db, row[0]))
 
     def delete_collection(self, tenant: str, name: str) -> None:
         t = self._tenant(tenant, create=False)
         if t is None:
-            raise _not_found(name)
+            raise not_found(name)
         with t.write_lock, storage.transaction(t.writer):
             cid, _ = _collection(t.writer, name)
             t.writer.execute(
@@ -249,14 +225,14 @@ class SqliteVecBackend:
     def begin(self, tenant: str, collection: str) -> SqliteWriter:
         t = self._tenant(tenant, create=False)
         if t is None:
-            raise _not_found(collection)
+            raise not_found(collection)
         return SqliteWriter(t, collection)
 
     # ------------------------------------------------------------------ reading
     def get_document(self, tenant: str, collection: str, doc_id: str) -> list[Passage]:
         reading = self._read(tenant)
         if reading is None:
-            raise _not_found(collection)
+            raise not_found(collection)
         with reading as db:
             cid, _ = _collection(db, collection)
             rows = db.execute(
@@ -277,10 +253,11 @@ class SqliteVecBackend:
         reading = self._read(tenant)
         if reading is None:
             if collections:
-                raise _not_found(collections[0])
+                raise not_found(collections[0])
             return []
         with reading as db:
-            names = _collections(db, collections, len(vector))
+            rows = db.execute("SELECT id, name, dim FROM collections").fetchall()
+            names = select_collections(rows, collections, len(vector))
             if not names:
                 return []
             marks = ",".join("?" * len(names))
@@ -307,7 +284,7 @@ class SqliteVecBackend:
     ) -> tuple[list[Passage], int]:
         reading = self._read(tenant)
         if reading is None:
-            raise _not_found(collection)
+            raise not_found(collection)
         with reading as db:
             cid, _ = _collection(db, collection)
             rows = db.execute(
@@ -377,12 +354,12 @@ class SqliteWriter:
         rows = []
         added = 0
         for seq, p in enumerate(passages):
-            meta = json.dumps(p.metadata, ensure_ascii=False, separators=(",", ":"))
+            meta = metadata_json(p.metadata)
             size = passage_bytes(p, meta)
             added += size
             rows.append((cid, p.id, p.doc_id, seq, p.text, meta, p.vector.tobytes(), size))
         usage = _usage(db)
-        _check(limits, usage, len(passages) - len(old), added - sum(b for _, b in old))
+        check_quota(limits, usage, len(passages) - len(old), added - sum(b for _, b in old))
         if old:
             pids = [(pid,) for pid, _ in old]
             db.executemany("DELETE FROM meta WHERE pid = ?", pids)
@@ -438,26 +415,6 @@ class SqliteWriter:
             self._tenant.write_lock.release()
 
 
-def _check(limits: Limits, usage: Usage, vectors: int, size: int) -> None:
-    """QuotaExceeded when adding ``vectors`` and ``size`` bytes would pass the limits."""
-    if (
-        limits.max_vectors is not None
-        and vectors > 0
-        and usage.vectors + vectors > limits.max_vectors
-    ):
-        raise QuotaExceeded(
-            f"quota max_vectors ({limits.max_vectors}) reached: {usage.vectors} stored, "
-            f"{vectors} more refused",
-            quota="max_vectors",
-        )
-    if limits.max_bytes is not None and size > 0 and usage.bytes + size > limits.max_bytes:
-        raise QuotaExceeded(
-            f"quota max_vector_bytes ({limits.max_bytes}) reached: {usage.bytes} bytes stored, "
-            f"{size} more refused",
-            quota="max_vector_bytes",
-        )
-
-
 def _usage(db: sqlite3.Connection) -> Usage:
     vectors, size = db.execute(
         "SELECT coalesce(sum(passages), 0), coalesce(sum(bytes), 0) FROM collections"
@@ -477,36 +434,10 @@ def _documents(db: sqlite3.Connection, cid: int) -> int:
 def _collection(db: sqlite3.Connection, name: str) -> tuple[int, int]:
     row = db.execute("SELECT id, dim FROM collections WHERE name = ?", (name,)).fetchone()
     if row is None:
-        raise _not_found(name)
+        raise not_found(name)
     return int(row[0]), int(row[1])
-
-
-def _collections(db: sqlite3.Connection, names: Iterable[str] | None, dim: int) -> dict[int, str]:
-    """id -> name of the collections searched (all when ``names`` is None)."""
-    rows = db.execute("SELECT id, name, dim FROM collections").fetchall()
-    by_name = {name: (cid, d) for cid, name, d in rows}
-    wanted = list(by_name) if names is None else list(dict.fromkeys(names))
-    out: dict[int, str] = {}
-    for name in wanted:
-        if name not in by_name:
-            raise _not_found(name)
-        cid, d = by_name[name]
-        if d != dim:
-            if names is None:
-                continue  # searching everything: collections of another model are skipped
-            raise _dim_mismatch(name, d, dim)
-        out[cid] = name
-    return out
-
-
-def _dim_mismatch(name: str, dim: int, given: int) -> KnowledgeError:
-    return InvalidDocument(f"vector: {given} dimensions, collection {name!r} has {dim}")
 
 
 def _passage(row: Sequence[Any]) -> Passage:
     pid, doc_id, text, meta, blob = row
     return Passage(pid, doc_id, text, json.loads(meta), np.frombuffer(blob, dtype=np.float32))
-
-
-def _not_found(name: str) -> CollectionNotFound:
-    return CollectionNotFound(f"no collection {name!r}")
