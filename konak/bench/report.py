@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from konak.bench import embedding
+
 
 def _models_table(models: list[dict[str, Any]]) -> list[str]:
     rows = [
@@ -139,6 +141,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += ["## Daemon footprint", "", *_footprint(results), ""]
     if "models" in results:
         lines += ["## Models (each in its own process)", "", *_models_table(results["models"]), ""]
+    if "embedding" in results:
+        lines += embedding.markdown(results["embedding"])
     if "hub_scale" in results:
         lines += [
             "## Hub scale (simulated devices -> real broker -> hub -> konak-home -> device)",

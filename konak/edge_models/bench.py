@@ -146,6 +146,19 @@ def _bench_vad(store: ModelStore, model: Model, repeats: int) -> BenchResult:
     return BenchResult(model.id, model.role, model.engine, load, steady, "us/32ms frame")
 
 
+def _bench_embedding(store: ModelStore, model: Model, repeats: int) -> BenchResult:
+    from konak.bench.embedding import SHORT
+    from konak.hub.knowledge.embedder import Embedder
+
+    path = store.path(model.id)
+    load = _median_time(lambda: Embedder.load(path, model_id=model.id), repeats)
+    embedder = Embedder.load(path, model_id=model.id)
+    steady = _per_unit_us(lambda i: embedder.embed([SHORT]))
+    return BenchResult(
+        model.id, model.role, model.engine, load, steady, "us/short sentence", note="1 thread"
+    )
+
+
 def _utterances(store: ModelStore) -> tuple[list[Samples], float]:
     from konak.daemon.audio import RATE_HZ
 
@@ -208,6 +221,8 @@ def bench_in_process(store: ModelStore, model: Model, repeats: int) -> BenchResu
         result = _bench_vad(store, model, repeats)
     elif model.role == "stt":
         result = _bench_stt(store, model, repeats)
+    elif model.role == "embedding":
+        result = _bench_embedding(store, model, repeats)
     else:
         result = _bench_tts(store, model, repeats)
     return BenchResult(**{**result.to_dict(), "peak_rss_mb": _peak_rss_mb()})

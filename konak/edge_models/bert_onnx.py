@@ -92,17 +92,18 @@ def _failed(why: str) -> SourceError:
     return SourceError(f"cannot convert to ONNX: {why}", code=CONVERSION_FAILED)
 
 
-def _need_packages() -> tuple[Any, Any, Any]:
+def _need_packages() -> Any:
+    """The onnx module; a clear error when the conversion's packages are missing."""
     try:
-        import numpy
+        import numpy  # noqa: F401 - checked here, imported where used
         import onnx
-        from safetensors.numpy import load as load_safetensors
+        import safetensors  # noqa: F401
     except ImportError as exc:
         raise ModelError(
             f"converting this model needs numpy, onnx and safetensors (konak[hub]): {exc}",
             code=ENGINE_UNAVAILABLE,
         ) from exc
-    return numpy, onnx, load_safetensors
+    return onnx
 
 
 class _Weights:
@@ -138,6 +139,11 @@ class _Graph:
         self.initializers.append(self.onnx.numpy_helper.from_array(value, name))
         return name
 
+    def scalar(self, name: str, value: float) -> str:
+        import numpy as np
+
+        return self.const(name, np.array(value, np.float32))
+
     def op(self, op_type: str, inputs: list[str], name: str, **attrs: Any) -> str:
         self.nodes.append(self.onnx.helper.make_node(op_type, inputs, [name], name=name, **attrs))
         return name
@@ -158,7 +164,7 @@ class _Graph:
                 [self.op("MatMul", [x, self.const(f"{name}.weight", w)], f"{name}.matmul"), b],
                 name,
             )
-        wq, scale, zero = quantize_uint8(w)
+        wq, scale, zero = quantize_uint8(w, axis=0)  # per output column
         xq, xs, xz = self.ops(
             "DynamicQuantizeLinear",
             [x],
@@ -171,28 +177,28 @@ class _Graph:
                 xq,
                 self.const(f"{name}.weight_q", wq),
                 xz,
-                self.const(f"{name}.weight_zero", np.array(zero, dtype=np.uint8)),
+                self.const(f"{name}.weight_zero", zero),
             ],
             f"{name}.matmul_int",
         )
         as_float = self.op("Cast", [acc], f"{name}.cast", to=self.onnx.TensorProto.FLOAT)
-        both = self.op(
-            "Mul",
-            [xs, self.const(f"{name}.weight_scale", np.array(scale, np.float32))],
-            f"{name}.scale",
-        )
+        both = self.op("Mul", [xs, self.const(f"{name}.weight_scale", scale)], f"{name}.scale")
         return self.op("Add", [self.op("Mul", [as_float, both], f"{name}.rescale"), b], name)
 
 
-def quantize_uint8(w: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """Per-tensor asymmetric uint8 (onnxruntime's QUInt8 rule: the range always holds 0)."""
+def quantize_uint8(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asymmetric uint8 with one scale and zero point per slice along ``axis`` (onnxruntime's
+    QUInt8 rule: each range is widened to hold 0). Returns (q, scale, zero point)."""
     import numpy as np
 
-    low, high = min(float(w.min()), 0.0), max(float(w.max()), 0.0)
-    scale = (high - low) / QUINT8_MAX if high > low else 1.0
-    zero = int(np.clip(round(-low / scale), 0, QUINT8_MAX))
-    q = np.clip(np.rint(w / np.float32(scale)) + zero, 0, QUINT8_MAX).astype(np.uint8)
-    return q, float(np.float32(scale)), zero
+    low = np.minimum(w.min(axis=axis), 0.0).astype(np.float32)
+    high = np.maximum(w.max(axis=axis), 0.0).astype(np.float32)
+    scale = np.where(high > low, (high - low) / np.float32(QUINT8_MAX), 1.0).astype(np.float32)
+    zero = np.clip(np.rint(-low / scale), 0, QUINT8_MAX).astype(np.uint8)
+    shape = [1] * w.ndim
+    shape[1 - axis] = -1
+    q = np.rint(w / scale.reshape(shape)) + zero.reshape(shape).astype(np.float32)
+    return np.clip(q, 0, QUINT8_MAX).astype(np.uint8), scale, zero
 
 
 def _layer_norm(g: _Graph, x: str, weights: _Weights, name: str, cfg: BertConfig) -> str:
@@ -227,7 +233,7 @@ def _encoder_layer(
     q = split(dense(x, f"{p}.attention.self.query", h, h), f"{p}.q", [0, 2, 1, 3])
     k = split(dense(x, f"{p}.attention.self.key", h, h), f"{p}.k", [0, 2, 3, 1])
     v = split(dense(x, f"{p}.attention.self.value", h, h), f"{p}.v", [0, 2, 1, 3])
-    scale = g.const(f"{p}.score_scale", np.array(1.0 / math.sqrt(d), np.float32))
+    scale = g.scalar(f"{p}.score_scale", 1.0 / math.sqrt(d))
     scores = g.op("Mul", [g.op("MatMul", [q, k], f"{p}.qk"), scale], f"{p}.scores")
     probs = g.op(
         "Softmax", [g.op("Add", [scores, mask_bias], f"{p}.masked")], f"{p}.probs", axis=-1
@@ -249,45 +255,57 @@ def _encoder_layer(
     )
     inner = dense(x, f"{p}.intermediate.dense", f, h)
     # GELU, exact: 0.5 * x * (1 + erf(x / sqrt(2)))
+    scaled = g.op("Mul", [inner, g.scalar(f"{p}.gelu.inv_sqrt2", 1 / math.sqrt(2))], f"{p}.gelu.x")
     erf = g.op(
-        "Erf",
-        [
-            g.op(
-                "Mul",
-                [inner, g.const(f"{p}.gelu.inv_sqrt2", np.array(1 / math.sqrt(2), np.float32))],
-                f"{p}.gelu.scaled",
-            )
-        ],
-        f"{p}.gelu.erf",
+        "Add",
+        [g.op("Erf", [scaled], f"{p}.gelu.erf"), g.scalar(f"{p}.gelu.one", 1.0)],
+        f"{p}.gelu.1erf",
     )
-    one_plus = g.op(
-        "Add", [erf, g.const(f"{p}.gelu.one", np.array(1.0, np.float32))], f"{p}.gelu.one_plus"
-    )
-    gelu = g.op(
-        "Mul",
-        [
-            g.op("Mul", [inner, one_plus], f"{p}.gelu.product"),
-            g.const(f"{p}.gelu.half", np.array(0.5, np.float32)),
-        ],
-        f"{p}.gelu",
-    )
-    out = dense(gelu, f"{p}.output.dense", h, f)
+    half = g.op("Mul", [inner, g.scalar(f"{p}.gelu.half", 0.5)], f"{p}.gelu.half_x")
+    out = dense(g.op("Mul", [half, erf], f"{p}.gelu"), f"{p}.output.dense", h, f)
     return _layer_norm(
         g, g.op("Add", [out, x], f"{p}.output.residual"), weights, f"{p}.output.LayerNorm", cfg
     )
 
 
+def _word_embeddings(g: _Graph, table: np.ndarray) -> str:
+    """Gather each token's row; int8: rows stored as uint8 with a scale and zero per row."""
+    import numpy as np
+
+    if not g.int8:
+        return g.op(
+            "Gather",
+            [g.const("embeddings.word_embeddings", table), "input_ids"],
+            "embeddings.words",
+        )
+    q, scale, zero = quantize_uint8(table, axis=1)  # per row (token)
+    rows = g.op(
+        "Gather", [g.const("embeddings.word_embeddings_q", q), "input_ids"], "embeddings.rows_q"
+    )
+    rows = g.op("Cast", [rows], "embeddings.rows", to=g.onnx.TensorProto.FLOAT)
+    zeros = g.const("embeddings.word_zero", zero.astype(np.float32)[:, None])
+    scales = g.const("embeddings.word_scale", scale[:, None])
+    centred = g.op(
+        "Sub",
+        [rows, g.op("Gather", [zeros, "input_ids"], "embeddings.zeros")],
+        "embeddings.centred",
+    )
+    return g.op(
+        "Mul",
+        [centred, g.op("Gather", [scales, "input_ids"], "embeddings.scales")],
+        "embeddings.words",
+    )
+
+
 def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: bool) -> Any:
     """The ONNX ModelProto of the encoder + mean pooling + L2 normalisation."""
-    numpy, onnx, _ = _need_packages()
-    np = numpy
+    import numpy as np
+
+    onnx = _need_packages()
     weights = _Weights(tensors)
     g = _Graph(onnx, int8=int8)
     h = cfg.hidden
-    word = g.const(
-        "embeddings.word_embeddings",
-        weights.get("embeddings.word_embeddings.weight", (cfg.vocab, h)),
-    )
+    words = _word_embeddings(g, weights.get("embeddings.word_embeddings.weight", (cfg.vocab, h)))
     # Single sentences have token type 0 everywhere: fold that row into the positions.
     positions = weights.get("embeddings.position_embeddings.weight", (cfg.max_positions, h))
     type0 = weights.get("embeddings.token_type_embeddings.weight", (2, h))[0]
@@ -295,18 +313,12 @@ def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: boo
     seq_len = g.op("Shape", ["input_ids"], "seq_len", start=1, end=2)
     zero = g.const("zero_1d", np.array([0], np.int64))
     pos = g.op("Slice", [pos_table, zero, seq_len, zero], "embeddings.positions")
-    summed = g.op(
-        "Add", [g.op("Gather", [word, "input_ids"], "embeddings.words"), pos], "embeddings.sum"
-    )
+    summed = g.op("Add", [words, pos], "embeddings.sum")
     x = _layer_norm(g, summed, weights, "embeddings.LayerNorm", cfg)
 
     mask = g.op("Cast", ["attention_mask"], "mask", to=onnx.TensorProto.FLOAT)
-    inverted = g.op("Sub", [g.const("one", np.array(1.0, np.float32)), mask], "mask.inverted")
-    bias = g.op(
-        "Mul",
-        [inverted, g.const("mask_bias_value", np.array(MASK_BIAS, np.float32))],
-        "mask.bias2d",
-    )
+    inverted = g.op("Sub", [g.scalar("one", 1.0), mask], "mask.inverted")
+    bias = g.op("Mul", [inverted, g.scalar("mask_bias_value", MASK_BIAS)], "mask.bias2d")
     mask_bias = g.op(
         "Unsqueeze", [bias, g.const("axes_1_2", np.array([1, 2], np.int64))], "mask.bias"
     )
@@ -323,13 +335,13 @@ def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: boo
         "Max",
         [
             g.op("ReduceSum", [mask3, axis1], "pool.count_raw", keepdims=0),
-            g.const("pool.eps", np.array(POOL_EPS, np.float32)),
+            g.scalar("pool.eps", POOL_EPS),
         ],
         "pool.count",
     )
     mean = g.op("Div", [total, count], "pool.mean")
     norm = g.op("ReduceL2", [mean], "norm.l2", axes=[1], keepdims=1)
-    norm = g.op("Max", [norm, g.const("norm.eps", np.array(NORM_EPS, np.float32))], "norm.clamped")
+    norm = g.op("Max", [norm, g.scalar("norm.eps", NORM_EPS)], "norm.clamped")
     g.op("Div", [mean, norm], "sentence_embedding")
 
     ints = onnx.TensorProto.INT64
@@ -361,7 +373,10 @@ def build_graph(tensors: Mapping[str, np.ndarray], cfg: BertConfig, *, int8: boo
 def convert(inputs: Mapping[str, bytes], outputs: tuple[str, ...]) -> dict[str, bytes]:
     """Build the files named in ``outputs`` (of model.onnx, model.int8.onnx, tokenizer.json)
     from the checkpoint's files; a broken or incomplete checkpoint is one conversion_failed line."""
-    _, _, load_safetensors = _need_packages()
+    _need_packages()
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as load_safetensors
+
     missing = [name for name in INPUTS if name not in inputs]
     if missing:
         raise _failed(f"the source has no {', '.join(missing)}")
@@ -374,7 +389,7 @@ def convert(inputs: Mapping[str, bytes], outputs: tuple[str, ...]) -> dict[str, 
     cfg = BertConfig.parse(inputs["config.json"])
     try:
         tensors = load_safetensors(inputs["model.safetensors"])
-    except Exception as exc:  # safetensors raises its own untyped SafetensorError
+    except SafetensorError as exc:
         raise _failed(f"model.safetensors is not readable ({exc})") from exc
     builders: dict[str, Callable[[], bytes]] = {
         FLOAT_FILE: lambda: build_graph(tensors, cfg, int8=False).SerializeToString(),

