@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
@@ -31,6 +32,7 @@ from konak.hub.api.errors import (
 from konak.hub.api.fleet import tenant_of
 from konak.hub.api.http import declare, note, read_json
 from konak.hub.api.knowledge_schemas import (
+    COLLECTION_PATTERN,
     MAX_BODY_BYTES,
     CollectionBody,
     DocumentsBody,
@@ -42,7 +44,7 @@ from konak.hub.api.openapi import ApiRoute
 from konak.hub.api.schemas import parse_query
 from konak.hub.events import knowledge_job
 from konak.hub.keys import EVENTS, KNOWLEDGE, SETTINGS
-from konak.hub.knowledge.formats import Format, InvalidImport
+from konak.hub.knowledge.formats import MAX_ID_CHARS, Format, InvalidImport
 from konak.hub.knowledge.jobs import (
     ImportTooLarge,
     Job,
@@ -126,6 +128,23 @@ def _parts(request: web.Request) -> tuple[KnowledgeService, str]:
     return service, tenant
 
 
+def _collection(request: web.Request) -> str:
+    """The URL's collection name; one no collection can have is not found (it never reaches
+    a backend)."""
+    name = request.match_info["collection"]
+    if not re.fullmatch(COLLECTION_PATTERN, name):
+        raise NotFound(f"no collection {name[:64]!r}", code="collection_not_found")
+    return name
+
+
+def _doc_id(request: web.Request) -> str:
+    """The URL's document id (one no document can have is not found)."""
+    doc_id = request.match_info["doc_id"]
+    if len(doc_id) > MAX_ID_CHARS or not re.fullmatch(r"[^\x00-\x1f]+", doc_id):
+        raise NotFound(f"no document {doc_id[:200]!r}", code="document_not_found")
+    return doc_id
+
+
 def _runner(request: web.Request) -> JobRunner:
     runner = request.app.get(JOBS)
     if runner is None:
@@ -162,7 +181,7 @@ async def create_collection(request: web.Request) -> web.Response:
 async def get_collection(request: web.Request) -> web.Response:
     """One collection, with its counts and storage."""
     service, tenant = _parts(request)
-    info = await service.get_collection(tenant, request.match_info["collection"])
+    info = await service.get_collection(tenant, _collection(request))
     return web.json_response(_info(info))
 
 
@@ -171,7 +190,7 @@ async def get_collection(request: web.Request) -> web.Response:
 async def delete_collection(request: web.Request) -> web.Response:
     """Delete a collection and every document in it."""
     service, tenant = _parts(request)
-    name = request.match_info["collection"]
+    name = _collection(request)
     note(request, target=f"knowledge:{name[:64]}")
     await service.delete_collection(tenant, name)
     return web.Response(status=204)
@@ -182,7 +201,7 @@ async def delete_collection(request: web.Request) -> web.Response:
 async def upsert_documents(request: web.Request) -> web.Response:
     """Upsert documents by id: every one of them, or none."""
     service, tenant = _parts(request)
-    name = request.match_info["collection"]
+    name = _collection(request)
     note(request, target=f"knowledge:{name[:64]}")
     body = await read_json(request, DocumentsBody, MAX_BODY_BYTES)
     passages = await service.upsert(tenant, name, [d.document() for d in body.documents])
@@ -194,7 +213,7 @@ async def upsert_documents(request: web.Request) -> web.Response:
 async def get_document(request: web.Request) -> web.Response:
     """One document: its passages (text and metadata)."""
     service, tenant = _parts(request)
-    name, doc_id = request.match_info["collection"], request.match_info["doc_id"]
+    name, doc_id = _collection(request), _doc_id(request)
     passages = await service.get_document(tenant, name, doc_id)
     if not passages:
         raise NotFound(f"no document {doc_id[:200]!r}", code="document_not_found")
@@ -212,7 +231,7 @@ async def get_document(request: web.Request) -> web.Response:
 async def delete_document(request: web.Request) -> web.Response:
     """Delete one document (every passage of it)."""
     service, tenant = _parts(request)
-    name, doc_id = request.match_info["collection"], request.match_info["doc_id"]
+    name, doc_id = _collection(request), _doc_id(request)
     note(request, target=f"knowledge:{name[:64]}/{doc_id[:200]}")
     if not await service.delete_documents(tenant, name, [doc_id]):
         raise NotFound(f"no document {doc_id[:200]!r}", code="document_not_found")
@@ -269,7 +288,7 @@ async def import_documents(request: web.Request) -> web.Response:
     on a bad line, a cancel or any error, none; answers when the job has ended."""
     service, tenant = _parts(request)
     runner = _runner(request)
-    name = request.match_info["collection"]
+    name = _collection(request)
     note(request, target=f"knowledge:{name[:64]}")
     fmt = _upload_format(request)
     settings = request.app[SETTINGS].current.knowledge
@@ -290,7 +309,7 @@ async def import_documents(request: web.Request) -> web.Response:
 async def _export(request: web.Request, fmt: Format) -> web.StreamResponse:
     service, tenant = _parts(request)
     runner = _runner(request)
-    name = request.match_info["collection"]
+    name = _collection(request)
     response = web.StreamResponse(
         headers={
             "Content-Type": EXPORT_TYPES[fmt],

@@ -8,7 +8,7 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, model_validator
 
 from konak.hub.api.schemas import Body, Query
-from konak.hub.knowledge.formats import DocumentRecord, FieldName, Value, Vector
+from konak.hub.knowledge.formats import NO_NUL, DocumentRecord, FieldName, Value, Vector
 from konak.hub.knowledge.jobs import MAX_JOBS_PAGE
 
 MAX_BATCH_DOCUMENTS: Final = 500  # more go through an import job
@@ -18,9 +18,9 @@ MAX_EMBED_CHARS: Final = 4096  # the model reads 256 word pieces; more is wasted
 MAX_QUERY_CHARS: Final = 2000
 MAX_K: Final = 100
 
-CollectionName = Annotated[
-    str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-]
+QUERY: Final = r"^[^\x00]*[^\x00\s][^\x00]*$"  # something to search for, no NUL
+COLLECTION_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+CollectionName = Annotated[str, Field(min_length=1, max_length=63, pattern=COLLECTION_PATTERN)]
 FilterOp = Literal["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in"]
 Condition = Value | Annotated[dict[FilterOp, Value], Field(min_length=1, max_length=7)]
 Filter = Annotated[dict[FieldName, Condition], Field(max_length=20)]
@@ -30,7 +30,7 @@ class CollectionBody(Body):
     """Create a collection of the tenant."""
 
     name: CollectionName
-    description: Annotated[str, Field(max_length=1000)] = ""
+    description: Annotated[str, Field(max_length=1000, pattern=NO_NUL)] = ""
 
 
 class DocumentsBody(Body):
@@ -43,7 +43,7 @@ class SearchBody(Body):
     """Search the tenant's collections (all of them unless ``collections`` names some) by
     text or by vector, exactly one of them; ``filter`` is on the documents' metadata."""
 
-    text: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")] | None = (
+    text: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=QUERY)] | None = (
         None
     )
     vector: Vector | None = None
@@ -62,7 +62,7 @@ class EmbedBody(Body):
     """Texts to turn into vectors (the collections' model; nothing is stored)."""
 
     texts: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=MAX_EMBED_CHARS)]],
+        list[Annotated[str, Field(min_length=1, max_length=MAX_EMBED_CHARS, pattern=NO_NUL)]],
         Field(min_length=1, max_length=MAX_EMBED_TEXTS),
     ]
 

@@ -29,9 +29,13 @@ MAX_METADATA_FIELDS: Final = 32
 MAX_CSV_COLUMNS: Final = 64
 CSV_COLUMNS: Final = ("id", "text", "metadata", "vector")  # what an export writes
 
-DocumentId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+MAX_ID_CHARS: Final = 200
+DocumentId = Annotated[
+    str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f]+$")
+]
 FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-Scalar = Annotated[str, Field(max_length=2000)] | int | float | bool | None
+NO_NUL: Final = r"^[^\x00]*$"  # PostgreSQL's text cannot hold NUL: refused on every backend
+Scalar = Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | int | float | bool | None
 Value = Scalar | Annotated[list[Scalar], Field(max_length=100)]
 Metadata = Annotated[dict[FieldName, Value], Field(max_length=MAX_METADATA_FIELDS)]
 # A vector is normalised, so its scale means nothing; bounded so float32 never overflows.
@@ -49,7 +53,7 @@ class DocumentRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     id: DocumentId
-    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=NO_NUL)]
     metadata: Metadata = Field(default_factory=dict)
     vector: Vector | None = None
 

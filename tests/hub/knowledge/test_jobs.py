@@ -24,9 +24,9 @@ from konak.hub.knowledge.jobs import (
     TooManyJobs,
 )
 from konak.hub.knowledge.service import KnowledgeService
-from konak.hub.knowledge.settings import KnowledgeSettings
 from konak.hub.knowledge.types import QuotaExceeded
 from konak.hub.quotas import TenantQuota
+from tests.hub.knowledge.conftest import settings_for
 
 DIM = 384
 LIMIT = 1 << 30
@@ -70,10 +70,13 @@ class Gate:
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[KnowledgeService]:
+async def service(
+    tmp_path: Path, backend_name: str, dsn: str | None
+) -> AsyncIterator[KnowledgeService]:
+    """The real service on each backend (conftest: sqlite-vec, then PostgreSQL + pgvector)."""
     quota = {"acme": TenantQuota(max_vectors=50)}
     opened = await KnowledgeService.open(
-        KnowledgeSettings(directory=tmp_path / "kn"),
+        settings_for(backend_name, tmp_path, dsn),
         quotas=lambda tenant: quota.get(tenant, TenantQuota()),
         embedder=None,
     )

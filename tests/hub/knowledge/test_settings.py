@@ -47,7 +47,7 @@ def test_a_relative_directory_is_relative_to_the_config_file(tmp_path: Path) -> 
     ("knowledge", "message"),
     [
         ({"backend": "redis"}, "knowledge.backend: must be one of sqlite, postgres, not 'redis'"),
-        ({"backend": "postgres"}, "knowledge: backend \"postgres\" needs postgres_dsn_env"),
+        ({"backend": "postgres"}, 'knowledge: backend "postgres" needs postgres_dsn_env'),
         ({"postgres_dsn": "postgresql://x"}, "knowledge.postgres_dsn: give it as postgres_dsn_env"),
         ({"chunk_chars": 10}, "knowledge.chunk_chars must be >= 50"),
         ({"chunk_overlap_chars": 500}, "knowledge.chunk_overlap_chars must be between 0 and half"),

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -26,7 +27,7 @@ from konak.devtools.mosquitto import free_port
 from konak.hub.app import create_app
 from konak.hub.keys import AUTH
 from konak.hub.knowledge.settings import KnowledgeSettings
-from konak.hub.settings import HubSettings, MqttSettings, TenantSettings
+from konak.hub.settings import FleetMcpSettings, HubSettings, MqttSettings, TenantSettings
 from tests.hub.api.conftest import PASSWORD, auth_settings
 
 pytestmark = pytest.mark.integration
@@ -76,9 +77,8 @@ class HubThread:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubThread]:
-    tmp: Path = tmp_path_factory.mktemp("fuzz")
+def start_hub(tmp: Path, **kw: Any) -> HubThread:
+    """A hub for fuzzing with the superadmin ``ROOT``, started."""
     hub = HubThread(
         HubSettings(
             database_path=tmp / "hub.sqlite3",
@@ -87,13 +87,45 @@ def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubThread]:
             mqtt=MqttSettings(host="127.0.0.1", port=free_port(), reconnect_seconds=5.0),
             tenants={t: TenantSettings(t) for t in ("acme", "globex")},
             auth=auth_settings(lockout_after_failures=1_000_000),  # fuzzed logins fail
-            # The real embedding model: searching by text and embedding answer, never 503.
-            knowledge=KnowledgeSettings(models_dir=Path(os.environ["KONAK_MODELS_DIR"])),
+            **kw,
         )
     )
     users = hub.app[AUTH].users
     users.create_user(ROOT, PASSWORD, superadmin=True)
     hub.start()
+    return hub
+
+
+@pytest.fixture(scope="module")
+def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubThread]:
+    # The real embedding model: searching by text and embedding answer, never 503.
+    knowledge = KnowledgeSettings(models_dir=Path(os.environ["KONAK_MODELS_DIR"]))
+    hub = start_hub(tmp_path_factory.mktemp("fuzz"), knowledge=knowledge)
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def pgvector_hub(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: str
+) -> Iterator[HubThread]:
+    """A second hub whose knowledge is in PostgreSQL + pgvector (a database of its own)."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"fuzz_{secrets.token_hex(4)}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    knowledge = KnowledgeSettings(
+        models_dir=Path(os.environ["KONAK_MODELS_DIR"]),
+        backend="postgres",
+        postgres_dsn=psycopg.conninfo.make_conninfo(postgres_server, dbname=name),
+    )
+    hub = start_hub(
+        tmp_path_factory.mktemp("fuzz-pg"),
+        knowledge=knowledge,
+        fleet_mcp=FleetMcpSettings(enabled=False),  # the first hub holds its port
+    )
     yield hub
     hub.stop()
 
@@ -189,23 +221,24 @@ def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_document(
     assert len(cases) >= 20
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_the_knowledge_routes_of_a_real_tenant_and_collection_get_no_5xx(
-    hub_url: str, fuzz_hub: HubThread
+    backend: str, request: pytest.FixtureRequest
 ) -> None:
     # Generated tenant names almost never exist: send every knowledge case to acme's
     # collection "notes" (recreated when a case deleted it), so the bodies reach the service.
-    headers = bearer(hub_url)
-    base = f"{hub_url}/api/tenants/acme/knowledge"
+    hub: HubThread = request.getfixturevalue("fuzz_hub" if backend == "sqlite" else "pgvector_hub")
+    url = f"http://127.0.0.1:{hub.port}"
     created = requests.post(
-        f"{base}/collections", json={"name": "notes"}, headers=headers, timeout=10
+        f"{url}/api/tenants/acme/knowledge/collections",
+        json={"name": "notes"},
+        headers=bearer(url),
+        timeout=10,
     )
     assert created.status_code in (201, 409)
 
     cases = fuzz(
-        hub_url,
-        fuzz_hub,
-        "/api/tenants/{tenant}/knowledge",
-        {"tenant": "acme", "collection": "notes"},
+        url, hub, "/api/tenants/{tenant}/knowledge", {"tenant": "acme", "collection": "notes"}
     )
 
     assert len(cases) == 15

@@ -94,14 +94,24 @@ class Hub:
 HubFactory = Callable[..., Any]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Each real backend: sqlite-vec files beside the hub database, and a database of its
+    own on the session's PostgreSQL + pgvector."""
+    if request.param == "postgres":
+        return {"backend": "postgres", "postgres_dsn": request.getfixturevalue("postgres_dsn")}
+    return {}
+
+
 @pytest.fixture
-async def make_hub(tmp_path: Path) -> AsyncIterator[HubFactory]:
+async def make_hub(tmp_path: Path, store_settings: dict[str, Any]) -> AsyncIterator[HubFactory]:
     """``await make_hub(model=False, **knowledge)``: a hub with acme (every role), globex (an
-    admin: the attacker) and tiny (an admin, max_vectors 20)."""
+    admin: the attacker) and tiny (an admin, max_vectors 20), on each backend."""
     clients: list[TestClient[web.Request, web.Application]] = []
 
     async def start(*, model: bool = False, **knowledge: Any) -> Hub:
         models = Path(os.environ["KONAK_MODELS_DIR"]) if model else tmp_path / "no-models"
+        knowledge = store_settings | knowledge
         settings = HubSettings(
             database_path=tmp_path / "hub.sqlite3",
             mqtt=MqttSettings(port=free_port(), reconnect_seconds=30.0),
