@@ -30,7 +30,7 @@ from konak.hub.api.errors import (
     Unsupported,
 )
 from konak.hub.api.fleet import tenant_of
-from konak.hub.api.http import declare, note, read_json
+from konak.hub.api.http import client_ip, declare, identity_of, note, read_json
 from konak.hub.api.knowledge_schemas import (
     COLLECTION_PATTERN,
     MAX_BODY_BYTES,
@@ -43,7 +43,7 @@ from konak.hub.api.knowledge_schemas import (
 from konak.hub.api.openapi import ApiRoute
 from konak.hub.api.schemas import parse_query
 from konak.hub.events import knowledge_job
-from konak.hub.keys import EVENTS, KNOWLEDGE, SETTINGS
+from konak.hub.keys import AUTH, EVENTS, KNOWLEDGE, SETTINGS
 from konak.hub.knowledge.formats import MAX_ID_CHARS, Format, InvalidImport
 from konak.hub.knowledge.jobs import (
     ImportTooLarge,
@@ -319,6 +319,7 @@ async def _export(request: web.Request, fmt: Format) -> web.StreamResponse:
 
     async def started(job: Job) -> None:
         response.headers["X-Konak-Job"] = job.job_id
+        _audit_export(request, tenant, name, job)
         await response.prepare(request)
 
     try:
@@ -341,6 +342,20 @@ async def _export(request: web.Request, fmt: Format) -> web.StreamResponse:
         return response
     await response.write_eof()
     return response
+
+
+def _audit_export(request: web.Request, tenant: str, name: str, job: Job) -> None:
+    """An export hands out a whole collection: recorded like a write (the guard audits only
+    mutating methods)."""
+    request.app[AUTH].audit.record(
+        tenant_id=tenant,
+        actor=identity_of(request).email,
+        action=Action.KNOWLEDGE_EXPORT.value,
+        target=f"knowledge:{name}/export.{job.format}",
+        ip=client_ip(request),
+        outcome="ok",
+        status=200,
+    )
 
 
 @declare(Action.KNOWLEDGE_EXPORT)

@@ -32,7 +32,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from konak.hub.knowledge.formats import (
     Format,
@@ -48,6 +48,7 @@ from konak.hub.knowledge.types import DocumentIn, KnowledgeError
 from konak.storage.sqlite import Schema, connect, transaction
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 JobKind = Literal["import", "export"]
 JobState = Literal["running", "succeeded", "failed", "cancelled"]
@@ -254,6 +255,7 @@ class JobRunner:
         self._publish = publish
         self._clock = clock
         self._running: dict[tuple[str, str], Job] = {}
+        self._stopping = False
 
     def start(self) -> None:
         """Fail the jobs a stopped hub left running and drop their spool files."""
@@ -266,6 +268,7 @@ class JobRunner:
 
     async def stop(self) -> None:
         """Cancel every running job and wait for each to end (imports write nothing)."""
+        self._stopping = True
         tasks = [job.task for job in self._running.values() if job.task is not None]
         for task in tasks:
             task.cancel()
@@ -361,8 +364,11 @@ class JobRunner:
             if job.cancel_requested:
                 error = JobCancelled(f"job {job.job_id} was cancelled")
                 self._finish(job, "cancelled")
-            else:
+            elif self._stopping:
                 error = JobInterrupted(INTERRUPTED)
+                self._finish(job, "failed", error)
+            else:  # the request that ran it ended: its client left
+                error = JobError("the client left before the job ended", code="client_gone")
                 self._finish(job, "failed", error)
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -441,7 +447,7 @@ class JobRunner:
             return
         async with service.transaction(job.tenant, job.collection) as writer:
             for batch in _batches(spool):
-                job.passages += await writer.upsert(batch)
+                job.passages += await finishing(writer.upsert(batch))
                 job.written += len(batch)
                 self._event(job)
 
@@ -474,16 +480,37 @@ class JobRunner:
         if job.format == "csv":
             await self._send(job, write, csv_header())
         encode = csv_lines if job.format == "csv" else jsonl_lines
-        async for batch in service.export(job.tenant, job.collection, EXPORT_BATCH_PASSAGES):
-            await self._send(job, write, encode(batch))
-            job.documents += len(batch)
-            self._event(job)
+        batches = service.export(job.tenant, job.collection, EXPORT_BATCH_PASSAGES)
+        try:
+            while True:
+                try:
+                    batch = await finishing(anext(batches))
+                except StopAsyncIteration:
+                    break
+                await self._send(job, write, encode(batch))
+                job.documents += len(batch)
+                self._event(job)
+        finally:
+            await batches.aclose()  # type: ignore[attr-defined]
 
     @staticmethod
     async def _send(job: Job, write: Write, text: str) -> None:
         data = text.encode()
         await write(data)
         job.bytes += len(data)
+
+
+async def finishing(step: Awaitable[T]) -> T:
+    """Await ``step``; when cancelled, let it finish first: a backend call running in a
+    thread cannot be stopped, and its store must not be rolled back or closed under it."""
+    inner = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        await asyncio.wait({inner})
+        if not inner.cancelled():
+            inner.exception()  # seen: its outcome no longer matters
+        raise
 
 
 def _batches(spool: Path) -> Iterator[list[DocumentIn]]:

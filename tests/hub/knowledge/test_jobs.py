@@ -284,3 +284,27 @@ async def test_an_export_streams_every_passage_and_reimports_to_the_same_collect
         (p.id, p.text, p.metadata) for p in original
     ]
     assert np.allclose(again[0].vector, original[0].vector)
+
+
+async def test_a_cancelled_export_stops_writing_and_ends_cancelled(
+    runner: JobRunner, service: KnowledgeService
+) -> None:
+    await run_import(runner, service, jsonl(1200))
+    wrote, blocked = asyncio.Event(), asyncio.Event()
+
+    async def write(data: bytes) -> None:
+        wrote.set()
+        await blocked.wait()  # a client that stopped reading
+
+    exporting = asyncio.create_task(
+        runner.run_export(service, "home", "notes", "jsonl", write, jobs_per_tenant=2)
+    )
+    await asyncio.wait_for(wrote.wait(), 10)
+    job_id = runner.list("home")[0]["job_id"]
+
+    runner.cancel("home", job_id)
+    with pytest.raises(JobCancelled):
+        await asyncio.wait_for(exporting, 10)
+
+    view = runner.get("home", job_id)
+    assert (view["kind"], view["state"], view["documents"]) == ("export", "cancelled", 0)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import ClientPayloadError
 
 from tests.integration.knowledge.conftest import (
     WAIT_SECONDS,
@@ -76,6 +77,13 @@ async def test_ten_thousand_documents_round_trip_through_import_and_export(hub: 
     for name in ("big", "copy"):
         info = await hub.ok("GET", f"/collections/{name}", "readonly@acme.test")
         assert (info["documents"], info["passages"]) == (10_000, 10_000)
+    audit = await hub.client.get(
+        "/api/tenants/acme/audit", headers=await hub.headers("admin@acme.test")
+    )
+    records = [(r["action"], r["target"]) for r in (await audit.json())["entries"]]
+    assert ("knowledge.import", "knowledge:big") in records
+    assert ("knowledge.export", "knowledge:big/export.jsonl") in records
+    assert ("knowledge.export", "knowledge:big/export.csv") in records
     jobs = await hub.ok("GET", "/jobs", "readonly@acme.test")
     assert [(j["kind"], j["state"]) for j in jobs["jobs"]] == [
         ("import", "succeeded"),
@@ -191,10 +199,12 @@ async def test_a_tenant_runs_at_most_jobs_per_tenant_at_once(make_hub: HubFactor
     hub: Hub = await make_hub(jobs_per_tenant=1)
     await create(hub, "notes")
     slow = SlowUpload(jsonl(10))
+    stream = await hub.client.get(
+        "/api/tenants/acme/events", headers=await hub.headers("readonly@acme.test")
+    )
     first = asyncio.create_task(upload(hub, "notes", slow.chunks()))
-    await asyncio.wait_for(slow.sent.wait(), WAIT_SECONDS)
-    while not (await hub.ok("GET", "/jobs", "readonly@acme.test"))["jobs"]:
-        await asyncio.sleep(0.01)  # the hub has not read the first chunk yet
+    await next_event(stream, "knowledge_job", lambda d: d["state"] == "running")
+    stream.close()
 
     status, refused = await upload(hub, "notes", jsonl(1))
     busy = await hub.call("GET", "/collections/notes/export.jsonl", "operator@acme.test")
@@ -252,3 +262,49 @@ async def test_importing_or_exporting_a_collection_that_does_not_exist_is_not_fo
     assert (status, answer["error"]["code"]) == (404, "collection_not_found")
     assert resp.status == 404
     assert (await hub.ok("GET", "/jobs", "readonly@acme.test")) == {"jobs": []}
+
+
+async def test_a_client_that_leaves_mid_upload_fails_the_job_and_nothing_is_written(
+    hub: Hub,
+) -> None:
+    await create(hub, "notes")
+    stream = await hub.client.get(
+        "/api/tenants/acme/events", headers=await hub.headers("readonly@acme.test")
+    )
+    assert hub.client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.client.port)
+    part = jsonl(50)
+    head = (
+        "POST /api/tenants/acme/knowledge/collections/notes/import HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\n"
+        f"Authorization: {(await hub.headers('operator@acme.test'))['Authorization']}\r\n"
+        "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    writer.write(head.encode() + f"{len(part):x}\r\n".encode() + part + b"\r\n")
+    await writer.drain()
+    await next_event(stream, "knowledge_job", lambda d: d["state"] == "running")
+
+    writer.close()  # gone, without the last chunk
+    ended = await next_event(stream, "knowledge_job", lambda d: d["state"] != "running")
+    stream.close()
+
+    assert (ended["state"], ended["error"]["code"]) == ("failed", "client_gone")
+    info = await hub.ok("GET", "/collections/notes", "readonly@acme.test")
+    assert info["documents"] == 0
+    del reader
+
+
+async def test_a_cancelled_export_breaks_off_so_the_client_knows_it_is_incomplete(
+    hub: Hub,
+) -> None:
+    await create(hub, "notes")
+    await upload(hub, "notes", io.BytesIO(jsonl(5000)))
+    resp = await hub.call("GET", "/collections/notes/export.jsonl", "operator@acme.test")
+    job_id = resp.headers["X-Konak-Job"]  # the client reads nothing more yet
+
+    cancelled = await hub.ok("DELETE", f"/jobs/{job_id}")
+    with pytest.raises(ClientPayloadError):
+        await resp.read()
+
+    assert cancelled["state"] == "cancelled"
+    assert cancelled["documents"] < 5000
