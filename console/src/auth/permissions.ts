@@ -16,11 +16,24 @@ export type Action =
   | "devices.announce"
   | "voice.read"
   | "voice.write"
-  | "alerts.read";
+  | "alerts.read"
+  | "knowledge.read"
+  | "knowledge.write"
+  | "knowledge.import"
+  | "knowledge.export";
 
-const READONLY: Action[] = ["tenant.read", "devices.read", "voice.read", "alerts.read"];
+const READONLY: Action[] = ["tenant.read", "devices.read", "voice.read", "alerts.read", "knowledge.read"];
 const MEMBER: Action[] = [...READONLY, "turns.read", "devices.announce"];
-const OPERATOR: Action[] = [...MEMBER, "devices.claim", "devices.revoke", "mcp.read", "voice.write"];
+const OPERATOR: Action[] = [
+  ...MEMBER,
+  "devices.claim",
+  "devices.revoke",
+  "mcp.read",
+  "voice.write",
+  "knowledge.write",
+  "knowledge.import",
+  "knowledge.export",
+];
 const ADMIN: Action[] = [...OPERATOR, "users.read", "users.write", "audit.read", "mcp.write"];
 
 export const ROLE_ACTIONS: Record<Role, readonly Action[]> = {
