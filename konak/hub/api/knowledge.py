@@ -137,6 +137,13 @@ def _collection(request: web.Request) -> str:
     return name
 
 
+def _noted(request: web.Request) -> str:
+    """The URL's collection, named as the audit record's target of a write."""
+    name = _collection(request)
+    note(request, target=f"knowledge:{name}")
+    return name
+
+
 def _doc_id(request: web.Request) -> str:
     """The URL's document id (one no document can have is not found)."""
     doc_id = request.match_info["doc_id"]
@@ -190,8 +197,7 @@ async def get_collection(request: web.Request) -> web.Response:
 async def delete_collection(request: web.Request) -> web.Response:
     """Delete a collection and every document in it."""
     service, tenant = _parts(request)
-    name = _collection(request)
-    note(request, target=f"knowledge:{name[:64]}")
+    name = _noted(request)
     await service.delete_collection(tenant, name)
     return web.Response(status=204)
 
@@ -201,8 +207,7 @@ async def delete_collection(request: web.Request) -> web.Response:
 async def upsert_documents(request: web.Request) -> web.Response:
     """Upsert documents by id: every one of them, or none."""
     service, tenant = _parts(request)
-    name = _collection(request)
-    note(request, target=f"knowledge:{name[:64]}")
+    name = _noted(request)
     body = await read_json(request, DocumentsBody, MAX_BODY_BYTES)
     passages = await service.upsert(tenant, name, [d.document() for d in body.documents])
     return web.json_response({"documents": len(body.documents), "passages": passages})
@@ -288,8 +293,7 @@ async def import_documents(request: web.Request) -> web.Response:
     on a bad line, a cancel or any error, none; answers when the job has ended."""
     service, tenant = _parts(request)
     runner = _runner(request)
-    name = _collection(request)
-    note(request, target=f"knowledge:{name[:64]}")
+    name = _noted(request)
     fmt = _upload_format(request)
     settings = request.app[SETTINGS].current.knowledge
     if request.content_length is not None and request.content_length > settings.max_import_bytes:

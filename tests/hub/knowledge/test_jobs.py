@@ -24,7 +24,7 @@ from konak.hub.knowledge.jobs import (
     TooManyJobs,
 )
 from konak.hub.knowledge.service import KnowledgeService
-from konak.hub.knowledge.types import QuotaExceeded
+from konak.hub.knowledge.types import Passage, QuotaExceeded
 from konak.hub.quotas import TenantQuota
 from tests.hub.knowledge.conftest import settings_for
 
@@ -52,6 +52,14 @@ def jsonl(n: int, start: int = 0, **extra: Any) -> bytes:
 async def body(data: bytes, size: int = 4096) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
+
+
+def assert_same(got: list[Passage], expected: list[Passage]) -> None:
+    """The same passages: ids, texts, metadata and (float32-close) vectors."""
+    assert [(p.id, p.text, p.metadata) for p in got] == [
+        (p.id, p.text, p.metadata) for p in expected
+    ]
+    assert all(np.allclose(a.vector, b.vector) for a, b in zip(got, expected, strict=True))
 
 
 class Gate:
@@ -141,10 +149,7 @@ async def test_importing_the_same_file_again_changes_nothing(
     info = await service.get_collection("home", "notes")
     assert (info.documents, info.passages) == (300, 300)
     again = await service.get_document("home", "notes", "d7")
-    assert [(p.id, p.text, p.metadata) for p in again] == [
-        (p.id, p.text, p.metadata) for p in first
-    ]
-    assert np.array_equal(again[0].vector, first[0].vector)
+    assert_same(again, first)
 
 
 async def test_a_corrupt_line_names_its_number_and_nothing_is_half_imported(
@@ -280,10 +285,7 @@ async def test_an_export_streams_every_passage_and_reimports_to_the_same_collect
     assert copied.documents == 1100
     original = await service.get_document("home", "notes", "d42")
     again = await service.get_document("home", "copy", "d42")
-    assert [(p.id, p.text, p.metadata) for p in again] == [
-        (p.id, p.text, p.metadata) for p in original
-    ]
-    assert np.allclose(again[0].vector, original[0].vector)
+    assert_same(again, original)
 
 
 async def test_a_cancelled_export_stops_writing_and_ends_cancelled(

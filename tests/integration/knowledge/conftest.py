@@ -4,7 +4,6 @@ server, with users of three tenants. No broker: the knowledge API does not need 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
@@ -25,6 +24,9 @@ from konak.hub.quotas import QuotaSettings, TenantQuota
 from konak.hub.security.rbac import Role
 from konak.hub.settings import FleetMcpSettings, HubSettings, MqttSettings, TenantSettings
 from tests.hub.api.conftest import PASSWORD, auth_settings
+from tests.integration.hub.test_console_fleet_api import next_event
+
+__all__ = ["next_event"]  # the event stream's reader, for the knowledge tests
 
 pytestmark = pytest.mark.integration
 
@@ -144,17 +146,3 @@ async def hub(make_hub: HubFactory) -> Hub:
     """A hub without the embedding model (documents come with their vectors)."""
     started: Hub = await make_hub()
     return started
-
-
-async def next_event(resp: ClientResponse, name: str, until: Callable[[Any], bool]) -> Any:
-    """The data of the stream's first event ``name`` for which ``until`` holds."""
-    current = ""
-    async with asyncio.timeout(WAIT_SECONDS):
-        while line := (await resp.content.readline()).decode():
-            if line.startswith("event: "):
-                current = line[7:].strip()
-            elif line.startswith("data: ") and current == name:
-                data = json.loads(line[6:])
-                if until(data):
-                    return data
-    raise AssertionError(f"the stream ended before a matching {name} event")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientPayloadError
 
+from tests.hub.knowledge.test_jobs import Gate
 from tests.integration.knowledge.conftest import (
     WAIT_SECONDS,
     Hub,
@@ -147,27 +148,13 @@ async def test_a_corrupt_line_is_reported_with_its_number_and_nothing_is_importe
     assert jobs["jobs"][1]["error"]["line"] == 2501
 
 
-class SlowUpload:
-    """A chunked upload that sends ``first`` and then waits (until cancelled or opened)."""
-
-    def __init__(self, first: bytes) -> None:
-        self.first = first
-        self.sent = asyncio.Event()
-        self.opened = asyncio.Event()
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        yield self.first
-        self.sent.set()
-        await self.opened.wait()
-
-
 async def test_a_cancelled_import_ends_on_the_event_stream_and_writes_nothing(hub: Hub) -> None:
     await create(hub, "notes")
     stream = await hub.client.get(
         "/api/tenants/acme/events", headers=await hub.headers("readonly@acme.test")
     )
     assert stream.status == 200
-    slow = SlowUpload(jsonl(500))
+    slow = Gate(jsonl(500))
     importing = asyncio.create_task(upload(hub, "notes", slow.chunks()))
 
     running = await next_event(stream, "knowledge_job", lambda d: d["state"] == "running")
@@ -198,7 +185,7 @@ async def test_a_cancelled_import_ends_on_the_event_stream_and_writes_nothing(hu
 async def test_a_tenant_runs_at_most_jobs_per_tenant_at_once(make_hub: HubFactory) -> None:
     hub: Hub = await make_hub(jobs_per_tenant=1)
     await create(hub, "notes")
-    slow = SlowUpload(jsonl(10))
+    slow = Gate(jsonl(10))
     stream = await hub.client.get(
         "/api/tenants/acme/events", headers=await hub.headers("readonly@acme.test")
     )
