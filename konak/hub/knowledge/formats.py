@@ -35,7 +35,8 @@ DocumentId = Annotated[
 ]
 FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 NO_NUL: Final = r"^[^\x00]*$"  # PostgreSQL's text cannot hold NUL: refused on every backend
-Scalar = Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | int | float | bool | None
+Integer = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # what SQL stores and compares
+Scalar = Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | Integer | float | bool | None
 Value = Scalar | Annotated[list[Scalar], Field(max_length=100)]
 Metadata = Annotated[dict[FieldName, Value], Field(max_length=MAX_METADATA_FIELDS)]
 # A vector is normalised, so its scale means nothing; bounded so float32 never overflows.
