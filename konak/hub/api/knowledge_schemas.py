@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from konak.hub.api.schemas import Body, Query
 from konak.hub.knowledge.formats import NO_NUL, DocumentRecord, FieldName, Value, Vector
-from konak.hub.knowledge.jobs import MAX_JOBS_PAGE
+from konak.hub.knowledge.job_store import MAX_JOBS_PAGE
 
 MAX_BATCH_DOCUMENTS: Final = 500  # more go through an import job
 MAX_BODY_BYTES: Final = 4 << 20  # a batch of documents with their vectors

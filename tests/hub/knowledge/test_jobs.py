@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 
 from konak.hub.knowledge.formats import InvalidImport
-from konak.hub.knowledge.jobs import (
+from konak.hub.knowledge.job_store import (
     ImportTooLarge,
     Job,
     JobCancelled,
     JobFinished,
     JobNotFound,
-    JobRunner,
     JobStore,
     TooManyJobs,
 )
+from konak.hub.knowledge.jobs import JobRunner
 from konak.hub.knowledge.service import KnowledgeService
 from konak.hub.knowledge.types import Passage, QuotaExceeded
 from konak.hub.quotas import TenantQuota
