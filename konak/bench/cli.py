@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 QUICK_SCALE = hub_scale.HubScaleSettings(devices=200, rate_per_second=50, duration_seconds=5)
 FULL_RATES = (100.0, 200.0, 400.0)
-SECTIONS = ("stages", "turns", "idle", "cold-start", "models", "embedding", "hub")
+SECTIONS = ("stages", "turns", "idle", "cold-start", "models", "embedding", "hub", "vectors")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -153,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
             )
             figures = asyncio.run(hub_scale.run(step))
             results["hub_scale"].append({"settings": asdict(step), **figures})
+    if "vectors" not in args.skip:
+        from konak.bench import vectors
+
+        results["vectors"] = vectors.run(quick=args.quick)
     results["duration_seconds"] = round(time.perf_counter() - started, 1)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

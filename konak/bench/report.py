@@ -150,5 +150,14 @@ def render_markdown(results: dict[str, Any]) -> str:
             *_scale_table(results["hub_scale"]),
             "",
         ]
+    if "vectors" in results:
+        from konak.bench.vectors import table
+
+        lines += [
+            "## Knowledge store (sqlite-vec and pgvector)",
+            "",
+            *table(results["vectors"]),
+            "",
+        ]
     lines.append(f"Total benchmark time: {results['duration_seconds']} s.")
     return "\n".join(lines) + "\n"

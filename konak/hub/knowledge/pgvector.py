@@ -4,31 +4,35 @@ A tenant's collections and passages are tables of its own schema, named through
 ``psycopg.sql.Identifier`` (never spliced), so no query for one tenant names another's
 tables. Search is exact (``<=>``, cosine distance, over the rows the filter leaves): an HNSW
 index made inserts about 400 times slower and missed true neighbours; docs/knowledge.md has
-the figures. The filter is compiled to SQL/JSON path expressions whose values are bound.
+the figures. Equality filters use a GIN index on the metadata; values are always bound.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, LiteralString
 
 import numpy as np
 import psycopg
 from psycopg import sql
-from psycopg.adapt import Buffer, Dumper, Loader
-from psycopg.pq import Format
-from psycopg.types import TypeInfo
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from konak.hub.knowledge.common import check_quota, metadata_json, not_found, select_collections
 from konak.hub.knowledge.filters import Filter
+from konak.hub.knowledge.pgvector_sql import (
+    INFO,
+    TABLES,
+    collection_of,
+    compile_filter,
+    configure,
+    count_documents,
+    schema_name,
+    usage_of,
+)
 from konak.hub.knowledge.types import (
     BackendUnavailable,
     CollectionExists,
@@ -44,100 +48,6 @@ from konak.protocol.topics import is_identifier
 
 CONNECT_TIMEOUT_SECONDS: Final = 5.0  # then the backend answers BackendUnavailable
 MAX_CONNECTIONS: Final = 4
-SCHEMA_PREFIX: Final = "kn_"
-
-_TABLES: Final = (
-    """CREATE TABLE IF NOT EXISTS {s}.collections (
-        id serial PRIMARY KEY,
-        name text NOT NULL UNIQUE,
-        description text NOT NULL,
-        dim integer NOT NULL,
-        model text NOT NULL,
-        passages bigint NOT NULL DEFAULT 0,
-        bytes bigint NOT NULL DEFAULT 0,
-        created_at double precision NOT NULL,
-        updated_at double precision NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS {s}.passages (
-        pid bigserial PRIMARY KEY,
-        collection integer NOT NULL REFERENCES {s}.collections (id) ON DELETE CASCADE,
-        id text NOT NULL,
-        doc_id text NOT NULL,
-        seq integer NOT NULL,
-        text text NOT NULL,
-        metadata jsonb NOT NULL,
-        vector vector NOT NULL,
-        bytes integer NOT NULL,
-        UNIQUE (collection, id))""",
-    "CREATE INDEX IF NOT EXISTS passages_doc ON {s}.passages (collection, doc_id, seq)",
-)
-_INFO: Final = (
-    "SELECT id, name, description, dim, model, passages, bytes, created_at, updated_at "
-    "FROM {s}.collections"
-)
-
-
-def schema_name(tenant: str) -> str:
-    """The tenant's schema: ``kn_<tenant>``, shortened with a hash past PostgreSQL's 63."""
-    name = SCHEMA_PREFIX + tenant
-    if len(name) <= 63:
-        return name
-    digest = hashlib.sha256(tenant.encode()).hexdigest()[:16]
-    return f"{SCHEMA_PREFIX}{tenant[:43]}_{digest}"
-
-
-class _VectorDumper(Dumper):
-    """numpy float32 vectors in pgvector's binary form."""
-
-    format = Format.BINARY
-
-    def dump(self, obj: Any) -> Buffer:
-        vec = np.asarray(obj, dtype=">f4")
-        return struct.pack(">HH", vec.shape[0], 0) + vec.tobytes()
-
-
-class _VectorLoader(Loader):
-    def load(self, data: Buffer) -> np.ndarray:
-        text = bytes(data).decode()
-        return np.array(text[1:-1].split(","), dtype=np.float32)
-
-
-class _VectorBinaryLoader(Loader):
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> np.ndarray:
-        return np.frombuffer(bytes(data)[4:], dtype=">f4").astype(np.float32)
-
-
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    """Each new connection: pgvector present, its type adapted to numpy."""
-    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    info = TypeInfo.fetch(conn, "vector")
-    if info is None:
-        raise BackendUnavailable("pgvector's vector type is missing in the knowledge database")
-    info.register(conn)  # COPY names the type
-    dumper = type("VectorDumper", (_VectorDumper,), {"oid": info.oid})
-    conn.adapters.register_dumper(np.ndarray, dumper)
-    conn.adapters.register_loader(info.oid, _VectorLoader)
-    conn.adapters.register_loader(info.oid, _VectorBinaryLoader)
-    conn.commit()
-
-
-def compile_filter(where: Filter) -> tuple[sql.Composed, list[Any]]:
-    """The filter as SQL/JSON path tests on ``metadata``; paths and values are parameters."""
-    parts: list[sql.Composable] = []
-    params: list[Any] = []
-    for cond in where.conditions:
-        names = [f"v{i}" for i in range(len(cond.values))]
-        if cond.op in ("$eq", "$ne", "$in"):
-            test = " || ".join(f"@ == ${n}" for n in names)
-        else:
-            sign = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
-            test = f"@ {sign} $v0"
-        path = f"$.{json.dumps(cond.field)} ? ({test})"
-        exists = sql.SQL("jsonb_path_exists(metadata, %s::jsonpath, %s)")
-        parts.append(sql.SQL("NOT ") + exists if cond.op == "$ne" else exists)
-        params.extend((path, Jsonb(dict(zip(names, cond.values, strict=True)))))
-    return sql.SQL(" AND ").join(parts), params
 
 
 class PgvectorBackend:
@@ -149,7 +59,7 @@ class PgvectorBackend:
             min_size=0,
             max_size=MAX_CONNECTIONS,
             kwargs={"connect_timeout": int(CONNECT_TIMEOUT_SECONDS)},
-            configure=_configure,
+            configure=configure,
             check=ConnectionPool.check_connection,
             timeout=CONNECT_TIMEOUT_SECONDS,
             open=True,
@@ -170,7 +80,7 @@ class PgvectorBackend:
                 "the knowledge database is unreachable (no connection within "
                 f"{CONNECT_TIMEOUT_SECONDS:g} s)"
             ) from exc
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:  # the server went away, or a table someone dropped
             raise BackendUnavailable(f"the knowledge database failed: {exc}") from exc
 
     def _schema(
@@ -188,7 +98,7 @@ class PgvectorBackend:
             if not create:
                 return None
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
-            for statement in _TABLES:
+            for statement in TABLES:
                 conn.execute(sql.SQL(statement).format(s=ident))
         with self._lock:
             self._schemas.add(name)
@@ -218,18 +128,18 @@ class PgvectorBackend:
             s = self._schema(conn, tenant, create=False)
             if s is None:
                 return []
-            rows = conn.execute(sql.SQL(_INFO + " ORDER BY name").format(s=s)).fetchall()
-            return [_info(row[1:], _documents(conn, s, row[0])) for row in rows]
+            rows = conn.execute(sql.SQL(INFO + " ORDER BY name").format(s=s)).fetchall()
+            return [_info(row[1:], count_documents(conn, s, row[0])) for row in rows]
 
     def get_collection(self, tenant: str, name: str) -> CollectionInfo:
         with self._conn() as conn:
             s = self._schema(conn, tenant, create=False)
             if s is None:
                 raise not_found(name)
-            row = conn.execute(sql.SQL(_INFO + " WHERE name = %s").format(s=s), (name,)).fetchone()
+            row = conn.execute(sql.SQL(INFO + " WHERE name = %s").format(s=s), (name,)).fetchone()
             if row is None:
                 raise not_found(name)
-            return _info(row[1:], _documents(conn, s, row[0]))
+            return _info(row[1:], count_documents(conn, s, row[0]))
 
     def delete_collection(self, tenant: str, name: str) -> None:
         with self._conn() as conn:
@@ -247,20 +157,24 @@ class PgvectorBackend:
 
     # ------------------------------------------------------------------ reading
     def get_document(self, tenant: str, collection: str, doc_id: str) -> list[Passage]:
+        rows = self._passages(tenant, collection, "doc_id = %s ORDER BY seq", (doc_id,))
+        return [Passage(*row[:5]) for row in rows]
+
+    def _passages(
+        self, tenant: str, collection: str, where: LiteralString, params: tuple[Any, ...]
+    ) -> list[Any]:
+        """(id, doc_id, text, metadata, vector, pid) rows of a collection (``where``: a
+        fixed clause)."""
         with self._conn() as conn:
             s = self._schema(conn, tenant, create=False)
             if s is None:
                 raise not_found(collection)
-            cid, _ = _collection(conn, s, collection)
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT id, doc_id, text, metadata, vector FROM {}.passages "
-                    "WHERE collection = %s AND doc_id = %s ORDER BY seq"
-                ).format(s),
-                (cid, doc_id),
-                binary=True,
-            ).fetchall()
-        return [Passage(*row) for row in rows]
+            cid, _ = collection_of(conn, s, collection)
+            query = sql.SQL(
+                "SELECT id, doc_id, text, metadata, vector, pid FROM {}.passages "
+                "WHERE collection = %s AND "
+            ).format(s) + sql.SQL(where)
+            return conn.execute(query, (cid, *params), binary=True).fetchall()
 
     def search(
         self,
@@ -301,25 +215,13 @@ class PgvectorBackend:
     def export(
         self, tenant: str, collection: str, after: int, batch: int
     ) -> tuple[list[Passage], int]:
-        with self._conn() as conn:
-            s = self._schema(conn, tenant, create=False)
-            if s is None:
-                raise not_found(collection)
-            cid, _ = _collection(conn, s, collection)
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT id, doc_id, text, metadata, vector, pid FROM {}.passages "
-                    "WHERE collection = %s AND pid > %s ORDER BY pid LIMIT %s"
-                ).format(s),
-                (cid, after, batch),
-                binary=True,
-            ).fetchall()
+        rows = self._passages(tenant, collection, "pid > %s ORDER BY pid LIMIT %s", (after, batch))
         return [Passage(*row[:5]) for row in rows], (int(rows[-1][5]) if rows else after)
 
     def usage(self, tenant: str) -> Usage:
         with self._conn() as conn:
             s = self._schema(conn, tenant, create=False)
-            return Usage(0, 0) if s is None else _usage(conn, s)
+            return Usage(0, 0) if s is None else usage_of(conn, s)
 
     def close(self) -> None:
         self._pool.close()
@@ -351,7 +253,7 @@ class PgWriter:
                 raise not_found(collection)
             self._s = s
             conn.execute(sql.SQL("LOCK TABLE {}.collections IN SHARE ROW EXCLUSIVE MODE").format(s))
-            self.collection_id, self.dim = _collection(conn, s, collection)
+            self.collection_id, self.dim = collection_of(conn, s, collection)
         except BaseException:
             self._end(commit=False)
             raise
@@ -375,7 +277,7 @@ class PgWriter:
                 added += size
                 rows.append((cid, p.id, p.doc_id, seq, p.text, Jsonb(p.metadata), p.vector, size))
             vectors, size = len(passages) - int(old[0]), added - int(old[1])
-            check_quota(limits, _usage(conn, s), vectors, size)
+            check_quota(limits, usage_of(conn, s), vectors, size)
             conn.execute(
                 sql.SQL(
                     "DELETE FROM {}.passages WHERE collection = %s AND doc_id = ANY(%s)"
@@ -438,7 +340,7 @@ class PgWriter:
 def _errors() -> Iterator[None]:
     try:
         yield
-    except psycopg.OperationalError as exc:
+    except psycopg.Error as exc:
         raise BackendUnavailable(f"the knowledge database failed: {exc}") from exc
 
 
@@ -447,31 +349,3 @@ def _info(row: Sequence[Any], documents: int) -> CollectionInfo:
     return CollectionInfo(
         name, description, dim, model, documents, int(passages), int(size), created, updated
     )
-
-
-def _usage(conn: psycopg.Connection[Any], s: sql.Identifier) -> Usage:
-    row = conn.execute(
-        sql.SQL(
-            "SELECT coalesce(sum(passages), 0), coalesce(sum(bytes), 0) FROM {}.collections"
-        ).format(s)
-    ).fetchone()
-    assert row is not None
-    return Usage(int(row[0]), int(row[1]))
-
-
-def _documents(conn: psycopg.Connection[Any], s: sql.Identifier, cid: int) -> int:
-    row = conn.execute(
-        sql.SQL("SELECT count(DISTINCT doc_id) FROM {}.passages WHERE collection = %s").format(s),
-        (cid,),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def _collection(conn: psycopg.Connection[Any], s: sql.Identifier, name: str) -> tuple[int, int]:
-    row = conn.execute(
-        sql.SQL("SELECT id, dim FROM {}.collections WHERE name = %s").format(s), (name,)
-    ).fetchone()
-    if row is None:
-        raise not_found(name)
-    return int(row[0]), int(row[1])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +19,14 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from konak.hub.knowledge.chunking import chunk
-from konak.hub.knowledge.filters import check_metadata, check_text, parse_filter
+from konak.hub.knowledge.documents import (
+    check_document,
+    check_field,
+    check_tenant,
+    query_vector,
+    unit_vectors,
+)
+from konak.hub.knowledge.filters import parse_filter
 from konak.hub.knowledge.settings import KnowledgeSettings
 from konak.hub.knowledge.types import (
     BackendUnavailable,
@@ -41,9 +47,7 @@ from konak.protocol.topics import is_identifier
 logger = logging.getLogger(__name__)
 
 DEFAULT_DIM: Final = 384  # all-minilm-l6-v2's, for collections made without the model loaded
-MAX_ID_CHARS: Final = 200
 MAX_DESCRIPTION_CHARS: Final = 2000
-MAX_METADATA_KEYS: Final = 64
 MAX_K: Final = 100
 
 
@@ -137,14 +141,14 @@ class KnowledgeService:
         self, tenant: str, name: str, description: str = ""
     ) -> CollectionInfo:
         """A new, empty collection (CollectionExists, InvalidDocument for a bad name)."""
-        _check_tenant(tenant)
+        check_tenant(tenant)
         if not is_identifier(name):
             raise InvalidDocument(
                 f"name: {name[:70]!r} is not a collection name (a-z, 0-9, '_', '-'; up to 63)"
             )
         if len(description) > MAX_DESCRIPTION_CHARS:
             raise InvalidDocument(f"description: at most {MAX_DESCRIPTION_CHARS} characters")
-        _text(description, "description")
+        check_field(description, "description")
         model = self.embedder.model_id if self.embedder is not None else self.settings.model
         info = await asyncio.to_thread(
             self.backend.create_collection, tenant, name, description, self.dim, model
@@ -154,17 +158,17 @@ class KnowledgeService:
 
     async def list_collections(self, tenant: str) -> list[CollectionInfo]:
         """The tenant's collections, by name."""
-        _check_tenant(tenant)
+        check_tenant(tenant)
         return await asyncio.to_thread(self.backend.list_collections, tenant)
 
     async def get_collection(self, tenant: str, name: str) -> CollectionInfo:
         """One collection (CollectionNotFound)."""
-        _check_tenant(tenant)
+        check_tenant(tenant)
         return await asyncio.to_thread(self.backend.get_collection, tenant, name)
 
     async def delete_collection(self, tenant: str, name: str) -> None:
         """Delete a collection with everything in it (CollectionNotFound)."""
-        _check_tenant(tenant)
+        check_tenant(tenant)
         await asyncio.to_thread(self.backend.delete_collection, tenant, name)
         self._changed(tenant, name)
 
@@ -182,14 +186,14 @@ class KnowledgeService:
 
     async def get_document(self, tenant: str, collection: str, doc_id: str) -> list[Passage]:
         """A document's passages in order (empty: no such document)."""
-        _check_tenant(tenant)
+        check_tenant(tenant)
         return await asyncio.to_thread(self.backend.get_document, tenant, collection, doc_id)
 
     @contextlib.asynccontextmanager
     async def transaction(self, tenant: str, collection: str) -> AsyncIterator[Writer]:
         """Writes that commit together at the end of the block, or not at all when it
         raises. Other writes to the tenant wait until it ends."""
-        _check_tenant(tenant)
+        check_tenant(tenant)
         backend_writer = await asyncio.to_thread(self.backend.begin, tenant, collection)
         writer = Writer(self, tenant, backend_writer)
         try:
@@ -215,17 +219,17 @@ class KnowledgeService:
     ) -> list[Hit]:
         """The ``k`` passages nearest the text (or vector) that match the filter, best first;
         ``collections`` None searches all the tenant's collections of this model's size."""
-        _check_tenant(tenant)
+        check_tenant(tenant)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidDocument(f"k: must be an integer from 1 to {MAX_K}")
         if (text is None) == (vector is None):
             raise InvalidDocument("give either text or vector to search with")
         where = parse_filter(filter)
         if vector is not None:
-            query = _vector(vector, "vector")
+            query = query_vector(vector, "vector")
         else:
             assert text is not None
-            _text(text, "text")
+            check_field(text, "text")
             query = (await self.embed([text]))[0]
         names = None if collections is None else list(collections)
         return await asyncio.to_thread(self.backend.search, tenant, names, query, k, where)
@@ -234,7 +238,7 @@ class KnowledgeService:
         self, tenant: str, collection: str, batch: int = 500
     ) -> AsyncIterator[list[Passage]]:
         """The collection's passages in batches, in the order they were stored."""
-        _check_tenant(tenant)
+        check_tenant(tenant)
         if batch < 1:
             raise InvalidDocument("batch: must be >= 1")
         return self._export(tenant, collection, batch)
@@ -260,14 +264,14 @@ class KnowledgeService:
                 f"pull {self.settings.model}): give vectors, or install it and restart the hub"
             )
         for i, text in enumerate(texts):
-            _text(text, f"texts[{i}]")
+            check_field(text, f"texts[{i}]")
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return await asyncio.to_thread(self.embedder.embed, list(texts))
 
     async def usage(self, tenant: str) -> Usage:
         """What the tenant stores, as the quotas count it."""
-        _check_tenant(tenant)
+        check_tenant(tenant)
         return await asyncio.to_thread(self.backend.usage, tenant)
 
     def on_change(self, callback: Callable[[str, str], None]) -> None:
@@ -290,83 +294,32 @@ class KnowledgeService:
         self, docs: Sequence[DocumentIn], dim: int
     ) -> tuple[list[Passage], list[str]]:
         """Validate, chunk and embed documents (the last of a repeated id wins)."""
-        latest: dict[str, tuple[int, DocumentIn]] = {}
+        latest: dict[str, tuple[int, DocumentIn, dict[str, Any]]] = {}
         for i, doc in enumerate(docs):
-            _check_document(doc, i, dim)
+            metadata = check_document(doc, i, dim)
             latest.pop(doc.id, None)
-            latest[doc.id] = (i, doc)
-        pending: list[tuple[str, str, int, Mapping[str, Any], np.ndarray | None]] = []
+            latest[doc.id] = (i, doc, metadata)
+        given = [(i, doc.vector) for i, doc, _ in latest.values() if doc.vector is not None]
+        unit = iter(unit_vectors([v for _, v in given], [i for i, _ in given], dim))
+        pending: list[tuple[str, str, int, dict[str, Any], np.ndarray | None]] = []
         texts: list[str] = []
         s = self.settings
-        for i, doc in latest.values():
-            meta = check_metadata(doc.metadata)
+        for _, doc, metadata in latest.values():
             if doc.vector is not None:
-                vec = _vector(doc.vector, f"documents[{i}].vector")
-                pending.append((doc.id, doc.text, 0, meta, vec))
+                pending.append((doc.id, doc.text, 0, metadata, next(unit)))
                 continue
             parts = chunk(doc.text, s.chunk_chars, s.chunk_overlap_chars)
             for n, part in enumerate(parts, start=1):
-                pending.append((doc.id, part, n if len(parts) > 1 else 0, meta, None))
+                pending.append((doc.id, part, n if len(parts) > 1 else 0, metadata, None))
                 texts.append(part)
-        vectors = iter(await self.embed(texts)) if texts else iter(())
+        embedded = iter(await self.embed(texts)) if texts else iter(())
         passages = []
-        for doc_id, text, n, metadata, given in pending:
-            vector = given if given is not None else np.asarray(next(vectors), np.float32)
+        for doc_id, text, n, metadata, vector in pending:
+            if vector is None:
+                vector = np.asarray(next(embedded), np.float32)
             pid = f"{doc_id}#{n}" if n else doc_id
             passages.append(Passage(pid, doc_id, text, metadata, vector))
         return passages, list(latest)
-
-
-def _check_tenant(tenant: str) -> None:
-    if not is_identifier(tenant):
-        raise KnowledgeError(f"invalid tenant id {str(tenant)[:70]!r}")
-
-
-def _text(text: object, what: str) -> None:
-    if not isinstance(text, str):
-        raise InvalidDocument(f"{what}: must be a string")
-    try:
-        check_text(text, what)
-    except ValueError as exc:
-        raise InvalidDocument(str(exc)) from None
-
-
-def _check_document(doc: DocumentIn, i: int, dim: int) -> None:
-    where = f"documents[{i}]"
-    if not isinstance(doc.id, str) or not 1 <= len(doc.id) <= MAX_ID_CHARS:
-        raise InvalidDocument(f"{where}.id: must be 1 to {MAX_ID_CHARS} characters")
-    if "#" in doc.id:
-        raise InvalidDocument(f"{where}.id: '#' is reserved for passage numbers")
-    _text(doc.id, f"{where}.id")
-    _text(doc.text, f"{where}.text")
-    if doc.vector is None and not doc.text.strip():
-        raise InvalidDocument(f"{where}.text: empty (give text, or a vector with it)")
-    if not isinstance(doc.metadata, Mapping) or len(doc.metadata) > MAX_METADATA_KEYS:
-        raise InvalidDocument(f"{where}.metadata: an object of at most {MAX_METADATA_KEYS} keys")
-    try:
-        check_metadata(doc.metadata, f"{where}.metadata")
-    except ValueError as exc:
-        raise InvalidDocument(str(exc)) from None
-    if doc.vector is not None and len(doc.vector) != dim:
-        raise InvalidDocument(
-            f"{where}.vector: {len(doc.vector)} dimensions, the collection has {dim}"
-        )
-
-
-def _vector(raw: Sequence[float], what: str) -> np.ndarray:
-    """A float32 unit vector (InvalidDocument for a non-numeric, infinite or zero one)."""
-    try:
-        vec = np.asarray(raw, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InvalidDocument(f"{what}: must be a list of numbers") from exc
-    if vec.ndim != 1 or vec.size == 0:
-        raise InvalidDocument(f"{what}: must be a non-empty list of numbers")
-    if not np.all(np.isfinite(vec)):
-        raise InvalidDocument(f"{what}: numbers must be finite")
-    norm = float(np.linalg.norm(vec))
-    if norm == 0.0 or not math.isfinite(norm):
-        raise InvalidDocument(f"{what}: must not be all zeros")
-    return (vec / norm).astype(np.float32)
 
 
 def load_embedder(settings: KnowledgeSettings) -> TextEmbedder | None:

@@ -14,15 +14,25 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, LiteralString
 
 import numpy as np
 import sqlean  # type: ignore[import-untyped]
-import sqlite_vec  # type: ignore[import-untyped]
 
 from konak.hub.knowledge.common import check_quota, metadata_json, not_found, select_collections
-from konak.hub.knowledge.filters import Filter, kind
+from konak.hub.knowledge.filters import Filter
+from konak.hub.knowledge.sqlite_vec_sql import (
+    SCHEMA,
+    collection_of,
+    compile_filter,
+    count_documents,
+    load,
+    meta_rows,
+    passage_of,
+    usage_of,
+)
 from konak.hub.knowledge.types import (
     BackendUnavailable,
     CollectionExists,
@@ -37,84 +47,6 @@ from konak.hub.knowledge.types import (
 from konak.protocol.topics import is_identifier
 from konak.storage import sqlite as storage
 
-APPLICATION_ID: Final = 0x4B4E4B56  # "KNKV": refuses another program's SQLite file
-
-_TABLES: Final = """
-CREATE TABLE collections (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    description TEXT NOT NULL,
-    dim INTEGER NOT NULL,
-    model TEXT NOT NULL,
-    passages INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE passages (
-    pid INTEGER PRIMARY KEY,
-    collection INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    bytes INTEGER NOT NULL,
-    UNIQUE (collection, id)
-);
-CREATE INDEX passages_doc ON passages (collection, doc_id, seq);
--- A filter's index: kind is b(ool), n(umber), s(tring) or z (null, value 0); a list-valued
--- field has a row per element.
-CREATE TABLE meta (
-    key TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    value NOT NULL,
-    pid INTEGER NOT NULL,
-    PRIMARY KEY (key, kind, value, pid)
-) WITHOUT ROWID;
-CREATE INDEX meta_pid ON meta (pid);
-"""
-
-
-SCHEMA: Final = storage.Schema(
-    "a Konak knowledge file", (_TABLES,), BackendUnavailable, application_id=APPLICATION_ID
-)
-
-
-def _load(db: sqlite3.Connection) -> None:
-    sqlite_vec.load(db)
-
-
-def _meta_rows(pid: int, metadata: dict[str, Any]) -> Iterator[tuple[str, str, Any, int]]:
-    for key, raw in metadata.items():
-        for value in raw if isinstance(raw, list) else [raw]:
-            yield key, kind(value), 0 if value is None else value, pid
-
-
-def compile_filter(where: Filter) -> tuple[str, list[Any]]:
-    """The filter as SQL over ``passages`` (its ``pid``) and its parameters."""
-    parts: list[str] = []
-    params: list[Any] = []
-    for cond in where.conditions:
-        if cond.op in ("$eq", "$ne", "$in"):
-            tests = " OR ".join(["(kind = ? AND value = ?)"] * len(cond.values))
-            negate = "NOT " if cond.op == "$ne" else ""
-            parts.append(
-                f"pid {negate}IN (SELECT pid FROM meta WHERE key = ? AND ({tests}))"  # noqa: S608
-            )
-            params.append(cond.field)
-            for value in cond.values:
-                params.extend((kind(value), 0 if value is None else value))
-        else:
-            sign = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
-            value = cond.values[0]
-            parts.append(
-                f"pid IN (SELECT pid FROM meta WHERE key = ? AND kind = ? AND value {sign} ?)"  # noqa: S608
-            )
-            params.extend((cond.field, kind(value), value))
-    return " AND ".join(parts), params
-
 
 class _Tenant:
     """One tenant's file: a reading connection and a writing one (WAL: readers never see a
@@ -128,7 +60,7 @@ class _Tenant:
         self.write_lock = threading.Lock()  # held for a whole transaction (any thread ends it)
 
     def _open(self) -> sqlite3.Connection:
-        return storage.connect(self.path, SCHEMA, module=sqlean, load=_load)
+        return storage.connect(self.path, SCHEMA, module=sqlean, load=load)
 
     def close(self) -> None:
         self.writer.close()
@@ -180,7 +112,7 @@ class SqliteVecBackend:
         t = self._tenant(tenant, create=True)
         assert t is not None
         now = time.time()
-        with t.write_lock, storage.transaction(t.writer):
+        with t.write_lock, _failure(t.path), storage.transaction(t.writer):
             try:
                 t.writer.execute(
                     "INSERT INTO collections (name, description, dim, model, created_at, "
@@ -197,7 +129,7 @@ class SqliteVecBackend:
             return []
         with reading as db:
             rows = db.execute(f"{_INFO} ORDER BY name").fetchall()
-            return [_info(row[1:], _documents(db, row[0])) for row in rows]
+            return [_info(row[1:], count_documents(db, row[0])) for row in rows]
 
     def get_collection(self, tenant: str, name: str) -> CollectionInfo:
         reading = self._read(tenant)
@@ -207,14 +139,14 @@ class SqliteVecBackend:
             row = db.execute(f"{_INFO} WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise not_found(name)
-            return _info(row[1:], _documents(db, row[0]))
+            return _info(row[1:], count_documents(db, row[0]))
 
     def delete_collection(self, tenant: str, name: str) -> None:
         t = self._tenant(tenant, create=False)
         if t is None:
             raise not_found(name)
-        with t.write_lock, storage.transaction(t.writer):
-            cid, _ = _collection(t.writer, name)
+        with t.write_lock, _failure(t.path), storage.transaction(t.writer):
+            cid, _ = collection_of(t.writer, name)
             t.writer.execute(
                 "DELETE FROM meta WHERE pid IN (SELECT pid FROM passages WHERE collection = ?)",
                 (cid,),
@@ -230,17 +162,24 @@ class SqliteVecBackend:
 
     # ------------------------------------------------------------------ reading
     def get_document(self, tenant: str, collection: str, doc_id: str) -> list[Passage]:
+        rows = self._passages(tenant, collection, "doc_id = ? ORDER BY seq", (doc_id,))
+        return [passage_of(row[:5]) for row in rows]
+
+    def _passages(
+        self, tenant: str, collection: str, where: LiteralString, params: tuple[Any, ...]
+    ) -> list[Any]:
+        """(id, doc_id, text, metadata, vector, pid) rows of a collection (``where``: a
+        fixed clause)."""
         reading = self._read(tenant)
         if reading is None:
             raise not_found(collection)
         with reading as db:
-            cid, _ = _collection(db, collection)
-            rows = db.execute(
-                "SELECT id, doc_id, text, metadata, vector FROM passages "
-                "WHERE collection = ? AND doc_id = ? ORDER BY seq",
-                (cid, doc_id),
+            cid, _ = collection_of(db, collection)
+            return db.execute(
+                "SELECT id, doc_id, text, metadata, vector, pid FROM passages "  # noqa: S608
+                f"WHERE collection = ? AND {where}",
+                (cid, *params),
             ).fetchall()
-        return [_passage(row) for row in rows]
 
     def search(
         self,
@@ -264,7 +203,9 @@ class SqliteVecBackend:
             sql = f"collection IN ({marks})"
             params: list[Any] = [vector.astype(np.float32).tobytes(), *names]
             if where is not None:
-                clause, extra = compile_filter(where)
+                clause, extra, candidates = compile_filter(where)
+                if candidates:  # read the candidates by pid, not the whole collection
+                    sql = f"+{sql}"
                 sql += f" AND {clause}"
                 params.extend(extra)
             rows = db.execute(
@@ -282,24 +223,15 @@ class SqliteVecBackend:
     def export(
         self, tenant: str, collection: str, after: int, batch: int
     ) -> tuple[list[Passage], int]:
-        reading = self._read(tenant)
-        if reading is None:
-            raise not_found(collection)
-        with reading as db:
-            cid, _ = _collection(db, collection)
-            rows = db.execute(
-                "SELECT id, doc_id, text, metadata, vector, pid FROM passages "
-                "WHERE collection = ? AND pid > ? ORDER BY pid LIMIT ?",
-                (cid, after, batch),
-            ).fetchall()
-        return [_passage(row[:5]) for row in rows], (rows[-1][5] if rows else after)
+        rows = self._passages(tenant, collection, "pid > ? ORDER BY pid LIMIT ?", (after, batch))
+        return [passage_of(row[:5]) for row in rows], (rows[-1][5] if rows else after)
 
     def usage(self, tenant: str) -> Usage:
         reading = self._read(tenant)
         if reading is None:
             return Usage(0, 0)
         with reading as db:
-            return _usage(db)
+            return usage_of(db)
 
     def close(self) -> None:
         with self._lock:
@@ -335,63 +267,71 @@ class SqliteWriter:
         tenant.write_lock.acquire()
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            self.collection_id, self.dim = _collection(self._db, collection)
+            self.collection_id, self.dim = collection_of(self._db, collection)
         except BaseException:
             self._end("ROLLBACK")
             raise
         self._changed = False
 
     def upsert(self, passages: Sequence[Passage], doc_ids: Sequence[str], limits: Limits) -> int:
-        db, cid = self._db, self.collection_id
-        old: list[tuple[int, int]] = []
-        for doc_id in doc_ids:
-            old.extend(
-                db.execute(
-                    "SELECT pid, bytes FROM passages WHERE collection = ? AND doc_id = ?",
-                    (cid, doc_id),
-                ).fetchall()
-            )
+        with _failure(self._tenant.path):
+            return self._upsert(passages, doc_ids, limits)
+
+    def _upsert(self, passages: Sequence[Passage], doc_ids: Sequence[str], limits: Limits) -> int:
+        db = self._db
+        old = self._existing(doc_ids)
+        # The write lock is ours: passage ids are numbered here, so inserts go in batches.
+        first = int(db.execute("SELECT coalesce(max(pid), 0) + 1 FROM passages").fetchone()[0])
         rows = []
+        index_rows: list[tuple[str, str, Any, int]] = []
         added = 0
         for seq, p in enumerate(passages):
             meta = metadata_json(p.metadata)
             size = passage_bytes(p, meta)
             added += size
-            rows.append((cid, p.id, p.doc_id, seq, p.text, meta, p.vector.tobytes(), size))
-        usage = _usage(db)
-        check_quota(limits, usage, len(passages) - len(old), added - sum(b for _, b in old))
-        if old:
-            pids = [(pid,) for pid, _ in old]
-            db.executemany("DELETE FROM meta WHERE pid = ?", pids)
-            db.executemany("DELETE FROM passages WHERE pid = ?", pids)
-        meta_rows: list[tuple[str, str, Any, int]] = []
-        for row, p in zip(rows, passages, strict=True):
-            cur = db.execute(
-                "INSERT INTO passages (collection, id, doc_id, seq, text, metadata, vector, "
-                "bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
+            pid = first + seq
+            rows.append(
+                (
+                    pid,
+                    self.collection_id,
+                    p.id,
+                    p.doc_id,
+                    seq,
+                    p.text,
+                    meta,
+                    p.vector.tobytes(),
+                    size,
+                )
             )
-            assert cur.lastrowid is not None
-            meta_rows.extend(_meta_rows(cur.lastrowid, dict(p.metadata)))
-        db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?, ?, ?)", meta_rows)
-        self._count(len(passages) - len(old), added - sum(b for _, b in old))
+            index_rows.extend(meta_rows(pid, dict(p.metadata)))
+        removed = sum(b for _, b in old)
+        check_quota(limits, usage_of(db), len(passages) - len(old), added - removed)
+        self._remove(old)
+        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?, ?, ?)", index_rows)
+        self._count(len(passages) - len(old), added - removed)
         return len(passages)
 
+    def _existing(self, doc_ids: Sequence[str]) -> list[tuple[int, int]]:
+        """(pid, bytes) of the passages of these documents."""
+        return self._db.execute(
+            "SELECT pid, bytes FROM passages WHERE collection = ? "
+            "AND doc_id IN (SELECT value FROM json_each(?))",
+            (self.collection_id, json.dumps(list(doc_ids))),
+        ).fetchall()
+
+    def _remove(self, old: Sequence[tuple[int, int]]) -> None:
+        if old:
+            pids = [(pid,) for pid, _ in old]
+            self._db.executemany("DELETE FROM meta WHERE pid = ?", pids)
+            self._db.executemany("DELETE FROM passages WHERE pid = ?", pids)
+
     def delete(self, doc_ids: Sequence[str]) -> int:
-        db, cid = self._db, self.collection_id
-        old: list[tuple[int, int]] = []
-        for doc_id in doc_ids:
-            old.extend(
-                db.execute(
-                    "SELECT pid, bytes FROM passages WHERE collection = ? AND doc_id = ?",
-                    (cid, doc_id),
-                ).fetchall()
-            )
-        pids = [(pid,) for pid, _ in old]
-        db.executemany("DELETE FROM meta WHERE pid = ?", pids)
-        db.executemany("DELETE FROM passages WHERE pid = ?", pids)
-        self._count(-len(old), -sum(b for _, b in old))
-        return len(old)
+        with _failure(self._tenant.path):
+            old = self._existing(doc_ids)
+            self._remove(old)
+            self._count(-len(old), -sum(b for _, b in old))
+            return len(old)
 
     def _count(self, passages: int, size: int) -> None:
         self._changed = True
@@ -409,35 +349,17 @@ class SqliteWriter:
 
     def _end(self, statement: str) -> None:
         try:
-            if self._db.in_transaction:
-                self._db.execute(statement)
+            with _failure(self._tenant.path):
+                if self._db.in_transaction:
+                    self._db.execute(statement)
         finally:
             self._tenant.write_lock.release()
 
 
-def _usage(db: sqlite3.Connection) -> Usage:
-    vectors, size = db.execute(
-        "SELECT coalesce(sum(passages), 0), coalesce(sum(bytes), 0) FROM collections"
-    ).fetchone()
-    return Usage(int(vectors), int(size))
-
-
-def _documents(db: sqlite3.Connection, cid: int) -> int:
-    return int(
-        db.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT doc_id FROM passages WHERE collection = ?)",
-            (cid,),
-        ).fetchone()[0]
-    )
-
-
-def _collection(db: sqlite3.Connection, name: str) -> tuple[int, int]:
-    row = db.execute("SELECT id, dim FROM collections WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise not_found(name)
-    return int(row[0]), int(row[1])
-
-
-def _passage(row: Sequence[Any]) -> Passage:
-    pid, doc_id, text, meta, blob = row
-    return Passage(pid, doc_id, text, json.loads(meta), np.frombuffer(blob, dtype=np.float32))
+@contextmanager
+def _failure(path: Path) -> Iterator[None]:
+    """SQLite's errors (a full disk, a file gone bad) as BackendUnavailable naming the file."""
+    try:
+        yield
+    except sqlean.Error as exc:
+        raise BackendUnavailable(f"{path}: {exc}") from exc

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from konak.hub.knowledge.pgvector import schema_name
+from konak.hub.knowledge.pgvector_sql import schema_name
 from konak.hub.knowledge.service import KnowledgeService
 from konak.hub.knowledge.settings import KnowledgeSettings
 from konak.hub.knowledge.types import BackendUnavailable, DocumentIn, KnowledgeError
