@@ -44,6 +44,11 @@ class Event:
         return Event(self.name, visible(self.data, self.redact, actions), self.action)
 
 
+def knowledge_job(view: Mapping[str, Any]) -> Event:
+    """A knowledge import or export job started, went on or ended (for knowledge.read)."""
+    return Event("knowledge_job", view, Action.KNOWLEDGE_READ)
+
+
 def visible(
     data: Mapping[str, Any], redact: Mapping[str, Action], actions: frozenset[Action]
 ) -> dict[str, Any]:

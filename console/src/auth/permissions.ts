@@ -17,9 +17,13 @@ export type Action =
   | "devices.announce"
   | "voice.read"
   | "voice.write"
-  | "alerts.read";
+  | "alerts.read"
+  | "knowledge.read"
+  | "knowledge.write"
+  | "knowledge.import"
+  | "knowledge.export";
 
-const READONLY: Action[] = ["tenant.read", "devices.read", "voice.read", "alerts.read"];
+const READONLY: Action[] = ["tenant.read", "devices.read", "voice.read", "alerts.read", "knowledge.read"];
 const MEMBER: Action[] = [...READONLY, "turns.read", "devices.announce"];
 const OPERATOR: Action[] = [
   ...MEMBER,
@@ -28,6 +32,9 @@ const OPERATOR: Action[] = [
   "devices.update",
   "mcp.read",
   "voice.write",
+  "knowledge.write",
+  "knowledge.import",
+  "knowledge.export",
 ];
 const ADMIN: Action[] = [...OPERATOR, "users.read", "users.write", "audit.read", "mcp.write"];
 

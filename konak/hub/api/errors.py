@@ -48,6 +48,13 @@ class Unprocessable(BadRequest):
         self.details = details
 
 
+class Exhausted(BadRequest):
+    """A tenant's storage quota (vectors, bytes) is used up: nothing more is taken until
+    something is deleted or the quota is raised (no Retry-After: waiting does not help)."""
+
+    code = "quota_exceeded"
+
+
 # The errors the API reports to its caller as ``{"error": {"code", "message"}}``.
 ApiError = SecurityError | BadRequest
 API_ERRORS: Final = (SecurityError, BadRequest)
@@ -64,6 +71,7 @@ STATUS: Final[dict[type[HubError], int]] = {
     Unprocessable: 422,
     Unsupported: 415,
     RateLimited: 429,
+    Exhausted: 429,
     Unavailable: 503,
 }
 

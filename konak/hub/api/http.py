@@ -147,10 +147,11 @@ class InvalidBody(BadRequest):
         self.details = details
 
 
-async def read_json(request: web.Request, model: type[M]) -> M:
-    """Parse and validate a JSON body against ``model``, within the size limit."""
+async def read_json(request: web.Request, model: type[M], limit: int | None = None) -> M:
+    """Parse and validate a JSON body against ``model``, within the size limit (``[auth]
+    max_body_bytes`` unless a route that takes batches gives its own)."""
     state = request.app[AUTH]
-    limit = state.settings.max_body_bytes
+    limit = state.settings.max_body_bytes if limit is None else limit
     if request.content_type != "application/json":
         raise Unsupported("send the body as application/json")
     if request.content_length is not None and request.content_length > limit:

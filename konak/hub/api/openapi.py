@@ -25,6 +25,7 @@ class ApiRoute:
     ok_status: int = 200
     query: type[BaseModel] | None = None
     streams: str | None = None  # the media type of a streamed success (text/event-stream)
+    uploads: tuple[str, ...] = ()  # the media types of a streamed, non-JSON request body
 
 
 _ERRORS = {
@@ -122,6 +123,11 @@ def build_openapi(routes: Sequence[ApiRoute], title: str = "Konak hub API") -> d
                 "content": {
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
                 },
+            }
+        if route.uploads:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {media: {"schema": {"type": "string"}} for media in route.uploads},
             }
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {

@@ -12,7 +12,18 @@ from typing import Final
 from aiohttp import web
 
 from konak.hub import resources
-from konak.hub.api import accounts, claims, devices, events, fleet, mcp, reset, voice
+from konak.hub.api import (
+    accounts,
+    claims,
+    devices,
+    events,
+    fleet,
+    knowledge,
+    knowledge_jobs,
+    mcp,
+    reset,
+    voice,
+)
 from konak.hub.api.http import declare, guard
 from konak.hub.api.openapi import ApiRoute, build_openapi
 from konak.hub.api.schemas import (
@@ -100,6 +111,8 @@ CONSOLE_ROUTES: Final = (
     *voice.ROUTES,
     *claims.ROUTES,
     ApiRoute("POST", f"{T}/mcp-servers/{{name}}/test", mcp.test_server, "test_mcp"),
+    *knowledge.ROUTES,  # issue 17
+    *knowledge_jobs.ROUTES,
 )
 # Served only when [auth.smtp] is configured (adding a user mails an invitation: without
 # it, add_member answers 503 and the operator uses ``konak hub add-user``).
@@ -177,6 +190,7 @@ def setup_api(
         mcp_outbound=functools.partial(resources.outbound_policy, app),
     )
     app.cleanup_ctx.append(auth_ctx)
+    knowledge_jobs.setup_jobs(app)
     served: tuple[ApiRoute, ...] = (
         ROUTES + CONSOLE_ROUTES + (RESET_ROUTES if settings.auth.smtp else ())
     )

@@ -49,6 +49,11 @@ class Action(StrEnum):
     VOICE_WRITE = "voice.write"  # save a voice config revision and publish it
     ALERTS_READ = "alerts.read"  # the notification centre (read state is per user)
     DEVICES_UPDATE = "devices.update"  # update_models: devices pull and swap in their models
+    # The tenant's knowledge (issue 17): collections, documents, search, jobs.
+    KNOWLEDGE_READ = "knowledge.read"  # list, get, search; job status and events
+    KNOWLEDGE_WRITE = "knowledge.write"  # collections and documents; the embedding endpoint
+    KNOWLEDGE_IMPORT = "knowledge.import"  # bulk import jobs (and cancelling a job)
+    KNOWLEDGE_EXPORT = "knowledge.export"  # bulk export (every passage with its vector)
     # MQTT ingest: what a device may publish for its own tenant, one action per kind.
     STATUS_SEND = "status.send"
     TELEMETRY_SEND = "telemetry.send"
@@ -66,7 +71,13 @@ SIGNED_IN: Final = frozenset({Action.SELF, Action.TENANTS_LIST})
 PLATFORM: Final = frozenset({Action.TENANTS_CREATE})
 
 _READONLY: Final = frozenset(
-    {Action.TENANT_READ, Action.DEVICES_READ, Action.VOICE_READ, Action.ALERTS_READ}
+    {
+        Action.TENANT_READ,
+        Action.DEVICES_READ,
+        Action.VOICE_READ,
+        Action.ALERTS_READ,
+        Action.KNOWLEDGE_READ,
+    }
 )
 _MEMBER: Final = _READONLY | {Action.TURNS_READ, Action.DEVICES_ANNOUNCE}
 _OPERATOR: Final = _MEMBER | {
@@ -75,6 +86,9 @@ _OPERATOR: Final = _MEMBER | {
     Action.DEVICES_UPDATE,
     Action.MCP_READ,
     Action.VOICE_WRITE,
+    Action.KNOWLEDGE_WRITE,
+    Action.KNOWLEDGE_IMPORT,
+    Action.KNOWLEDGE_EXPORT,
 }
 _ADMIN: Final = _OPERATOR | {
     Action.USERS_READ,

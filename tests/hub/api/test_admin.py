@@ -43,6 +43,12 @@ TENANT_ROUTES: list[tuple[str, str, dict[str, Any] | None, Action]] = [
         Action.MCP_WRITE,
     ),
     ("DELETE", "/api/tenants/{t}/mcp-servers/tools", None, Action.MCP_WRITE),
+    ("GET", "/api/tenants/{t}/knowledge/collections", None, Action.KNOWLEDGE_READ),
+    ("POST", "/api/tenants/{t}/knowledge/collections", {"name": "n"}, Action.KNOWLEDGE_WRITE),
+    ("POST", "/api/tenants/{t}/knowledge/search", {"vector": [1.0]}, Action.KNOWLEDGE_READ),
+    ("POST", "/api/tenants/{t}/knowledge/collections/n/import", {}, Action.KNOWLEDGE_IMPORT),
+    ("GET", "/api/tenants/{t}/knowledge/collections/n/export.jsonl", None, Action.KNOWLEDGE_EXPORT),
+    ("DELETE", "/api/tenants/{t}/knowledge/jobs/j", None, Action.KNOWLEDGE_IMPORT),
 ]
 
 

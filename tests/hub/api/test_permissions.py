@@ -15,7 +15,7 @@ async def test_me_lists_each_roles_actions_per_tenant(api: Api) -> None:
     ).json()
 
     assert readonly["permissions"] == {
-        "acme": ["alerts.read", "devices.read", "tenant.read", "voice.read"]
+        "acme": ["alerts.read", "devices.read", "knowledge.read", "tenant.read", "voice.read"]
     }
     assert readonly["platform_permissions"] == []
     assert admin["permissions"] == {"globex": sorted(a.value for a in ROLE_ACTIONS[Role.ADMIN])}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +66,20 @@ class Console:
         return resp
 
 
-async def next_event(resp: ClientResponse, name: str) -> Any:
-    """The data of the stream's next event called ``name`` (others are skipped)."""
+async def next_event(
+    resp: ClientResponse, name: str, until: Callable[[Any], bool] = lambda data: True
+) -> Any:
+    """The data of the stream's next event called ``name`` for which ``until`` holds
+    (others are skipped)."""
     current = ""
     async with asyncio.timeout(WAIT_SECONDS):
         while line := (await resp.content.readline()).decode():
             if line.startswith("event: "):
                 current = line[7:].strip()
             elif line.startswith("data: ") and current == name:
-                return json.loads(line[6:])
+                data = json.loads(line[6:])
+                if until(data):
+                    return data
     raise AssertionError(f"the stream ended before a {name} event")
 
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -25,7 +26,8 @@ from schemathesis import checks
 from konak.devtools.mosquitto import free_port
 from konak.hub.app import create_app
 from konak.hub.keys import AUTH
-from konak.hub.settings import HubSettings, MqttSettings, TenantSettings
+from konak.hub.knowledge.settings import KnowledgeSettings
+from konak.hub.settings import FleetMcpSettings, HubSettings, MqttSettings, TenantSettings
 from tests.hub.api.conftest import PASSWORD, auth_settings
 
 pytestmark = pytest.mark.integration
@@ -43,6 +45,8 @@ def fuzz_seed() -> int:
 
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("KONAK_FUZZ_EXAMPLES", "40"))
+# A knowledge import's body is JSON lines: sent as generated text, like text/csv.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
 
 class HubThread:
@@ -73,9 +77,8 @@ class HubThread:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubThread]:
-    tmp: Path = tmp_path_factory.mktemp("fuzz")
+def start_hub(tmp: Path, **kw: Any) -> HubThread:
+    """A hub for fuzzing with the superadmin ``ROOT``, started."""
     hub = HubThread(
         HubSettings(
             database_path=tmp / "hub.sqlite3",
@@ -84,11 +87,45 @@ def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubThread]:
             mqtt=MqttSettings(host="127.0.0.1", port=free_port(), reconnect_seconds=5.0),
             tenants={t: TenantSettings(t) for t in ("acme", "globex")},
             auth=auth_settings(lockout_after_failures=1_000_000),  # fuzzed logins fail
+            **kw,
         )
     )
     users = hub.app[AUTH].users
     users.create_user(ROOT, PASSWORD, superadmin=True)
     hub.start()
+    return hub
+
+
+@pytest.fixture(scope="module")
+def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubThread]:
+    # The real embedding model: searching by text and embedding answer, never 503.
+    knowledge = KnowledgeSettings(models_dir=Path(os.environ["KONAK_MODELS_DIR"]))
+    hub = start_hub(tmp_path_factory.mktemp("fuzz"), knowledge=knowledge)
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def pgvector_hub(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: str
+) -> Iterator[HubThread]:
+    """A second hub whose knowledge is in PostgreSQL + pgvector (a database of its own)."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"fuzz_{secrets.token_hex(4)}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    knowledge = KnowledgeSettings(
+        models_dir=Path(os.environ["KONAK_MODELS_DIR"]),
+        backend="postgres",
+        postgres_dsn=psycopg.conninfo.make_conninfo(postgres_server, dbname=name),
+    )
+    hub = start_hub(
+        tmp_path_factory.mktemp("fuzz-pg"),
+        knowledge=knowledge,
+        fleet_mcp=FleetMcpSettings(enabled=False),  # the first hub holds its port
+    )
     yield hub
     hub.stop()
 
@@ -130,9 +167,14 @@ def expiring_bearer(hub: HubThread) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_document(
-    hub_url: str, fuzz_hub: HubThread
-) -> None:
+def fuzz(
+    hub_url: str,
+    hub: HubThread,
+    within: str = "/",
+    fixed: dict[str, str] | None = None,
+) -> dict[str, int]:
+    """Run every operation whose path starts with ``within`` (its path parameters in
+    ``fixed`` set, not generated); the cases per operation. Fails on any failed check."""
     # schemathesis's pytest plugin does not run under pytest 9; its Python API does.
     schema = schemathesis.openapi.from_url(f"{hub_url}/api/openapi.json")
     run_seed = fuzz_seed()
@@ -142,6 +184,8 @@ def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_document(
     for found in schema.get_all_operations():
         operation = found.ok()
         label = operation.label
+        if not operation.path.startswith(within):
+            continue
 
         @seed(run_seed)
         @given(case=operation.as_strategy())
@@ -153,8 +197,11 @@ def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_document(
         )
         def run(case: schemathesis.Case) -> None:
             cases[label] = cases.get(label, 0) + 1  # noqa: B023 (run() is called right here)
+            for name, value in (fixed or {}).items():
+                if case.path_parameters is not None and name in case.path_parameters:
+                    case.path_parameters[name] = value
             streams = case.operation.path.endswith("/events")
-            headers = expiring_bearer(fuzz_hub) if streams else bearer(hub_url)
+            headers = expiring_bearer(hub) if streams else bearer(hub_url)
             case.call_and_validate(base_url=hub_url, headers=headers, checks=CHECKS, timeout=10)
 
         try:
@@ -162,9 +209,39 @@ def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_document(
         except Exception as exc:  # a check failed: keep going to report every operation
             failures[label] = str(exc)[:2000]
     print(f"schemathesis: {len(cases)} operations, {sum(cases.values())} cases")
-
     assert failures == {}, f"replay with KONAK_FUZZ_SEED={run_seed}"
+    return cases
+
+
+def test_no_generated_request_gets_a_5xx_or_an_answer_outside_the_document(
+    hub_url: str, fuzz_hub: HubThread
+) -> None:
+    cases = fuzz(hub_url, fuzz_hub)
+
     assert len(cases) >= 20
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_knowledge_routes_of_a_real_tenant_and_collection_get_no_5xx(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    # Generated tenant names almost never exist: send every knowledge case to acme's
+    # collection "notes" (recreated when a case deleted it), so the bodies reach the service.
+    hub: HubThread = request.getfixturevalue("fuzz_hub" if backend == "sqlite" else "pgvector_hub")
+    url = f"http://127.0.0.1:{hub.port}"
+    created = requests.post(
+        f"{url}/api/tenants/acme/knowledge/collections",
+        json={"name": "notes"},
+        headers=bearer(url),
+        timeout=10,
+    )
+    assert created.status_code in (201, 409)
+
+    cases = fuzz(
+        url, hub, "/api/tenants/{tenant}/knowledge", {"tenant": "acme", "collection": "notes"}
+    )
+
+    assert len(cases) == 15
 
 
 def test_the_fuzz_seed_is_fixed_unless_a_fresh_or_given_one_is_asked_for(
@@ -189,6 +266,8 @@ def test_the_fuzz_seed_is_fixed_unless_a_fresh_or_given_one_is_asked_for(
         "/api/tenants/{tenant}/turns",
         "/api/tenants/{tenant}/alerts",
         "/api/tenants/{tenant}/events",
+        "/api/tenants/{tenant}/knowledge/collections",
+        "/api/tenants/{tenant}/knowledge/jobs",
     ],
 )
 def test_a_real_tenants_console_routes_answer_as_the_document_says(
