@@ -59,7 +59,8 @@ def check_document(doc: DocumentIn, i: int, dim: int) -> dict[str, Any]:
 def query_vector(raw: Sequence[float], what: str) -> np.ndarray:
     """A float32 unit vector (InvalidDocument for a non-numeric, infinite or zero one)."""
     try:
-        vec = np.asarray(raw, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: infinite, refused below
+            vec = np.asarray(raw, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidDocument(f"{what}: must be a list of numbers") from exc
     if vec.ndim != 1 or vec.size == 0:
@@ -78,11 +79,13 @@ def unit_vectors(
     if not vectors:
         return np.zeros((0, dim), dtype=np.float32)
     try:
-        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), dim)
+        with np.errstate(over="ignore"):  # beyond float32: infinite, refused below
+            matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), dim)
     except (TypeError, ValueError):
         for vector, i in zip(vectors, indexes, strict=True):
             try:
-                np.asarray(vector, dtype=np.float32).reshape(dim)
+                with np.errstate(over="ignore"):
+                    np.asarray(vector, dtype=np.float32).reshape(dim)
             except (TypeError, ValueError) as exc:
                 raise InvalidDocument(f"{what(i)}: must be a list of numbers") from exc
         raise

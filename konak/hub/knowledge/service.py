@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import numpy as np
 
@@ -45,6 +45,8 @@ from konak.protocol.topics import is_identifier
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+CLOSE_WAIT_SECONDS: Final = 30.0  # close() waits this long for backend calls still running
 DEFAULT_DIM: Final = 384  # all-minilm-l6-v2's, for collections made without the model loaded
 MAX_DESCRIPTION_CHARS: Final = 2000
 MAX_K: Final = 100
@@ -87,13 +89,13 @@ class Writer:
         """Add or replace documents; the passages written (QuotaExceeded: nothing)."""
         passages, ids = await self._service._prepare(docs, self._writer.dim)
         limits = self._service._limits(self._tenant)
-        written = await asyncio.to_thread(self._writer.upsert, passages, ids, limits)
+        written = await self._service._run(self._writer.upsert, passages, ids, limits)
         self.changed = True
         return written
 
     async def delete(self, doc_ids: Sequence[str]) -> int:
         """Delete documents; the passages deleted."""
-        deleted = await asyncio.to_thread(self._writer.delete, list(doc_ids))
+        deleted = await self._service._run(self._writer.delete, list(doc_ids))
         self.changed = self.changed or deleted > 0
         return deleted
 
@@ -113,6 +115,16 @@ class KnowledgeService:
         self.embedder = embedder
         self._quotas = quotas
         self._callbacks: list[Callable[[str, str], None]] = []
+        self._in_flight: set[asyncio.Future[Any]] = set()
+
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        """``call`` on a worker thread. A caller that is cancelled stops waiting, but the
+        call runs to its end (a database call cannot be interrupted), and :meth:`close`
+        waits for it: closing a connection under a running call crashes the process."""
+        future = asyncio.ensure_future(asyncio.to_thread(call, *args))
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(future)
 
     @classmethod
     async def open(
@@ -127,7 +139,17 @@ class KnowledgeService:
         return cls(settings, backend, quotas, embedder)
 
     async def close(self) -> None:
-        """Close the backend's connections."""
+        """Close the backend's connections once the calls still running have ended."""
+        if self._in_flight:
+            _done, running = await asyncio.wait(self._in_flight, timeout=CLOSE_WAIT_SECONDS)
+            if running:
+                logger.warning(
+                    "knowledge: %d backend calls still running after %.0f s; "
+                    "not closing their connections",
+                    len(running),
+                    CLOSE_WAIT_SECONDS,
+                )
+                return
         await asyncio.to_thread(self.backend.close)
 
     @property
@@ -149,7 +171,7 @@ class KnowledgeService:
             raise InvalidDocument(f"description: at most {MAX_DESCRIPTION_CHARS} characters")
         check_field(description, "description")
         model = self.embedder.model_id if self.embedder is not None else self.settings.model
-        info = await asyncio.to_thread(
+        info = await self._run(
             self.backend.create_collection, tenant, name, description, self.dim, model
         )
         self._changed(tenant, name)
@@ -158,17 +180,17 @@ class KnowledgeService:
     async def list_collections(self, tenant: str) -> list[CollectionInfo]:
         """The tenant's collections, by name."""
         check_tenant(tenant)
-        return await asyncio.to_thread(self.backend.list_collections, tenant)
+        return await self._run(self.backend.list_collections, tenant)
 
     async def get_collection(self, tenant: str, name: str) -> CollectionInfo:
         """One collection (CollectionNotFound)."""
         check_tenant(tenant)
-        return await asyncio.to_thread(self.backend.get_collection, tenant, name)
+        return await self._run(self.backend.get_collection, tenant, name)
 
     async def delete_collection(self, tenant: str, name: str) -> None:
         """Delete a collection with everything in it (CollectionNotFound)."""
         check_tenant(tenant)
-        await asyncio.to_thread(self.backend.delete_collection, tenant, name)
+        await self._run(self.backend.delete_collection, tenant, name)
         self._changed(tenant, name)
 
     # ---------------------------------------------------------------- documents
@@ -186,22 +208,22 @@ class KnowledgeService:
     async def get_document(self, tenant: str, collection: str, doc_id: str) -> list[Passage]:
         """A document's passages in order (empty: no such document)."""
         check_tenant(tenant)
-        return await asyncio.to_thread(self.backend.get_document, tenant, collection, doc_id)
+        return await self._run(self.backend.get_document, tenant, collection, doc_id)
 
     @contextlib.asynccontextmanager
     async def transaction(self, tenant: str, collection: str) -> AsyncIterator[Writer]:
         """Writes that commit together at the end of the block, or not at all when it
         raises. Other writes to the tenant wait until it ends."""
         check_tenant(tenant)
-        backend_writer = await asyncio.to_thread(self.backend.begin, tenant, collection)
+        backend_writer = await self._run(self.backend.begin, tenant, collection)
         writer = Writer(self, tenant, backend_writer)
         try:
             yield writer
         except BaseException:
             # Shielded: a cancelled import still ends its transaction (and frees the lock).
-            await asyncio.shield(asyncio.to_thread(backend_writer.rollback))
+            await self._run(backend_writer.rollback)
             raise
-        await asyncio.shield(asyncio.to_thread(backend_writer.commit))
+        await self._run(backend_writer.commit)
         if writer.changed:
             self._changed(tenant, collection)
 
@@ -231,7 +253,7 @@ class KnowledgeService:
             check_field(text, "text")
             query = (await self.embed([text]))[0]
         names = None if collections is None else list(collections)
-        return await asyncio.to_thread(self.backend.search, tenant, names, query, k, where)
+        return await self._run(self.backend.search, tenant, names, query, k, where)
 
     def export(
         self, tenant: str, collection: str, batch: int = 500
@@ -247,9 +269,7 @@ class KnowledgeService:
     ) -> AsyncIterator[list[Passage]]:
         after = 0
         while True:
-            passages, after = await asyncio.to_thread(
-                self.backend.export, tenant, collection, after, batch
-            )
+            passages, after = await self._run(self.backend.export, tenant, collection, after, batch)
             if passages:
                 yield passages
             if len(passages) < batch:
@@ -266,12 +286,12 @@ class KnowledgeService:
             check_field(text, f"texts[{i}]")
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return await asyncio.to_thread(self.embedder.embed, list(texts))
+        return await self._run(self.embedder.embed, list(texts))
 
     async def usage(self, tenant: str) -> Usage:
         """What the tenant stores, as the quotas count it."""
         check_tenant(tenant)
-        return await asyncio.to_thread(self.backend.usage, tenant)
+        return await self._run(self.backend.usage, tenant)
 
     def on_change(self, callback: Callable[[str, str], None]) -> None:
         """Call ``callback(tenant, collection)`` after every committed write or delete."""

@@ -1,0 +1,45 @@
+"""Closing the service waits for backend calls still running, even those whose caller was
+cancelled: closing a connection under a running SQLite call crashes the process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from konak.hub.knowledge.service import KnowledgeService
+from konak.hub.knowledge.settings import KnowledgeSettings
+from konak.hub.quotas import TenantQuota
+
+
+class SlowBackend:
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.events: list[str] = []
+
+    def list_collections(self, tenant: str) -> list[Any]:
+        self.started.set()
+        time.sleep(0.3)
+        self.events.append("call ended")
+        return []
+
+    def close(self) -> None:
+        self.events.append("closed")
+
+
+async def test_close_waits_for_a_call_whose_caller_was_cancelled(tmp_path: Any) -> None:
+    backend = SlowBackend()
+    service = KnowledgeService(
+        KnowledgeSettings(directory=tmp_path),
+        backend,  # type: ignore[arg-type]
+        lambda _tenant: TenantQuota(),
+        None,
+    )
+    caller = asyncio.create_task(service.list_collections("acme"))
+    await asyncio.to_thread(backend.started.wait, 5)
+    caller.cancel()
+    await asyncio.gather(caller, return_exceptions=True)
+    assert caller.cancelled()
+    await service.close()
+    assert backend.events == ["call ended", "closed"]
