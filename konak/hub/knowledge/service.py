@@ -117,14 +117,18 @@ class KnowledgeService:
         self._callbacks: list[Callable[[str, str], None]] = []
         self._in_flight: set[asyncio.Future[Any]] = set()
 
+    def _start(self, call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """``call`` on a worker thread, tracked until it ends (see :meth:`_run`)."""
+        future = asyncio.ensure_future(asyncio.to_thread(call, *args))
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+        return future
+
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         """``call`` on a worker thread. A caller that is cancelled stops waiting, but the
         call runs to its end (a database call cannot be interrupted), and :meth:`close`
         waits for it: closing a connection under a running call crashes the process."""
-        future = asyncio.ensure_future(asyncio.to_thread(call, *args))
-        self._in_flight.add(future)
-        future.add_done_callback(self._in_flight.discard)
-        return await asyncio.shield(future)
+        return await asyncio.shield(self._start(call, *args))
 
     @classmethod
     async def open(
@@ -139,10 +143,14 @@ class KnowledgeService:
         return cls(settings, backend, quotas, embedder)
 
     async def close(self) -> None:
-        """Close the backend's connections once the calls still running have ended."""
-        if self._in_flight:
-            _done, running = await asyncio.wait(self._in_flight, timeout=CLOSE_WAIT_SECONDS)
-            if running:
+        """Close the backend's connections once the calls still running have ended (and
+        those they started, such as the rollback of a transaction cancelled as it began)."""
+        deadline = asyncio.get_running_loop().time() + CLOSE_WAIT_SECONDS
+        while self._in_flight:
+            left = deadline - asyncio.get_running_loop().time()
+            _done, running = await asyncio.wait(set(self._in_flight), timeout=max(left, 0))
+            await asyncio.sleep(0)  # let the done callbacks run
+            if running and left <= 0:
                 logger.warning(
                     "knowledge: %d backend calls still running after %.0f s; "
                     "not closing their connections",
@@ -215,7 +223,17 @@ class KnowledgeService:
         """Writes that commit together at the end of the block, or not at all when it
         raises. Other writes to the tenant wait until it ends."""
         check_tenant(tenant)
-        backend_writer = await self._run(self.backend.begin, tenant, collection)
+        begun = self._start(self.backend.begin, tenant, collection)
+        try:
+            backend_writer = await asyncio.shield(begun)
+        except asyncio.CancelledError:
+            # The transaction may still begin: end it then, or it holds the tenant's lock.
+            def end(future: asyncio.Future[BackendWriter]) -> None:
+                if not future.cancelled() and future.exception() is None:
+                    self._start(future.result().rollback)
+
+            begun.add_done_callback(end)
+            raise
         writer = Writer(self, tenant, backend_writer)
         try:
             yield writer

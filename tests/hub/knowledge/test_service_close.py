@@ -43,3 +43,47 @@ async def test_close_waits_for_a_call_whose_caller_was_cancelled(tmp_path: Any) 
     assert caller.cancelled()
     await service.close()
     assert backend.events == ["call ended", "closed"]
+
+
+class SlowBegin:
+    """A backend whose transaction takes a while to begin."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.events: list[str] = []
+
+    def begin(self, tenant: str, collection: str) -> SlowBegin:
+        self.started.set()
+        time.sleep(0.3)
+        self.events.append("begun")
+        return self
+
+    def rollback(self) -> None:
+        self.events.append("rolled back")
+
+    def commit(self) -> None:
+        self.events.append("committed")
+
+    def close(self) -> None:
+        self.events.append("closed")
+
+
+async def test_a_transaction_cancelled_while_it_begins_is_rolled_back(tmp_path: Any) -> None:
+    backend = SlowBegin()
+    service = KnowledgeService(
+        KnowledgeSettings(directory=tmp_path),
+        backend,  # type: ignore[arg-type]
+        lambda _tenant: TenantQuota(),
+        None,
+    )
+
+    async def importer() -> None:
+        async with service.transaction("acme", "notes"):
+            raise AssertionError("the transaction was cancelled before it began")
+
+    task = asyncio.create_task(importer())
+    await asyncio.to_thread(backend.started.wait, 5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await service.close()
+    assert backend.events == ["begun", "rolled back", "closed"]
