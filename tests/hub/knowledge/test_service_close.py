@@ -13,6 +13,16 @@ from konak.hub.knowledge.settings import KnowledgeSettings
 from konak.hub.quotas import TenantQuota
 
 
+def over(backend: object, tmp_path: Any) -> KnowledgeService:
+    """A service on a stand-in backend, without a model."""
+    return KnowledgeService(
+        KnowledgeSettings(directory=tmp_path),
+        backend,  # type: ignore[arg-type]
+        lambda _tenant: TenantQuota(),
+        None,
+    )
+
+
 class SlowBackend:
     def __init__(self) -> None:
         self.started = threading.Event()
@@ -30,12 +40,7 @@ class SlowBackend:
 
 async def test_close_waits_for_a_call_whose_caller_was_cancelled(tmp_path: Any) -> None:
     backend = SlowBackend()
-    service = KnowledgeService(
-        KnowledgeSettings(directory=tmp_path),
-        backend,  # type: ignore[arg-type]
-        lambda _tenant: TenantQuota(),
-        None,
-    )
+    service = over(backend, tmp_path)
     caller = asyncio.create_task(service.list_collections("acme"))
     await asyncio.to_thread(backend.started.wait, 5)
     caller.cancel()
@@ -70,12 +75,7 @@ class SlowBegin:
 
 async def test_a_transaction_cancelled_while_it_begins_is_rolled_back(tmp_path: Any) -> None:
     backend = SlowBegin()
-    service = KnowledgeService(
-        KnowledgeSettings(directory=tmp_path),
-        backend,  # type: ignore[arg-type]
-        lambda _tenant: TenantQuota(),
-        None,
-    )
+    service = over(backend, tmp_path)
 
     async def importer() -> None:
         async with service.transaction("acme", "notes"):
