@@ -186,9 +186,12 @@ def _ordered(a: JsonScalar, op: str, b: JsonScalar) -> bool:
 
 
 def matches(where: Filter | None, metadata: Metadata) -> bool:
-    """Whether metadata passes the filter: the reference both backends are tested against."""
+    """Whether metadata passes the filter: the reference both backends are tested against.
+    Each condition holds for some value of a list-valued field, except that a field's
+    range bounds ($gt, $gte, $lt, $lte) must all hold for one and the same value."""
     if where is None:
         return True
+    ranges: dict[str, list[Condition]] = {}
     for cond in where.conditions:
         raw = metadata.get(cond.field, [])
         values: Sequence[JsonScalar] = raw if isinstance(raw, list) else [raw]
@@ -199,7 +202,13 @@ def matches(where: Filter | None, metadata: Metadata) -> bool:
         elif cond.op == "$in":
             ok = any(_same(v, w) for v in values for w in cond.values)
         else:
-            ok = any(_ordered(v, cond.op, cond.values[0]) for v in values)
+            ranges.setdefault(cond.field, []).append(cond)
+            continue
         if not ok:
+            return False
+    for field, bounds in ranges.items():
+        raw = metadata.get(field, [])
+        values = raw if isinstance(raw, list) else [raw]
+        if not any(all(_ordered(v, b.op, b.values[0]) for b in bounds) for v in values):
             return False
     return True

@@ -106,6 +106,7 @@ def compile_filter(where: Filter) -> tuple[sql.Composed, list[Any]]:
     SQL/JSON path tests (whose path is a parameter too)."""
     parts: list[sql.Composable] = []
     params: list[Any] = []
+    ranges: dict[str, list[tuple[str, Any]]] = {}
     for cond in where.conditions:
         if cond.op in ("$eq", "$ne", "$in"):
             tests = []
@@ -116,8 +117,13 @@ def compile_filter(where: Filter) -> tuple[sql.Composed, list[Any]]:
             parts.append(sql.SQL("NOT ") + test if cond.op == "$ne" else test)
             continue
         sign = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
+        ranges.setdefault(cond.field, []).append((sign, cond.values[0]))
+    for field, bounds in ranges.items():
+        # A field's range bounds hold for one and the same value (an element of a list).
+        holds = " && ".join(f"@ {sign} $v{i}" for i, (sign, _) in enumerate(bounds))
         parts.append(sql.SQL("jsonb_path_exists(metadata, %s::jsonpath, %s)"))
-        params.extend((f"$.{json.dumps(cond.field)} ? (@ {sign} $v)", Jsonb({"v": cond.values[0]})))
+        values = {f"v{i}": value for i, (_, value) in enumerate(bounds)}
+        params.extend((f"$.{json.dumps(field)} ? ({holds})", Jsonb(values)))
     return sql.SQL(" AND ").join(parts), params
 
 

@@ -80,13 +80,14 @@ def compile_filter(where: Filter) -> tuple[str, list[Any], bool]:
     candidates (the intersection of the equality, ``$in`` and range sets, read from the
     metadata index) rather than only excluding some (``$ne``)."""
     sets: list[tuple[str, list[Any]]] = []  # each: the pids one condition admits
-    ranges: dict[tuple[str, str], tuple[list[str], list[Any]]] = {}
+    ranges: dict[str, tuple[set[str], list[str], list[Any]]] = {}
     excluded: list[tuple[str, list[Any]]] = []
     for cond in where.conditions:
         if cond.op in RANGES:
-            # Ranges on one field are one index range: "n >= 10 AND n < 30".
+            # A field's range bounds hold for one value: one index range, "n >= 10 AND n < 30".
             value = cond.values[0]
-            bounds, limits = ranges.setdefault((cond.field, kind(value)), ([], []))
+            kinds, bounds, limits = ranges.setdefault(cond.field, (set(), [], []))
+            kinds.add(kind(value))
             bounds.append(f"value {_SIGNS[cond.op]} ?")
             limits.append(value)
             continue
@@ -96,10 +97,11 @@ def compile_filter(where: Filter) -> tuple[str, list[Any], bool]:
             args.extend((kind(value), 0 if value is None else value))
         query = f"SELECT pid FROM meta WHERE key = ? AND ({tests})"  # noqa: S608
         (excluded if cond.op == "$ne" else sets).append((query, args))
-    for (field, k), (bounds, limits) in ranges.items():
-        test = " AND ".join(bounds)
+    for field, (kinds, bounds, limits) in ranges.items():
+        # bounds of two kinds (a number and a string) hold for no one value
+        test = " AND ".join(bounds) if len(kinds) == 1 else "0"
         query = f"SELECT pid FROM meta WHERE key = ? AND kind = ? AND {test}"  # noqa: S608
-        sets.append((query, [field, k, *limits]))
+        sets.append((query, [field, min(kinds), *(limits if len(kinds) == 1 else [])]))
     parts: list[str] = []
     params: list[Any] = []
     if sets:

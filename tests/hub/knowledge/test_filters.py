@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from konak.hub.knowledge.filters import Condition, Filter, matches, parse_filter
@@ -72,8 +72,20 @@ def test_the_reference_treats_lists_as_any_element_and_types_as_distinct() -> No
     assert not matches(parse_filter({"n": {"$gt": "0"}}), tags)
 
 
+def test_a_fields_range_bounds_hold_for_one_and_the_same_value() -> None:
+    years = {"years": [2019, 2025]}
+    assert not matches(parse_filter({"years": {"$gt": 2020, "$lt": 2024}}), years)
+    assert matches(parse_filter({"years": {"$gt": 2020, "$lt": 2026}}), years)
+    # other conditions on a list hold for any of its values
+    assert matches(parse_filter({"years": 2019, "tags": {"$ne": "x"}}), years)
+
+
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(docs=st.lists(METADATA, min_size=1, max_size=12), raw=FILTERS)
+# a fresh seed found these: a list whose elements each meet one bound but none meets all
+@example(docs=[{"a": ["", "x"]}], raw={"a": {"$gt": "", "$gte": "", "$lt": "x"}})
+@example(docs=[{"n": [5, 20]}], raw={"n": {"$gte": 10, "$lt": 15}})
+@example(docs=[{"n": [5, "m"]}], raw={"n": {"$gte": 1, "$lt": "z"}})
 def test_both_backends_select_exactly_what_the_reference_selects(
     backend: VectorBackend, docs: list[dict[str, Any]], raw: dict[str, Any]
 ) -> None:
